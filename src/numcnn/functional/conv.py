@@ -1,0 +1,247 @@
+"""2-D convolution (cross-correlation, as in every deep-learning framework), forward and backward.
+
+The course derives the convolution layer's back-propagation with *sensitivity maps*
+δ = dL/dy. For one output map ``f`` and input map ``c``:
+
+* forward:  ``y[f] = Σ_c x[c] ⋆ W[f, c] + b[f]``  (⋆ = valid cross-correlation)
+* input:    ``dx[c] = Σ_f full_conv(δ[f], rot180(W[f, c]))`` — the "full convolution with the
+  rotated kernel" of the course, zero-inserted between samples when the stride is > 1
+* weights:  ``dW[f, c] = x[c] ⋆ δ[f]``  — the correlation of the input with the sensitivity
+* bias:     ``db[f] = Σ δ[f]``
+
+All three are computed here as matrix products over an im2col buffer, which is exactly the
+same arithmetic re-ordered: the columns hold every receptive field, ``W @ cols`` is the
+correlation, ``Wᵀ @ δ`` followed by col2im (scatter-add back to the field positions) is the
+full convolution with the rotated kernel, and ``δ @ colsᵀ`` is the input–sensitivity
+correlation. The loops run only over the ``kh·kw`` kernel offsets; each iteration moves a
+whole strided slab of data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import numpy as np
+
+from .workspace import Workspace, get_workspace
+
+Padding = Union[str, int, tuple[int, int], tuple[int, int, int, int]]
+
+
+def pair(value: Any, what: str) -> tuple[int, int]:
+    """Normalise an int or an ``(h, w)`` pair to a tuple of two positive ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        out = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{what} must be an int or a pair of ints; received {what}={value!r}")
+    if min(out) <= 0:
+        raise ValueError(f"{what} must be positive; received {what}={value!r}")
+    return out
+
+
+def output_size(n: int, k: int, s: int, p_before: int, p_after: int | None = None) -> int:
+    """Output length of a sliding window: ``m = (n + p_before + p_after − k) // s + 1``.
+
+    With symmetric padding ``p`` this is the course's ``m = (n + 2p − k) / s + 1``. Used by
+    convolution and pooling alike.
+
+    Args:
+        n: input length. k: window length. s: stride.
+        p_before, p_after: zero padding on each side (``p_after`` defaults to ``p_before``).
+
+    >>> output_size(7, 3, 2, 1)
+    4
+    """
+    if p_after is None:
+        p_after = p_before
+    span = n + p_before + p_after - k
+    if span < 0:
+        raise ValueError(
+            f"window of size {k} does not fit an input of size {n} with padding "
+            f"({p_before}, {p_after})"
+        )
+    return span // s + 1
+
+
+def check_padding(padding: Padding) -> Padding:
+    """Validate a padding argument at construction time and return it in canonical form.
+
+    Accepted: ``"valid"``, ``"same"``, an int ``p``, ``(ph, pw)`` or
+    ``(top, bottom, left, right)``; all numbers non-negative.
+    """
+    if isinstance(padding, str):
+        if padding.lower() not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+        return padding.lower()
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        vals: tuple[int, ...] = (int(padding),)
+    elif isinstance(padding, (tuple, list)) and len(padding) in (2, 4) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in padding
+    ):
+        vals = tuple(int(v) for v in padding)
+    else:
+        raise TypeError(
+            "padding must be 'valid', 'same', an int, (ph, pw) or (top, bottom, left, right); "
+            f"received padding={padding!r}"
+        )
+    if min(vals) < 0:
+        raise ValueError(f"padding must be non-negative; received padding={padding!r}")
+    return vals[0] if len(vals) == 1 else vals
+
+
+def resolve_padding(
+    padding: Padding, kernel: tuple[int, int], stride: tuple[int, int], in_hw: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Turn a padding argument into explicit ``(top, bottom, left, right)`` amounts.
+
+    ``"same"`` follows TensorFlow/Keras: output size ``ceil(n / s)``, total padding
+    ``max((m − 1)·s + k − n, 0)`` split with the extra pixel at the bottom/right. For stride 1
+    and odd ``k`` this is ``(k − 1) / 2`` on each side, as in PyTorch's ``padding="same"``.
+    """
+    padding = check_padding(padding)
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        out = []
+        for n, k, s in zip(in_hw, kernel, stride):
+            m = -(-n // s)
+            total = max((m - 1) * s + k - n, 0)
+            out += [total // 2, total - total // 2]
+        return (out[0], out[1], out[2], out[3])
+    if isinstance(padding, int):
+        return (padding,) * 4
+    if len(padding) == 2:
+        return (padding[0], padding[0], padding[1], padding[1])
+    return tuple(padding)  # type: ignore[return-value]
+
+
+def conv_output_hw(
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+) -> tuple[int, int]:
+    """``(Ho, Wo)`` from the shared :func:`output_size` formula."""
+    return (
+        output_size(in_hw[0], kernel[0], stride[0], pads[0], pads[1]),
+        output_size(in_hw[1], kernel[1], stride[1], pads[2], pads[3]),
+    )
+
+
+def pad_input(
+    x: np.ndarray, pads: tuple[int, int, int, int], ws: Workspace, name: str, fill: float = 0.0
+) -> np.ndarray:
+    """Copy ``x`` (N, C, H, W) into a re-used buffer bordered by ``fill``; no copy if no pads."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return x
+    N, C, H, W = x.shape
+    xp = ws.padded(name, (N, C, H + pt + pb, W + pl + pr), x.dtype, fill)
+    xp[:, :, pt : pt + H, pl : pl + W] = x
+    return xp
+
+
+def window(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]):
+    """The strided view of ``a[..., H, W]`` hit by kernel offset ``(i, j)`` at every output."""
+    Ho, Wo = out_hw
+    sh, sw = stride
+    return a[..., i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: tuple[int, int] = (1, 1),
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ws: Workspace | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Convolution forward pass.
+
+    Args:
+        x: input, shape (N, C, H, W).
+        W: kernels, shape (F, C, kh, kw).
+        b: bias, shape (F,), or None.
+        stride: (sh, sw).
+        pads: explicit (top, bottom, left, right) zero padding (see :func:`resolve_padding`).
+        ws: optional workspace whose buffers are re-used across calls of the same shape.
+
+    Returns:
+        ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
+
+    Shape:
+        The im2col buffer is channel-major, ``(C·kh·kw, N·Ho·Wo)``.
+
+    >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
+    >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
+    >>> conv2d_forward(x[None, None], k[None, None], None)[0][0, 0]
+    array([[15., 16.],
+           [ 6., 15.]])
+    """
+    ws = get_workspace(ws)
+    N, C, H, Wd = x.shape
+    F, Cw, kh, kw = W.shape
+    if Cw != C:
+        raise ValueError(f"kernel expects {Cw} input channels; input has {C} (shape {x.shape})")
+    Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
+    xp = pad_input(x, pads, ws, "xp")
+    cols = ws.empty("cols", (C, kh, kw, N, Ho, Wo), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # (N, C, Ho, Wo) strided slab -> (C, N, Ho, Wo) block of the columns
+            cols[:, i, j] = window(xp, i, j, (Ho, Wo), stride).transpose(1, 0, 2, 3)
+    cols2 = cols.reshape(C * kh * kw, N * Ho * Wo)
+    y = W.reshape(F, C * kh * kw) @ cols2  # (F, C*kh*kw) @ (C*kh*kw, N*Ho*Wo)
+    if b is not None:
+        y += b[:, None]
+    y = y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)  # (N, F, Ho, Wo) view
+    cache = {"cols": cols2, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
+    return y, cache
+
+
+def conv2d_backward(
+    dy: np.ndarray,
+    cache: dict,
+    need_dx: bool = True,
+    need_dW: bool = True,
+    need_db: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Convolution backward pass from the sensitivity map ``dy = dL/dy``.
+
+    Args:
+        dy: (N, F, Ho, Wo).
+        cache: from :func:`conv2d_forward`.
+        need_dx, need_dW, need_db: compute only the gradients asked for.
+
+    Returns:
+        ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
+    """
+    W = cache["W"]
+    cols2 = cache["cols"]
+    ws: Workspace = cache["ws"]
+    N, C, H, Wd = cache["x_shape"]
+    F, _, kh, kw = W.shape
+    Ho, Wo = dy.shape[2:]
+    dy2 = dy.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)  # (F, N*Ho*Wo)
+    dW = (dy2 @ cols2.T).reshape(W.shape) if need_dW else None  # (F, NHW) @ (NHW, C*kh*kw)
+    db = dy2.sum(axis=1) if need_db else None
+    dx = None
+    if need_dx:
+        pt, pb, pl, pr = cache["pads"]
+        dcols = W.reshape(F, C * kh * kw).T @ dy2  # (C*kh*kw, F) @ (F, N*Ho*Wo)
+        dcols = dcols.reshape(C, kh, kw, N, Ho, Wo)
+        dxp = ws.zeros("dxp", (N, C, H + pt + pb, Wd + pl + pr), dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                # col2im: scatter-add each offset's block back onto its receptive fields
+                window(dxp, i, j, (Ho, Wo), cache["stride"])[...] += dcols[:, i, j].transpose(
+                    1, 0, 2, 3
+                )
+        dx = dxp[:, :, pt : pt + H, pl : pl + Wd].copy()
+    return dx, dW, db

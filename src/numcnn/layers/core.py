@@ -1,0 +1,111 @@
+"""``Dense`` (fully connected) and ``Flatten``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from .base import LAYERS, Layer, Shape
+
+
+@LAYERS.register("Dense")
+class Dense(Layer):
+    """Fully connected layer ``y = x W + b``.
+
+    Args:
+        units: number of outputs.
+        use_bias: add a bias.
+        kernel_initializer: name or initializer for W (default Glorot uniform, as Keras).
+        bias_initializer: name or initializer for b (default zeros).
+
+    Shape:
+        (N, in_features) → (N, units); ``params["W"]``: (in_features, units), ``params["b"]``:
+        (units,). Backward: ``dW = xᵀ dy``, ``db = Σ_n dy``, ``dx = dy Wᵀ``.
+
+    >>> d = Dense(10); d.build((84,)); d.params["W"].shape
+    (84, 10)
+    """
+
+    def __init__(self, units: int, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"units must be a positive int; received units={units!r}")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._x: np.ndarray | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"{self.display_name}: expected a flat (features,) input shape; received "
+                f"{tuple(input_shape)} (add a Flatten layer before Dense)"
+            )
+        return (self.units,)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
+        super().build(input_shape, rng)
+        rng = rng if rng is not None else np.random.default_rng()
+        n_in = self.input_shape[0]
+        self.add_param("W", self.kernel_initializer((n_in, self.units), n_in, self.units, rng))
+        if self.use_bias:
+            self.add_param("b", self.bias_initializer((self.units,), n_in, self.units, rng))
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        self._x = x
+        y = x @ self.params["W"]  # (N, in) @ (in, units)
+        if self.use_bias:
+            y += self.params["b"]
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        np.matmul(self._x.T, dy, out=self.grads["W"])  # (in, N) @ (N, units)
+        if self.use_bias:
+            np.sum(dy, axis=0, out=self.grads["b"])
+        if not self.need_input_grad:
+            return None
+        return dy @ self.params["W"].T  # (N, units) @ (units, in)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(
+            units=self.units,
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+        )
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Dense:
+        config = dict(config)
+        for key in ("kernel_initializer", "bias_initializer"):
+            if key in config:
+                config[key] = initializers.deserialize(config[key])
+        return cls(**config)
+
+
+@LAYERS.register("Flatten")
+class Flatten(Layer):
+    """Flatten each sample in C, H, W order: (N, C, H, W) → (N, C·H·W).
+
+    >>> Flatten().output_shape((16, 5, 5))
+    (400,)
+    """
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return dy.reshape((dy.shape[0],) + self.input_shape)

@@ -1,0 +1,30 @@
+"""Metrics computed from predictions and targets (no gradients)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._registry import Registry
+
+METRICS = Registry("metric")
+
+
+@METRICS.register("accuracy", "acc")
+def accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """Fraction of rows whose arg-max equals the label (integer labels or one-hot rows).
+
+    For an RBF/distance output where *smaller* is better, pass ``-y_pred``.
+
+    >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
+    0.5
+    """
+    y_true = np.asarray(y_true)
+    labels = y_true.argmax(axis=1) if y_true.ndim == 2 else y_true
+    return float(np.mean(y_pred.argmax(axis=1) == labels))
+
+
+def get(identifier):
+    """A metric function from a registered name or a callable."""
+    if callable(identifier):
+        return identifier
+    return METRICS.lookup(identifier)
