@@ -71,6 +71,9 @@ class Dense(Layer):
             return None
         return dy @ self.params["W"].T  # (N, units) @ (units, in)
 
+    def count_connections(self, input_shape: Shape) -> int | None:
+        return self.units * (input_shape[0] + self.use_bias)
+
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
         cfg.update(
