@@ -28,8 +28,9 @@ class Dense(Layer):
     (84, 10)
     """
 
-    def __init__(self, units: int, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
-                 bias_initializer: Any = "zeros", **kwargs: Any):
+    def __init__(self, units: int, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 **kwargs: Any):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"units must be a positive int; received units={units!r}")

@@ -79,7 +79,7 @@ class Sequential(Layer):
         super().build(input_shape)
         rng = rng if rng is not None else np.random.default_rng(self.seed)
         shape = self.input_shape
-        for i, layer in enumerate(self.layers):
+        for layer in self.layers:
             layer.build(shape, rng)
             shape = layer.output_shape(shape)
         self._set_input_grad(self.need_input_grad)
