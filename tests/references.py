@@ -1,0 +1,305 @@
+"""Independent naive reference implementations for the test suite.
+
+Everything here is written with plain Python loops over output positions so that it shares
+no code (and no clever indexing) with :mod:`numcnn.functional`. It is slow and only meant for
+tiny inputs. Other engineers add their own references at the end of this file; do not alter
+existing functions.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def pads4(padding, kernel: tuple[int, int], stride: tuple[int, int], in_hw: tuple[int, int]):
+    """Explicit ``(top, bottom, left, right)`` padding from a layer's padding argument.
+
+    ``"same"`` uses the TensorFlow rule written out independently: the output size is
+    ``ceil(n / s)`` and the total padding ``max((ceil(n / s) − 1)·s + k − n, 0)`` is split
+    with the extra pixel at the bottom/right.
+    """
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        out = []
+        for n, k, s in zip(in_hw, kernel, stride):
+            m = int(np.ceil(n / s))
+            total = max((m - 1) * s + k - n, 0)
+            out += [total // 2, total - total // 2]
+        return tuple(out)
+    if isinstance(padding, int):
+        return (padding, padding, padding, padding)
+    if len(padding) == 2:
+        return (padding[0], padding[0], padding[1], padding[1])
+    return tuple(padding)
+
+
+def _pad(x: np.ndarray, pads, value: float = 0.0) -> np.ndarray:
+    pt, pb, pl, pr = pads
+    N, C, H, W = x.shape
+    out = np.full((N, C, H + pt + pb, W + pl + pr), value, dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    out[n, c, pt + i, pl + j] = x[n, c, i, j]
+    return out
+
+
+def _out_len(n: int, k: int, s: int, p0: int, p1: int) -> int:
+    # counts window starts one by one rather than using the closed formula
+    m = 0
+    start = 0
+    while start + k <= n + p0 + p1:
+        m += 1
+        start += s
+    return m
+
+
+# ------------------------------------------------------------------------- convolution
+
+
+def conv2d_ref(x, W, b=None, stride=(1, 1), pads=(0, 0, 0, 0)) -> np.ndarray:
+    """Naive cross-correlation ``y[n,f,p,q] = Σ_{c,i,j} xp[n,c,p·sh+i,q·sw+j]·W[f,c,i,j] + b[f]``.
+
+    Args:
+        x: (N, C, H, W). W: (F, C, kh, kw). b: (F,) or None.
+        stride: (sh, sw). pads: (top, bottom, left, right) zero padding.
+
+    Returns:
+        y of shape (N, F, Ho, Wo) in the dtype of ``x``.
+    """
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    sh, sw = stride
+    Ho = _out_len(H, kh, sh, pads[0], pads[1])
+    Wo = _out_len(Wd, kw, sw, pads[2], pads[3])
+    xp = _pad(x, pads)
+    y = np.zeros((N, F, Ho, Wo), dtype=np.float64)
+    for n in range(N):
+        for f in range(F):
+            for p in range(Ho):
+                for q in range(Wo):
+                    acc = 0.0
+                    for c in range(C):
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += float(xp[n, c, p * sh + i, q * sw + j]) * float(
+                                    W[f, c, i, j]
+                                )
+                    y[n, f, p, q] = acc + (float(b[f]) if b is not None else 0.0)
+    return y.astype(x.dtype)
+
+
+def conv2d_backward_ref(x, W, dy, stride=(1, 1), pads=(0, 0, 0, 0)):
+    """Naive conv backward: accumulate every output's contribution.
+
+    ``dxp[n,c,p·sh+i,q·sw+j] += dy[n,f,p,q]·W[f,c,i,j]``, ``dW[f,c,i,j] += dy·xp[...]``,
+    ``db[f] = Σ dy[:, f]``.
+
+    Returns:
+        ``(dx, dW, db)`` in float64.
+    """
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    xp = _pad(x.astype(np.float64), pads)
+    dxp = np.zeros_like(xp)
+    dW = np.zeros(W.shape, dtype=np.float64)
+    db = np.zeros(F, dtype=np.float64)
+    _, _, Ho, Wo = dy.shape
+    for n in range(N):
+        for f in range(F):
+            for p in range(Ho):
+                for q in range(Wo):
+                    g = float(dy[n, f, p, q])
+                    db[f] += g
+                    for c in range(C):
+                        for i in range(kh):
+                            for j in range(kw):
+                                dxp[n, c, p * sh + i, q * sw + j] += g * float(W[f, c, i, j])
+                                dW[f, c, i, j] += g * xp[n, c, p * sh + i, q * sw + j]
+    dx = dxp[:, :, pt : pt + H, pl : pl + Wd]
+    return dx, dW, db
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+def max_pool2d_ref(x, pool, stride, pads=(0, 0, 0, 0)):
+    """Naive max pooling with −∞ padding; also returns the first arg-max of each window.
+
+    Returns:
+        ``(y, dx_fn)`` where ``dx_fn(dy)`` routes each ``dy`` to the first (row-major)
+        maximum of its window, summing where windows overlap (PyTorch's rule).
+    """
+    N, C, H, W = x.shape
+    kh, kw = pool
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    Ho = _out_len(H, kh, sh, pt, pb)
+    Wo = _out_len(W, kw, sw, pl, pr)
+    xp = _pad(x, pads, value=-np.inf)
+    y = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
+    where = np.zeros((N, C, Ho, Wo, 2), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for p in range(Ho):
+                for q in range(Wo):
+                    best, bi, bj = -np.inf, -1, -1
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = xp[n, c, p * sh + i, q * sw + j]
+                            if v > best:
+                                best, bi, bj = v, p * sh + i, q * sw + j
+                    y[n, c, p, q] = best
+                    where[n, c, p, q] = (bi, bj)
+
+    def dx_fn(dy):
+        dxp = np.zeros(xp.shape, dtype=np.float64)
+        for n in range(N):
+            for c in range(C):
+                for p in range(Ho):
+                    for q in range(Wo):
+                        bi, bj = where[n, c, p, q]
+                        dxp[n, c, bi, bj] += dy[n, c, p, q]
+        return dxp[:, :, pt : pt + H, pl : pl + W]
+
+    return y, dx_fn
+
+
+def avg_pool2d_ref(x, pool, stride, pads=(0, 0, 0, 0), count_include_pad=True):
+    """Naive average pooling with zero padding.
+
+    The divisor is ``kh·kw`` when ``count_include_pad`` else the number of real inputs in the
+    window.
+    """
+    N, C, H, W = x.shape
+    kh, kw = pool
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    Ho = _out_len(H, kh, sh, pt, pb)
+    Wo = _out_len(W, kw, sw, pl, pr)
+    y = np.zeros((N, C, Ho, Wo), dtype=np.float64)
+    for n in range(N):
+        for c in range(C):
+            for p in range(Ho):
+                for q in range(Wo):
+                    s, cnt = 0.0, 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            r, t = p * sh + i - pt, q * sw + j - pl
+                            if 0 <= r < H and 0 <= t < W:
+                                s += float(x[n, c, r, t])
+                                cnt += 1
+                    y[n, c, p, q] = s / (kh * kw if count_include_pad else cnt)
+    return y.astype(x.dtype)
+
+
+# ------------------------------------------------------------------------------- dense
+
+
+def dense_ref(x, W, b=None):
+    """Naive ``y[n, u] = Σ_i x[n, i]·W[i, u] + b[u]`` with W of shape (in, units)."""
+    N, D = x.shape
+    U = W.shape[1]
+    y = np.zeros((N, U), dtype=np.float64)
+    for n in range(N):
+        for u in range(U):
+            acc = 0.0
+            for i in range(D):
+                acc += float(x[n, i]) * float(W[i, u])
+            y[n, u] = acc + (float(b[u]) if b is not None else 0.0)
+    return y.astype(x.dtype)
+
+
+# ------------------------------------------------------------------ numerical gradients
+
+
+def numerical_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Element-wise central differences ``(f(x + ε e_i) − f(x − ε e_i)) / 2ε``.
+
+    ``x`` is perturbed **in place** (and restored), so ``f`` may close over it — this works
+    for layer parameters as well as inputs. ``f`` takes no argument and returns a scalar.
+    Meant for tiny arrays (one pair of evaluations per element); use float64.
+
+    >>> a = np.array([1.0, 2.0])
+    >>> np.round(numerical_grad(lambda: float((a ** 2).sum()), a), 6)
+    array([2., 4.])
+    """
+    g = np.zeros(x.shape, dtype=np.float64)
+    flat = x.reshape(-1)  # a view: x must be contiguous
+    assert np.shares_memory(flat, x), "numerical_grad needs a contiguous array"
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + eps
+        fp = float(f())
+        flat[k] = old - eps
+        fm = float(f())
+        flat[k] = old
+        g.reshape(-1)[k] = (fp - fm) / (2 * eps)
+    return g
+
+
+def directional_grad(
+    f: Callable[[], float], x: np.ndarray, v: np.ndarray, eps: float = 1e-6
+) -> float:
+    """Central difference along direction ``v``: ``(f(x + εv) − f(x − εv)) / 2ε``.
+
+    ``x`` is perturbed in place and restored.
+    """
+    old = x.copy()
+    x += eps * v
+    fp = float(f())
+    x[...] = old - eps * v
+    fm = float(f())
+    x[...] = old
+    return (fp - fm) / (2 * eps)
+
+
+def check_grad(
+    f: Callable[[], float],
+    x: np.ndarray,
+    analytic: np.ndarray,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    max_elementwise: int = 200,
+    n_dirs: int = 6,
+    seed: int = 0,
+) -> None:
+    """Assert ``analytic`` matches the central-difference gradient of ``f`` w.r.t. ``x``.
+
+    Element-wise when ``x.size <= max_elementwise``; otherwise ``n_dirs`` random unit
+    directions ``v`` and compare ``<analytic, v>`` with the directional difference.
+    """
+    assert x.dtype == np.float64, "gradient checks run in float64"
+    assert analytic.shape == x.shape, (analytic.shape, x.shape)
+    if x.size <= max_elementwise:
+        num = numerical_grad(f, x, eps)
+        np.testing.assert_allclose(analytic, num, rtol=rtol, atol=atol)
+        return
+    rng = np.random.default_rng(seed)
+    for _ in range(n_dirs):
+        v = rng.standard_normal(x.shape)
+        v /= np.linalg.norm(v)
+        num = directional_grad(f, x, v, eps)
+        ana = float((analytic * v).sum())
+        np.testing.assert_allclose(ana, num, rtol=rtol, atol=atol)
+
+
+def tie_free(shape, rng: np.random.Generator, lo: float = -1.0, hi: float = 1.0) -> np.ndarray:
+    """A shuffled ``linspace``: all values distinct (gaps ≫ finite-difference ε), float64."""
+    n = int(np.prod(shape))
+    return rng.permutation(np.linspace(lo, hi, n)).reshape(shape)
+
+
+def off_kink(shape, rng: np.random.Generator, margin: float = 0.05) -> np.ndarray:
+    """Normal samples pushed at least ``margin`` away from 0 (ReLU's kink), float64."""
+    x = rng.standard_normal(shape)
+    return np.where(x >= 0, x + margin, x - margin)
