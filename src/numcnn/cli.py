@@ -1,0 +1,236 @@
+"""The ``numcnn`` command line: argument parsing only; the work is done by the library.
+
+    numcnn train --model lenet5 --epochs 1 --output model.npz
+    numcnn evaluate model.npz
+    numcnn summary lenet5
+
+Errors (unknown model, bad number, missing data) print one line on stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+#: what the CLI does to MNIST's uint8 pixels before the modern models see them
+PIXEL_SCALE = 1.0 / 255.0
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise CLIError(message)
+
+
+def _positive(kind: type, name: str):
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a positive {kind.__name__}; received {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a positive {kind.__name__}; received {text!r}")
+        return value
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; received {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; received {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="numcnn", description="Convolutional networks in NumPy.")
+    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,summary,bench}")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
+    t.add_argument("--model", default="lenet5", help="zoo model name (default lenet5)")
+    t.add_argument("--epochs", type=_positive(int, "--epochs"), default=1)
+    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=128)
+    t.add_argument("--optimizer", default="sgd", help="registered optimizer name (default sgd)")
+    t.add_argument("--lr", type=_positive(float, "--lr"), default=0.05)
+    t.add_argument("--momentum", type=_non_negative_float, default=0.9,
+                   help="momentum for sgd/rmsprop (default 0.9)")
+    t.add_argument("--loss", default=None,
+                   help="registered loss name (default: the model's, softmax_cross_entropy)")
+    t.add_argument("--schedule", default=None,
+                   help="learning-rate schedule spec, e.g. cosine or step:step_size=3,gamma=0.5")
+    t.add_argument("--seed", type=_non_negative_int, default=0)
+    t.add_argument("--validation-size", type=_non_negative_int, default=5000,
+                   help="training images held out for validation (default 5000; 0 = none)")
+    t.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    t.add_argument("--output", default=None, help="save the trained model here (.npz)")
+    t.add_argument("--threads", type=_positive(int, "--threads"), default=1,
+                   help="BLAS threads (default 1; needs threadpoolctl)")
+    t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                   help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model on the MNIST test set")
+    e.add_argument("path", help="model file written by `numcnn train --output`")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=1000)
+    e.add_argument("--threads", type=_positive(int, "--threads"), default=1)
+
+    s = sub.add_parser("summary", help="print a model's layer table")
+    s.add_argument("model", help="zoo model name, or a saved .npz model")
+
+    b = sub.add_parser("bench", help="time numcnn (and PyTorch if installed) on LeNet-5")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
+    return p
+
+
+def _threads(n: int):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n)
+
+
+def _load_mnist(data_dir: str | None):
+    from .datasets import mnist
+
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(data_dir=data_dir)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _scale(x: np.ndarray, scale: float) -> np.ndarray:
+    out = x.astype(np.float32)
+    out *= np.float32(scale)
+    return out[:, None]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import models, optimizers, schedules
+    from .io.saving import save_model
+
+    if args.model.lower() in ("lenet5-1998", "lenet5_1998"):
+        raise CLIError("--model lenet5-1998 is trained by its own protocol; see README")
+    model = models.get(args.model, seed=args.seed)
+    opt_kwargs: dict[str, Any] = {"lr": args.lr}
+    if args.optimizer.lower() == "sgd" or args.optimizer.lower() == "rmsprop":
+        opt_kwargs["momentum"] = args.momentum
+    optimizer = optimizers.get(args.optimizer, **opt_kwargs)
+    model.compile(optimizer=optimizer, loss=args.loss or "softmax_cross_entropy",
+                  metrics=["accuracy"])
+    callbacks = []
+    if args.schedule:
+        from .training.callbacks import LearningRateScheduler
+
+        callbacks.append(LearningRateScheduler(schedules.get(args.schedule, lr=args.lr,
+                                                             epochs=args.epochs)))
+    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir)
+    x_train = _scale(x_train, PIXEL_SCALE)
+    x_test = _scale(x_test, PIXEL_SCALE)
+    val = None
+    if args.validation_size:
+        if args.validation_size >= len(x_train):
+            raise CLIError(f"--validation-size must be below {len(x_train)}; received "
+                           f"{args.validation_size}")
+        k = len(x_train) - args.validation_size
+        val = (x_train[k:], y_train[k:])
+        x_train, y_train = x_train[:k], y_train[:k]
+    verbose = "auto" if args.verbose is None else args.verbose
+    print(f"Training {args.model} on {len(x_train):,} MNIST images for {args.epochs} epoch(s) "
+          f"(batch {args.batch_size}, {optimizer!r}, seed {args.seed}, {args.threads} thread(s))",
+          flush=True)
+    t0 = time.perf_counter()
+    with _threads(args.threads):
+        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+                  validation_data=val, verbose=verbose, seed=args.seed, callbacks=callbacks)
+        wall = time.perf_counter() - t0
+        result = model.evaluate(x_test, y_test)
+    print(f"Training time: {wall:.1f} s ({wall / args.epochs:.1f} s/epoch)")
+    print(f"Test loss: {result['loss']:.4f} - test accuracy: {result['accuracy']:.4f} "
+          f"({100 * result['accuracy']:.2f} %)")
+    if args.output:
+        save_model(model, args.output, extra={"pixel_scale": PIXEL_SCALE, "epochs": args.epochs,
+                                              "dataset": "mnist"})
+        print(f"Saved model to {args.output}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io.saving import load_model
+
+    model = load_model(args.path)
+    if model.loss is None:
+        model.compile(loss="softmax_cross_entropy", metrics=["accuracy"])
+    scale = float(getattr(model, "saved_extra", {}).get("pixel_scale", PIXEL_SCALE))
+    _, (x_test, y_test) = _load_mnist(args.data_dir)
+    with _threads(args.threads):
+        result = model.evaluate(_scale(x_test, scale), y_test, batch_size=args.batch_size)
+    print(f"Test loss: {result['loss']:.4f} - test accuracy: {result['accuracy']:.4f} "
+          f"({100 * result['accuracy']:.2f} %)")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from . import models
+    from .io.saving import load_model
+
+    if args.model.endswith(".npz"):
+        model = load_model(args.model, compile=False)
+    else:
+        model = models.get(args.model)
+    model.summary()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from . import bench
+    except ImportError as e:  # pragma: no cover - the module ships with the package
+        raise CLIError(f"the benchmark is unavailable: {e}") from None
+    return int(bench.main(args.args) or 0)
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
+            "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``numcnn`` console script and ``python -m numcnn``."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except CLIError as e:
+        print(f"numcnn: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError, OSError) as e:
+        print(f"numcnn: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("numcnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

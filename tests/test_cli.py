@@ -1,0 +1,92 @@
+"""The ``numcnn`` command line: end to end on MNIST, and its one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from numcnn import cli
+
+MNIST_DIR = os.environ.get("NUMCNN_DATA_DIR")
+needs_mnist = pytest.mark.skipif(
+    not (MNIST_DIR and os.path.isdir(MNIST_DIR)),
+    reason="MNIST not available: set NUMCNN_DATA_DIR to the folder with the IDX files",
+)
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_summary_lenet5_counts_parameters(capsys):
+    code, out, err = run_cli(capsys, "summary", "lenet5")
+    assert code == 0, err
+    # 6·(5·5·1+1) + 16·(5·5·6+1) + 120·(400+1) + 84·(120+1) + 10·(84+1), counted by hand
+    expected = 6 * 26 + 16 * 151 + 120 * 401 + 84 * 121 + 10 * 85
+    assert expected == 61706
+    assert f"Total params: {expected:,}" in out
+    assert "Layer (type)" in out and "Output Shape" in out and "Param #" in out
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["summary", "nosuchnet"], r"unknown model 'nosuchnet'"),
+        (["train", "--model", "nosuchnet"], r"unknown model 'nosuchnet'"),
+        (["train", "--epochs", "0"], r"--epochs must be a positive int; received '0'"),
+        (["train", "--lr", "abc"], r"--lr must be a positive float; received 'abc'"),
+        (["train", "--batch-size", "-3"], r"--batch-size must be a positive int"),
+        (["evaluate", "/nonexistent/model.npz"], r"no model file at /nonexistent/model.npz"),
+        (["frobnicate"], r"invalid choice"),
+    ],
+)
+def test_bad_arguments_give_one_line_on_stderr(capsys, argv, pattern):
+    code, out, err = run_cli(capsys, *argv)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("numcnn: error:")
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in err
+
+
+def test_missing_data_is_one_clear_line(tmp_path, monkeypatch):
+    env = dict(os.environ, NUMCNN_DATA_DIR=str(tmp_path), NUMCNN_HOME=str(tmp_path / "cache"),
+               NUMCNN_MNIST_MIRROR="http://127.0.0.1:9/")
+    proc = subprocess.run(
+        [sys.executable, "-m", "numcnn", "train", "--epochs", "1", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode != 0
+    err_lines = proc.stderr.strip().splitlines()
+    assert len(err_lines) == 1, proc.stderr
+    assert err_lines[0].startswith("numcnn: error:")
+    assert "Traceback" not in proc.stderr
+
+
+@needs_mnist
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_train_one_epoch_reaches_97_5_percent_and_round_trips(tmp_path, capsys):
+    path = tmp_path / "lenet5.npz"
+    code, out, err = run_cli(capsys, "train", "--model", "lenet5", "--epochs", "1",
+                             "--seed", "0", "--verbose", "2", "--data-dir", MNIST_DIR,
+                             "--output", str(path))
+    assert code == 0, err
+    assert re.search(r"Epoch 1/1 .*loss: .*accuracy: .*val_loss: .*val_accuracy: ", out)
+    acc = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
+    assert acc >= 0.975, out
+    # the saved file is plain arrays: loadable without pickle
+    with np.load(path, allow_pickle=False) as f:
+        assert "__config__" in f.files
+    code, out2, err2 = run_cli(capsys, "evaluate", str(path), "--data-dir", MNIST_DIR)
+    assert code == 0, err2
+    acc2 = float(re.search(r"test accuracy: ([0-9.]+)", out2).group(1))
+    assert acc2 == acc
