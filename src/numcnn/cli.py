@@ -127,7 +127,7 @@ def _scale(x: np.ndarray, scale: float) -> np.ndarray:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import models, optimizers, schedules
+    from . import models, optimizers
     from .io.saving import save_model
 
     if args.model.lower() in ("lenet5-1998", "lenet5_1998"):
@@ -141,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   metrics=["accuracy"])
     callbacks = []
     if args.schedule:
+        from . import schedules
         from .training.callbacks import LearningRateScheduler
 
         callbacks.append(LearningRateScheduler(schedules.get(args.schedule, lr=args.lr,

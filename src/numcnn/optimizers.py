@@ -53,6 +53,10 @@ class Optimizer:
     def get_config(self) -> dict[str, Any]:
         return {"lr": self.lr}
 
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat dict of arrays: ``"{i}/{slot}"`` plus ``"iterations"`` and ``"lr"``."""
         out = {f"{i}/{k}": v.copy() for i, st in self.state.items() for k, v in st.items()}
