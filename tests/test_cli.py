@@ -65,9 +65,10 @@ def test_missing_data_is_one_clear_line(tmp_path, monkeypatch):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert proc.returncode != 0
-    err_lines = proc.stderr.strip().splitlines()
+    err_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("numcnn: error:")]
     assert len(err_lines) == 1, proc.stderr
-    assert err_lines[0].startswith("numcnn: error:")
+    assert proc.stderr.strip().splitlines()[-1] == err_lines[0]
+    assert "could not download" in err_lines[0] and "NUMCNN_DATA_DIR" in err_lines[0]
     assert "Traceback" not in proc.stderr
 
 

@@ -4,13 +4,15 @@
     numcnn evaluate model.npz
     numcnn summary lenet5
 
-Errors (unknown model, bad number, missing data) print one line on stderr and exit non-zero.
+Errors (unknown model, bad number, missing data) print one line on stderr and exit non-zero
+(set ``NUMCNN_DEBUG=1`` to see the traceback instead).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from typing import Any
@@ -216,6 +218,12 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary
             "bench": cmd_bench}
 
 
+def _error(e: BaseException) -> None:
+    """Print an exception as one line (multi-line messages are joined with "; ")."""
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    print(f"numcnn: error: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``numcnn`` console script and ``python -m numcnn``."""
     parser = build_parser()
@@ -223,10 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except CLIError as e:
-        print(f"numcnn: error: {e}", file=sys.stderr)
+        _error(e)
         return 2
     except (FileNotFoundError, ValueError, TypeError, RuntimeError, OSError) as e:
-        print(f"numcnn: error: {e}", file=sys.stderr)
+        if os.environ.get("NUMCNN_DEBUG"):
+            raise
+        _error(e)
         return 1
     except KeyboardInterrupt:
         print("numcnn: interrupted", file=sys.stderr)
