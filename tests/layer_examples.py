@@ -1,0 +1,49 @@
+"""Constructor examples for the layer contract test (``tests/test_contract.py``).
+
+``LAYER_EXAMPLES`` maps a registered layer name (any case; one entry per class is enough,
+aliases are resolved through the registry) to a list of examples. Each example is either
+``(constructor_kwargs, per_sample_input_shape)`` or
+``(constructor_kwargs, per_sample_input_shape, options)`` where ``options`` may hold:
+
+* ``"count_params"``: the expected trainable-parameter count, computed independently (for
+  layers whose count differs from the sum of the parameter sizes, e.g. a sparse connection
+  table);
+* ``"make_input"``: ``f(rng, shape, dtype) -> x`` for layers that need special inputs
+  (positive values, tie-free values, integer-like labels ...).
+
+Every registered layer (except ``Sequential``, tested on its own) must appear here, or the
+contract suite fails. Pick awkward cases: non-square kernels, stride > 1, padding, sizes that
+do not divide evenly. Keep the inputs tiny — the contract test runs every example in float32
+and float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
+    "Conv2D": [
+        ({"out_channels": 3, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1)},
+         (2, 7, 6)),
+        ({"out_channels": 2, "kernel_size": 3, "padding": "same", "use_bias": False}, (1, 5, 5)),
+        ({"out_channels": 2, "kernel_size": (2, 3), "stride": 2, "padding": (1, 2)}, (3, 6, 5)),
+    ],
+    "Dense": [
+        ({"units": 4}, (6,)),
+        ({"units": 3, "use_bias": False}, (5,)),
+    ],
+    "Flatten": [({}, (2, 3, 4))],
+    "MaxPool2D": [
+        ({"pool_size": 3, "stride": 2, "padding": 1}, (2, 7, 7)),
+        ({"pool_size": (2, 3)}, (1, 6, 7)),
+    ],
+    "AvgPool2D": [
+        ({"pool_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, (2, 7, 7)),
+        ({"pool_size": (3, 2), "stride": (1, 2)}, (1, 5, 5)),
+    ],
+    "ReLU": [({}, (2, 3, 3))],
+    "LeakyReLU": [({"alpha": 0.1}, (2, 3, 3)), ({}, (5,))],
+    "Sigmoid": [({}, (2, 3, 3))],
+    "Tanh": [({}, (7,))],
+    "Softmax": [({}, (7,)), ({}, (3, 2, 2))],
+}
