@@ -1,7 +1,22 @@
 """Loss functions: ``forward(y_pred, y_true) -> float`` and ``backward() -> dL/dy_pred``.
 
 Every loss is the mean over the batch (and over output elements for the element-wise ones),
-and ``backward`` returns the gradient with respect to *its own first input* ``y_pred``.
+and ``backward`` returns the gradient with respect to *its own first input* ``y_pred``, in
+``y_pred``'s dtype. Below, ``M`` is the number of elements averaged over (``y_pred.size``
+for the element-wise losses) and ``N`` the batch size for the per-sample ones.
+
+Guards against ``log 0`` and division by 0 (each docstring states its own):
+
+- ``binary_cross_entropy`` follows PyTorch: each ``log`` is clamped at −100 and the
+  gradient's denominator ``p(1 − p)`` at 1e-12;
+- ``categorical_cross_entropy``, ``msle`` and ``mape`` follow Keras: the argument of ``log``
+  or the divisor is clipped from below at ``EPSILON = 1e-7``;
+- ``binary_cross_entropy_with_logits`` and ``softmax_cross_entropy`` take logits and use the
+  log-sum-exp form, which needs no guard.
+
+Bad inputs raise ``ValueError``/``TypeError``: shape mismatch, probabilities outside [0, 1],
+log-probabilities above 0, class labels out of range or not integers, labels other than ±1
+for the margin losses.
 """
 
 from __future__ import annotations
@@ -134,6 +149,410 @@ class MSE(Loss):
     def _backward(self):
         diff = self._cache
         return diff * diff.dtype.type(2.0 / diff.size)
+
+
+
+#: Lower clip used by the Keras-convention guards (``keras.backend.epsilon()``).
+EPSILON = 1e-7
+
+
+def check_range(a: np.ndarray, lo: float, hi: float, what: str, who: str) -> None:
+    """Raise unless every value of ``a`` lies in ``[lo, hi]`` (NaN fails too)."""
+    if a.size:
+        mn, mx = a.min(), a.max()
+        if not (lo <= mn and mx <= hi):
+            raise ValueError(f"{who}: {what} must be in [{lo}, {hi}]; received values in "
+                             f"[{mn}, {mx}]")
+
+
+def elementwise_targets(y_pred: np.ndarray, y_true: np.ndarray, who: str) -> np.ndarray:
+    """Targets of ``y_pred``'s shape and dtype; labels (N,) are accepted for outputs (N, 1)."""
+    if y_pred.ndim == 2 and y_pred.shape[1] == 1 and y_true.shape == (y_pred.shape[0],):
+        y_true = y_true.reshape(-1, 1)
+    check_same_shape(y_pred, y_true, who)
+    if y_true.dtype.kind not in "fiub":
+        raise TypeError(f"{who}: targets must be numeric; received dtype {y_true.dtype}")
+    return y_true.astype(y_pred.dtype, copy=False)
+
+
+def sign_targets(y_pred: np.ndarray, y_true: np.ndarray, who: str) -> np.ndarray:
+    """Targets that must be exactly −1 or +1 (margin losses)."""
+    y = elementwise_targets(y_pred, y_true, who)
+    if y.size and not np.all((y == 1) | (y == -1)):
+        bad = np.unique(y[(y != 1) & (y != -1)])[:5]
+        raise ValueError(f"{who}: labels must be -1 or +1; received values such as {bad}")
+    return y
+
+
+def _scale(a: np.ndarray, c: float) -> np.ndarray:
+    """``a · c`` with ``c`` cast to ``a``'s dtype (a float64 scalar would promote float32)."""
+    return a * a.dtype.type(c)
+
+
+@LOSSES.register("mae", "mean_absolute_error", "l1")
+class MAE(Loss):
+    """Mean absolute error ``L = mean|ŷ − y|``; ``dL/dŷ = sign(ŷ − y) / M``.
+
+    The sub-gradient at ``ŷ = y`` is 0, as in PyTorch's ``F.l1_loss``.
+
+    >>> MAE()(np.array([1.0, 2.0]), np.array([0.0, 4.0]))
+    1.5
+    """
+
+    def _forward(self, y_pred, y_true):
+        diff = y_pred - elementwise_targets(y_pred, y_true, "mae")
+        self._cache = diff
+        return np.mean(np.abs(diff))
+
+    def _backward(self):
+        diff = self._cache
+        return _scale(np.sign(diff), 1.0 / diff.size)
+
+
+@LOSSES.register("msle", "mean_squared_logarithmic_error")
+class MSLE(Loss):
+    """Mean squared logarithmic error (Keras's form).
+
+    ``L = mean( (log(1 + max(ŷ, ε)) − log(1 + max(y, ε)))² )`` with ``ε = 1e-7``;
+    ``dL/dŷ = 2 (a − b) / ((1 + ŷ) M)`` where ``ŷ ≥ ε`` and 0 where the clip is active
+    (``a``, ``b`` the two logs). Targets must be ≥ 0; negative predictions are clipped, not
+    rejected, so a network may pass through them while training.
+
+    >>> round(MSLE()(np.array([np.e - 1]), np.array([0.0])), 6)
+    1.0
+    """
+
+    def _forward(self, y_pred, y_true):
+        y = elementwise_targets(y_pred, y_true, "msle")
+        check_range(y, 0, np.inf, "targets", "msle")
+        eps = y_pred.dtype.type(EPSILON)
+        yp = np.maximum(y_pred, eps)
+        diff = np.log1p(yp) - np.log1p(np.maximum(y, eps))
+        self._cache = (diff, yp, y_pred >= eps)
+        return np.mean(diff * diff)
+
+    def _backward(self):
+        diff, yp, active = self._cache
+        return _scale(diff / (1 + yp) * active, 2.0 / diff.size)
+
+
+@LOSSES.register("mape", "mean_absolute_percentage_error")
+class MAPE(Loss):
+    """Mean absolute percentage error, in percent (Keras's form).
+
+    ``L = 100 · mean( |ŷ − y| / max(|y|, ε) )`` with ``ε = 1e-7``;
+    ``dL/dŷ = 100 · sign(ŷ − y) / (max(|y|, ε) M)``.
+
+    >>> MAPE()(np.array([110.0, 45.0]), np.array([100.0, 50.0]))
+    10.0
+    """
+
+    def _forward(self, y_pred, y_true):
+        y = elementwise_targets(y_pred, y_true, "mape")
+        diff = y_pred - y
+        denom = np.maximum(np.abs(y), y_pred.dtype.type(EPSILON))
+        self._cache = (diff, denom)
+        return 100.0 * np.mean(np.abs(diff) / denom)
+
+    def _backward(self):
+        diff, denom = self._cache
+        return _scale(np.sign(diff) / denom, 100.0 / diff.size)
+
+
+@LOSSES.register("binary_cross_entropy", "binary_crossentropy", "bce", "logistic")
+class BinaryCrossEntropy(Loss):
+    """Logistic loss on **probabilities** ``p ∈ [0, 1]`` (e.g. after a sigmoid).
+
+    ``L = −mean( y · max(log p, −100) + (1 − y) · max(log(1 − p), −100) )`` and
+    ``dL/dp = (p − y) / (max(p (1 − p), 1e-12) · M)`` — PyTorch's ``F.binary_cross_entropy``
+    guards, exactly. Targets ``y ∈ [0, 1]`` (soft labels allowed); labels (N,) are accepted
+    for outputs (N, 1). For logits prefer :class:`BinaryCrossEntropyWithLogits`.
+
+    >>> round(BinaryCrossEntropy()(np.array([0.5]), np.array([1.0])), 6)
+    0.693147
+    """
+
+    def _forward(self, p, y_true):
+        y = elementwise_targets(p, y_true, "binary_cross_entropy")
+        check_range(p, 0, 1, "probabilities y_pred", "binary_cross_entropy")
+        check_range(y, 0, 1, "targets", "binary_cross_entropy")
+        floor = p.dtype.type(-100)
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), floor)
+            log_q = np.maximum(np.log1p(-p), floor)
+        self._cache = (p, y)
+        return -np.mean(y * log_p + (1 - y) * log_q)
+
+    def _backward(self):
+        p, y = self._cache
+        denom = np.maximum(p * (1 - p), p.dtype.type(1e-12))
+        return _scale((p - y) / denom, 1.0 / p.size)
+
+
+@LOSSES.register("binary_cross_entropy_with_logits", "sigmoid_cross_entropy")
+class BinaryCrossEntropyWithLogits(Loss):
+    """Fused sigmoid + logistic loss on **logits** ``z``.
+
+    ``L = mean( max(z, 0) − z·y + log(1 + e^{−|z|}) )`` (= ``−y log σ(z) − (1−y) log(1−σ(z))``
+    without overflow) and ``dL/dz = (σ(z) − y) / M``. Targets ``y ∈ [0, 1]``. Equals
+    PyTorch's ``F.binary_cross_entropy_with_logits``.
+
+    >>> round(BinaryCrossEntropyWithLogits()(np.array([0.0]), np.array([1.0])), 6)
+    0.693147
+    """
+
+    def _forward(self, z, y_true):
+        y = elementwise_targets(z, y_true, "binary_cross_entropy_with_logits")
+        check_range(y, 0, 1, "targets", "binary_cross_entropy_with_logits")
+        self._cache = (z, y)
+        return np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+
+    def _backward(self):
+        z, y = self._cache
+        e = np.exp(-np.abs(z))  # in (0, 1]: σ(z) without overflow
+        sig = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        return _scale(sig - y, 1.0 / z.size)
+
+
+@LOSSES.register("nll", "negative_log_likelihood")
+class NLL(Loss):
+    """Negative log-likelihood on **log-probabilities** ``ℓ`` (N, K) (e.g. a log-softmax).
+
+    ``L = −(1/N) Σ_n ℓ[n, t_n]``; ``dL/dℓ[n, k] = −1[k = t_n] / N``. Targets are integer
+    labels (N,) in [0, K) (or one-hot rows). Log-probabilities must be ≤ 0. Equals PyTorch's
+    ``F.nll_loss``.
+
+    >>> round(NLL()(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])), np.array([0, 1])), 6)
+    0.490415
+    """
+
+    def _forward(self, logp, y_true):
+        if logp.ndim != 2:
+            raise ValueError(f"nll: expected log-probabilities (N, K); received {logp.shape}")
+        n, k = logp.shape
+        t = class_targets(y_true, n, k, "nll")
+        check_range(logp, -np.inf, 0, "log-probabilities y_pred", "nll")
+        self._cache = (logp.shape, logp.dtype, t)
+        return -logp[np.arange(n), t].sum() / n
+
+    def _backward(self):
+        shape, dtype, t = self._cache
+        g = np.zeros(shape, dtype=dtype)
+        g[np.arange(shape[0]), t] = -1.0 / shape[0]
+        return g
+
+
+@LOSSES.register("categorical_cross_entropy", "categorical_crossentropy")
+class CategoricalCrossEntropy(Loss):
+    """Cross-entropy on **probabilities** ``p`` (N, K) (e.g. after a softmax layer).
+
+    ``L = −(1/N) Σ_n Σ_k y_nk log max(p_nk, ε)`` with ``ε = 1e-7`` (Keras's clip, but only
+    from below, and without Keras's re-normalisation of each row); ``dL/dp_nk =
+    −y_nk / (N p_nk)`` where ``p_nk ≥ ε``, 0 where the clip is active. Targets are integer
+    labels (N,), one-hot rows, or soft rows (N, K). For logits use ``softmax_cross_entropy``.
+    Equals ``F.nll_loss(torch.log(p.clamp_min(1e-7)), t)`` for labels.
+
+    >>> round(CategoricalCrossEntropy()(np.array([[0.2, 0.8]]), np.array([1])), 6)
+    0.223144
+    """
+
+    def _forward(self, p, y_true):
+        who = "categorical_cross_entropy"
+        if p.ndim != 2:
+            raise ValueError(f"{who}: expected probabilities (N, K); received {p.shape}")
+        n, k = p.shape
+        check_range(p, 0, 1, "probabilities y_pred", who)
+        if y_true.ndim == 2 and y_true.dtype.kind == "f":
+            check_same_shape(p, y_true, who)
+            check_range(y_true, 0, 1, "target rows", who)
+            target = y_true.astype(p.dtype, copy=False)
+        else:
+            t = class_targets(y_true, n, k, who)
+            target = np.zeros_like(p)
+            target[np.arange(n), t] = 1
+        eps = p.dtype.type(EPSILON)
+        pc = np.maximum(p, eps)
+        self._cache = (pc, target, p >= eps)
+        return -(target * np.log(pc)).sum() / n
+
+    def _backward(self):
+        pc, target, active = self._cache
+        return _scale(target / pc * active, -1.0 / pc.shape[0])
+
+
+@LOSSES.register("hinge")
+class Hinge(Loss):
+    """Hinge loss for labels ±1 (SVM): ``L = mean( max(0, 1 − y·ŷ) )``.
+
+    ``dL/dŷ = −y · 1[y·ŷ < 1] / M`` (sub-gradient 0 at the kink ``y·ŷ = 1``). Labels must be
+    exactly −1 or +1; labels (N,) are accepted for outputs (N, 1).
+
+    >>> Hinge()(np.array([0.5, -2.0]), np.array([1, -1]))
+    0.25
+    """
+
+    def _forward(self, y_pred, y_true):
+        y = sign_targets(y_pred, y_true, "hinge")
+        margin = 1 - y * y_pred
+        self._cache = (y, margin > 0)
+        return np.mean(np.maximum(margin, 0))
+
+    def _backward(self):
+        y, active = self._cache
+        return _scale(y * active, -1.0 / y.size)
+
+
+@LOSSES.register("multiclass_hinge", "multi_margin")
+class MulticlassHinge(Loss):
+    """Multi-class hinge loss in the Weston–Watkins form of PyTorch's ``MultiMarginLoss``.
+
+    For scores ``x`` (N, K) and labels ``t``::
+
+        h_ni = max(0, margin − x[n, t_n] + x[n, i])          (i ≠ t_n)
+        L    = (1/N) Σ_n (1/K) Σ_{i ≠ t_n} h_ni^p
+        dL/dx[n, i]   =  p·h_ni^{p−1}·1[h_ni > 0] / (N K)      (i ≠ t_n)
+        dL/dx[n, t_n] = −Σ_{i ≠ t_n} dL/dx[n, i]
+
+    Note the division by K (every class, as PyTorch), not K − 1. Crammer–Singer's variant
+    (the max instead of the sum over i) is not implemented.
+
+    Args:
+        margin: the margin (> 0). p: 1 (hinge) or 2 (squared hinge).
+
+    >>> round(MulticlassHinge()(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3])), 6)
+    0.325
+    """
+
+    def __init__(self, margin: float = 1.0, p: int = 1):
+        super().__init__()
+        if p not in (1, 2):
+            raise ValueError(f"p must be 1 or 2; received p={p!r}")
+        if not margin > 0:
+            raise ValueError(f"margin must be positive; received margin={margin!r}")
+        self.margin = float(margin)
+        self.p = int(p)
+
+    def _forward(self, x, y_true):
+        if x.ndim != 2:
+            raise ValueError(f"multiclass_hinge: expected scores (N, K); received {x.shape}")
+        n, k = x.shape
+        t = class_targets(y_true, n, k, "multiclass_hinge")
+        rows = np.arange(n)
+        h = x - x[rows, t][:, None] + x.dtype.type(self.margin)
+        np.maximum(h, 0, out=h)
+        h[rows, t] = 0
+        self._cache = (h, t)
+        return (h if self.p == 1 else h * h).sum() / (n * k)
+
+    def _backward(self):
+        h, t = self._cache
+        n, k = h.shape
+        g = (h > 0).astype(h.dtype) if self.p == 1 else 2 * h
+        g[np.arange(n), t] = -g.sum(axis=1)
+        return _scale(g, 1.0 / (n * k))
+
+    def get_config(self):
+        return {"margin": self.margin, "p": self.p}
+
+
+@LOSSES.register("exponential")
+class Exponential(Loss):
+    """Exponential loss of AdaBoost for labels ±1: ``L = mean( e^{−y·ŷ} )``.
+
+    ``dL/dŷ = −y · e^{−y·ŷ} / M``. No guard: ``y·ŷ`` below about −88 (float32) overflows to
+    infinity, which ``fit`` reports as a diverged loss.
+
+    >>> Exponential()(np.array([0.0, 0.0]), np.array([1, -1]))
+    1.0
+    """
+
+    def _forward(self, y_pred, y_true):
+        y = sign_targets(y_pred, y_true, "exponential")
+        e = np.exp(-y * y_pred)
+        self._cache = (y, e)
+        return np.mean(e)
+
+    def _backward(self):
+        y, e = self._cache
+        return _scale(y * e, -1.0 / e.size)
+
+
+@LOSSES.register("smooth_l1")
+class SmoothL1(Loss):
+    """Smooth L1 loss (Fast R-CNN), PyTorch's ``F.smooth_l1_loss(…, beta=β)``.
+
+    With ``d = ŷ − y``: ``ℓ(d) = 0.5 d²/β`` if ``|d| < β`` else ``|d| − 0.5 β``;
+    ``L = mean ℓ(d)``; ``dL/dŷ = clip(d/β, −1, 1) / M`` (``sign(d)/M`` when β = 0, where the
+    loss is L1).
+
+    Args:
+        beta: the width β ≥ 0 of the quadratic zone.
+
+    >>> SmoothL1()(np.array([0.5, 3.0]), np.array([0.0, 0.0]))
+    1.3125
+    """
+
+    def __init__(self, beta: float = 1.0):
+        super().__init__()
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0; received beta={beta!r}")
+        self.beta = float(beta)
+
+    def _forward(self, y_pred, y_true):
+        d = y_pred - elementwise_targets(y_pred, y_true, "smooth_l1")
+        self._cache = d
+        a = np.abs(d)
+        if self.beta == 0:
+            return np.mean(a)
+        beta = d.dtype.type(self.beta)
+        return np.mean(np.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta))
+
+    def _backward(self):
+        d = self._cache
+        if self.beta == 0:
+            g = np.sign(d)
+        else:
+            g = np.clip(d / d.dtype.type(self.beta), -1, 1)
+        return _scale(g, 1.0 / d.size)
+
+    def get_config(self):
+        return {"beta": self.beta}
+
+
+@LOSSES.register("huber")
+class Huber(Loss):
+    """Huber loss, PyTorch's ``F.huber_loss(…, delta=δ)`` (= δ × smooth L1 with β = δ).
+
+    With ``d = ŷ − y``: ``ℓ(d) = 0.5 d²`` if ``|d| < δ`` else ``δ (|d| − 0.5 δ)``;
+    ``L = mean ℓ(d)``; ``dL/dŷ = clip(d, −δ, δ) / M``.
+
+    Args:
+        delta: the threshold δ > 0.
+
+    >>> Huber()(np.array([0.5, 3.0]), np.array([0.0, 0.0]))
+    1.3125
+    """
+
+    def __init__(self, delta: float = 1.0):
+        super().__init__()
+        if not delta > 0:
+            raise ValueError(f"delta must be positive; received delta={delta!r}")
+        self.delta = float(delta)
+
+    def _forward(self, y_pred, y_true):
+        d = y_pred - elementwise_targets(y_pred, y_true, "huber")
+        self._cache = d
+        a = np.abs(d)
+        delta = d.dtype.type(self.delta)
+        return np.mean(np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta)))
+
+    def _backward(self):
+        d = self._cache
+        delta = d.dtype.type(self.delta)
+        return _scale(np.clip(d, -delta, delta), 1.0 / d.size)
+
+    def get_config(self):
+        return {"delta": self.delta}
 
 
 def get(identifier: Any, **kwargs: Any) -> Loss:
