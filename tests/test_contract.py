@@ -133,6 +133,16 @@ def test_layer_contract(cls, example, dtype):
     for k in layer.grads:
         np.testing.assert_array_equal(layer.grads[k], grads1[k], err_msg=f"{k} accumulated")
 
+    # ---- returned arrays are fresh: a later call must not overwrite them
+    y_old = layer.forward(x, training=True)
+    dx_old = layer.backward(dy)
+    y_keep, dx_keep = y_old.copy(), dx_old.copy()
+    x2 = _input(opts, np.random.default_rng(5), x.shape, dtype)
+    layer.forward(x2, training=True)
+    layer.backward(2 * dy)
+    np.testing.assert_array_equal(y_old, y_keep, err_msg="forward output was overwritten")
+    np.testing.assert_array_equal(dx_old, dx_keep, err_msg="backward dx was overwritten")
+
     # ---- need_input_grad=False: returns None, still fills the parameter gradients
     layer.need_input_grad = False
     layer.forward(x, training=True)

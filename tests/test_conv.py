@@ -168,6 +168,7 @@ def test_backward_flags_skip_gradients():
         (2, 5, 6, 2, (3, 2), 1, 1),
         (1, 7, 6, 2, 3, 2, "same"),
         (2, 6, 7, 2, (2, 3), (2, 1), (0, 1, 2, 1)),
+        (3, 12, 11, 2, (3, 4), (2, 1), "same"),  # x has 792 values: random directions
     ],
 )
 def test_conv2d_layer_gradcheck_float64(C, H, W, F, k, stride, padding):
