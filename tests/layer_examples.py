@@ -46,4 +46,22 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "Sigmoid": [({}, (2, 3, 3))],
     "Tanh": [({}, (7,))],
     "Softmax": [({}, (7,)), ({}, (3, 2, 2))],
+    # --- pooling variants, normalisation, dropout (issue 3)
+    "LpPool2D": [
+        ({"p": 2, "pool_size": 3, "stride": 2, "padding": 1}, (2, 7, 7)),
+        ({"p": 3, "pool_size": (2, 3), "mode": "mean", "abs_input": True}, (1, 6, 7)),
+    ],
+    "WeightedPool2D": [
+        ({"pool_size": 3, "stride": 2, "padding": 1, "sigma": 0.8}, (2, 7, 7)),
+        ({"pool_size": (3, 2), "stride": 1}, (1, 5, 5)),
+    ],
+    "GlobalAvgPool2D": [({}, (3, 4, 5))],
+    "GlobalMaxPool2D": [({}, (3, 4, 5))],
+    "BatchNorm2D": [({"momentum": 0.2}, (3, 4, 5)), ({"affine": False}, (2, 3, 3))],
+    "BatchNorm1D": [({}, (6,)), ({"eps": 1e-3}, (3, 4))],
+    "LocalResponseNorm": [
+        ({"size": 3}, (5, 3, 3)),
+        ({"size": 4, "alpha": 0.1, "beta": 0.6, "k": 2.0}, (6, 2, 2)),
+    ],
+    "Dropout": [({"rate": 0.3, "seed": 0}, (4, 5)), ({"rate": 0.0}, (2, 3, 3))],
 }

@@ -303,3 +303,65 @@ def off_kink(shape, rng: np.random.Generator, margin: float = 0.05) -> np.ndarra
     """Normal samples pushed at least ``margin`` away from 0 (ReLU's kink), float64."""
     x = rng.standard_normal(shape)
     return np.where(x >= 0, x + margin, x - margin)
+
+
+# ------------------------------------------------- pooling variants (issue 3, layer pieces)
+
+
+def lp_pool2d_ref(x, p, pool, stride, pads=(0, 0, 0, 0), mean=False, use_abs=False):
+    """Naive Lp pooling: ``(Σ v^p)^(1/p)`` or ``((1/(kh·kw)) Σ v^p)^(1/p)``, ``v = x`` or |x|.
+
+    Zero padding; every window position is visited one by one. float64 result.
+    """
+    N, C, H, W = x.shape
+    kh, kw = pool
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    Ho = _out_len(H, kh, sh, pt, pb)
+    Wo = _out_len(W, kw, sw, pl, pr)
+    y = np.zeros((N, C, Ho, Wo))
+    for n in range(N):
+        for c in range(C):
+            for a in range(Ho):
+                for b in range(Wo):
+                    s = 0.0
+                    for i in range(kh):
+                        for j in range(kw):
+                            r, t = a * sh + i - pt, b * sw + j - pl
+                            if 0 <= r < H and 0 <= t < W:
+                                v = float(x[n, c, r, t])
+                                s += (abs(v) if use_abs else v) ** p
+                    if mean:
+                        s /= kh * kw
+                    y[n, c, a, b] = s ** (1.0 / p)
+    return y
+
+
+def weighted_pool2d_ref(x, pool, stride, pads, sigma):
+    """Naive Gaussian-weighted pooling; weights computed from scratch per window offset.
+
+    ``w_ij = exp(−((i − (kh−1)/2)² + (j − (kw−1)/2)²) / (2σ²)) / Z`` with ``Z`` the sum of
+    the unnormalised weights. float64 result.
+    """
+    N, C, H, W = x.shape
+    kh, kw = pool
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    raw = [[np.exp(-((i - (kh - 1) / 2) ** 2 + (j - (kw - 1) / 2) ** 2) / (2 * sigma**2))
+            for j in range(kw)] for i in range(kh)]
+    Z = sum(sum(row) for row in raw)
+    Ho = _out_len(H, kh, sh, pt, pb)
+    Wo = _out_len(W, kw, sw, pl, pr)
+    y = np.zeros((N, C, Ho, Wo))
+    for n in range(N):
+        for c in range(C):
+            for a in range(Ho):
+                for b in range(Wo):
+                    s = 0.0
+                    for i in range(kh):
+                        for j in range(kw):
+                            r, t = a * sh + i - pt, b * sw + j - pl
+                            if 0 <= r < H and 0 <= t < W:
+                                s += raw[i][j] / Z * float(x[n, c, r, t])
+                    y[n, c, a, b] = s
+    return y

@@ -23,6 +23,40 @@ def _offsets(kh: int, kw: int):
     return [(i, j) for i in range(kh) for j in range(kw)]
 
 
+def _plane_major(x: np.ndarray) -> tuple[int, int, int, int]:
+    """Axis order that walks ``x``'s memory: (1, 0, 2, 3) for channel-major data.
+
+    Pooling treats every (n, c) plane alike, so it can run on ``x.transpose(perm)`` and give
+    its output (and input gradient) the same memory layout as its input — no transposing
+    copies between a convolution's channel-major output and the next layer.
+    """
+    return (1, 0, 2, 3) if x.strides[1] > x.strides[0] else (0, 1, 2, 3)
+
+
+def _grad_buffer(cache: dict, dtype: np.dtype) -> tuple[np.ndarray, bool]:
+    """Zeroed (padded) gradient planes; fresh when it can be returned without a copy."""
+    A, B, H, W = cache["xt_shape"]
+    kh, kw = cache["pool"]
+    sh, sw = cache["stride"]
+    pt, pb, pl, pr = cache["pads"]
+    Ho, Wo = cache["out_hw"]
+    if pt or pb or pl or pr:
+        return cache["ws"].zeros("dxp", (A, B, H + pt + pb, W + pl + pr), dtype), True
+    tiled = (sh, sw) == (kh, kw) and Ho * sh == H and Wo * sw == W
+    return (np.empty if tiled else np.zeros)((A, B, H, W), dtype), False
+
+
+def _grad_output(dxp: np.ndarray, padded: bool, cache: dict) -> np.ndarray:
+    """Strip the padding (into a fresh array) and undo the plane-major transpose."""
+    if padded:
+        A, B, H, W = cache["xt_shape"]
+        pt, _, pl, _ = cache["pads"]
+        dx = np.empty((A, B, H, W), dxp.dtype)
+        dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
+        dxp = dx
+    return dxp.transpose(cache["perm"])  # the permutation is its own inverse
+
+
 def max_pool2d_forward(
     x: np.ndarray,
     pool: tuple[int, int],
@@ -33,13 +67,15 @@ def max_pool2d_forward(
     """Max pooling: ``y[n, c, p, q] = max over the window at (p·sh, q·sw) of x_padded``.
 
     Padding is with −∞, so padded positions never win (PyTorch's convention). Ties go to the
-    first offset in row-major window order, as in PyTorch.
+    first offset in row-major window order, as in PyTorch. The forward pass is
+    ``np.maximum`` over the ``kh·kw`` strided slabs; the arg-max is recovered in the backward
+    pass by comparing each slab with ``y``.
 
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
 
     Returns:
-        ``(y, cache)``, y of shape (N, C, Ho, Wo).
+        ``(y, cache)``, y of shape (N, C, Ho, Wo), in the memory layout of ``x``.
 
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> max_pool2d_forward(x, (2, 2), (2, 2))[0][0, 0]
@@ -47,51 +83,65 @@ def max_pool2d_forward(
            [13., 15.]])
     """
     ws = get_workspace(ws)
-    N, C, H, W = x.shape
+    perm = _plane_major(x)
+    xt = x.transpose(perm)
+    A, B, H, W = xt.shape
     kh, kw = pool
     Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
-    xp = pad_input(x, pads, ws, "xp", fill=-np.inf)
+    xp = pad_input(xt, pads, ws, "xp", fill=-np.inf)
     offs = _offsets(kh, kw)
-    y = window(xp, 0, 0, (Ho, Wo), stride).copy()
-    arg = np.zeros((N, C, Ho, Wo), dtype=np.uint8 if len(offs) < 256 else np.int32)
-    gt = ws.empty("gt", (N, C, Ho, Wo), np.bool_)
-    for k, (i, j) in enumerate(offs[1:], start=1):
-        s = window(xp, i, j, (Ho, Wo), stride)
-        np.greater(s, y, out=gt)  # strictly greater: the first maximum keeps the gradient
-        np.copyto(arg, k, where=gt)
-        np.maximum(y, s, out=y)
-    cache = {"arg": arg, "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads,
-             "ws": ws}
-    return y, cache
+    y = np.empty((A, B, Ho, Wo), dtype=x.dtype)
+    if len(offs) == 1:
+        y[...] = window(xp, 0, 0, (Ho, Wo), stride)
+    else:
+        np.maximum(window(xp, *offs[0], (Ho, Wo), stride),
+                   window(xp, *offs[1], (Ho, Wo), stride), out=y)
+        for i, j in offs[2:]:
+            np.maximum(y, window(xp, i, j, (Ho, Wo), stride), out=y)
+    cache = {"xp": xp, "y": y, "perm": perm, "xt_shape": xt.shape, "out_hw": (Ho, Wo),
+             "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws}
+    return y.transpose(perm), cache
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     """Route each ``dy`` to the input position that won its window (summing on overlaps).
 
+    The winner of a window is the first offset ``k`` (row-major) whose slab equals ``y``;
+    ``r`` holds the part of ``dy`` not yet routed: ``dx_k = r · [x_k = y]``, ``r ← r − dx_k``
+    (exact: each element of ``r`` is either kept or zeroed).
+
     Args:
         dy: (N, C, Ho, Wo). cache: from :func:`max_pool2d_forward`.
 
     Returns:
-        dx of shape (N, C, H, W).
+        dx of shape (N, C, H, W), in the memory layout of the forward input.
     """
-    N, C, H, W = cache["x_shape"]
     kh, kw = cache["pool"]
     stride = cache["stride"]
-    pt, pb, pl, pr = cache["pads"]
-    arg = cache["arg"]
-    out_hw = dy.shape[2:]
+    xp, y = cache["xp"], cache["y"]
+    out_hw = cache["out_hw"]
     ws: Workspace = cache["ws"]
+    dyt = dy.transpose(cache["perm"])
     overlap = stride[0] < kh or stride[1] < kw
-    dxp = ws.zeros("dxp", (N, C, H + pt + pb, W + pl + pr), dy.dtype)
-    mask = ws.empty("mask", arg.shape, np.bool_)
-    for k, (i, j) in enumerate(_offsets(kh, kw)):
-        np.equal(arg, k, out=mask)
+    dxp, padded = _grad_buffer(cache, dy.dtype)
+    offs = _offsets(kh, kw)
+    mask = ws.empty("mask", y.shape, np.bool_)
+    part = ws.empty("part", y.shape, dy.dtype) if overlap else None
+    rest = ws.empty("rest", y.shape, dy.dtype) if len(offs) > 1 else None
+    r = dyt
+    for k, (i, j) in enumerate(offs):
+        np.equal(window(xp, i, j, out_hw, stride), y, out=mask)
         target = window(dxp, i, j, out_hw, stride)
         if overlap:
-            target += dy * mask
+            np.multiply(r, mask, out=part)
+            target += part
         else:
-            np.multiply(dy, mask, out=target)
-    return dxp[:, :, pt : pt + H, pl : pl + W].copy()
+            np.multiply(r, mask, out=target)
+            part = target
+        if k < len(offs) - 1:
+            np.subtract(r, part, out=rest)
+            r = rest
+    return _grad_output(dxp, padded, cache)
 
 
 def avg_pool2d_forward(
@@ -111,21 +161,25 @@ def avg_pool2d_forward(
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
 
     Returns:
-        ``(y, cache)``, y of shape (N, C, Ho, Wo).
+        ``(y, cache)``, y of shape (N, C, Ho, Wo), in the memory layout of ``x``.
     """
     ws = get_workspace(ws)
-    N, C, H, W = x.shape
+    perm = _plane_major(x)
+    xt = x.transpose(perm)
+    A, B, H, W = xt.shape
     kh, kw = pool
     Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
-    xp = pad_input(x, pads, ws, "xp")
-    y = window(xp, 0, 0, (Ho, Wo), stride).copy()
-    for i, j in _offsets(kh, kw)[1:]:
+    xp = pad_input(xt, pads, ws, "xp")
+    offs = _offsets(kh, kw)
+    y = np.empty((A, B, Ho, Wo), dtype=x.dtype)
+    y[...] = window(xp, *offs[0], (Ho, Wo), stride)
+    for i, j in offs[1:]:
         y += window(xp, i, j, (Ho, Wo), stride)
     div = window_counts((H, W), pool, stride, pads, count_include_pad, x.dtype)
     y /= div
-    cache = {"div": div, "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads,
-             "ws": ws}
-    return y, cache
+    cache = {"div": div, "perm": perm, "xt_shape": xt.shape, "out_hw": (Ho, Wo),
+             "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws}
+    return y.transpose(perm), cache
 
 
 def window_counts(
@@ -151,14 +205,205 @@ def window_counts(
 
 def avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     """Spread each ``dy / d`` evenly over its window (summing on overlaps)."""
-    N, C, H, W = cache["x_shape"]
+    kh, kw = cache["pool"]
+    stride = cache["stride"]
+    out_hw = cache["out_hw"]
+    g = dy.transpose(cache["perm"]) / cache["div"]
+    dxp, padded = _grad_buffer(cache, dy.dtype)
+    overlap = stride[0] < kh or stride[1] < kw
+    for i, j in _offsets(kh, kw):
+        target = window(dxp, i, j, out_hw, stride)
+        if overlap or padded or target.base is None:
+            target += g
+        else:
+            target[...] = g
+    return _grad_output(dxp, padded, cache)
+
+
+# ---------------------------------------------------------------------------------------
+# Pooling variants: Lp (power-average), distance-weighted, global average / max.
+# Built on the same window primitive; loops run over window offsets only.
+
+
+def lp_pool2d_forward(
+    x: np.ndarray,
+    p: float,
+    pool: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    mean: bool = False,
+    abs_input: bool = False,
+    ws: Workspace | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Lp pooling: ``y = (Σ_window v^p)^(1/p)`` (sum form) or ``(mean_window v^p)^(1/p)``.
+
+    ``v = x`` by default, exactly as PyTorch's ``lp_pool2d``/``LPPool2d`` (which raises ``x``
+    to the power ``p`` without an absolute value: for even ``p``, including the default 2,
+    this is the L_p norm of the window; for odd ``p`` negative inputs count negatively, and
+    a negative window sum gives NaN for ``p > 1``, as in PyTorch). ``abs_input=True`` uses
+    ``v = |x|``, the true L_p norm of ONNX ``LpPool``. Zero padding contributes ``0^p = 0``;
+    the mean form divides by ``kh·kw`` (padding included).
+
+    Args:
+        x: (N, C, H, W). p: the norm order, ``p ≥ 1``. pool: (kh, kw). stride: (sh, sw).
+        pads: (top, bottom, left, right). mean: mean form instead of sum form.
+        abs_input: use ``|x|^p``.
+
+    Returns:
+        ``(y, cache)``, y of shape (N, C, Ho, Wo).
+
+    >>> x = np.array([[[[3.0, 4.0], [0.0, 0.0]]]])
+    >>> float(lp_pool2d_forward(x, 2.0, (2, 2), (2, 2))[0][0, 0, 0, 0])
+    5.0
+    """
+    ws = get_workspace(ws)
+    kh, kw = pool
+    N, C, H, W = x.shape
+    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
+    v = np.abs(x) if abs_input else x
+    vp = np.square(v) if p == 2 else np.power(v, p)
+    vpp = pad_input(vp, pads, ws, "lp_xp")
+    s = window(vpp, 0, 0, (Ho, Wo), stride).copy()
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                s += window(vpp, i, j, (Ho, Wo), stride)
+    K = kh * kw if mean else 1
+    if mean:
+        s /= x.dtype.type(K)
+    with np.errstate(invalid="ignore"):  # negative sums with odd p give NaN, as in PyTorch
+        y = np.sqrt(s) if p == 2 else np.power(s, 1.0 / p)
+    y = y.astype(x.dtype, copy=False)
+    cache = {"x": x, "y": y, "p": p, "K": K, "abs": abs_input, "pool": pool,
+             "stride": stride, "pads": pads, "ws": ws}
+    return y, cache
+
+
+def lp_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """``dx = v^(p−1) · (sign x if abs) · Σ_windows dy · y^(1−p) / K``.
+
+    From ``∂y/∂s = y^(1−p) / (p·K)`` and ``∂s/∂x = p·v^(p−1)``. Where a window's power sum is
+    zero (``y = 0``) its gradient is set to zero, as PyTorch documents.
+    """
+    x, y, p, K = cache["x"], cache["y"], cache["p"], cache["K"]
     kh, kw = cache["pool"]
     stride = cache["stride"]
     pt, pb, pl, pr = cache["pads"]
-    out_hw = dy.shape[2:]
+    N, C, H, W = x.shape
     ws: Workspace = cache["ws"]
-    g = dy / cache["div"]
-    dxp = ws.zeros("dxp", (N, C, H + pt + pb, W + pl + pr), dy.dtype)
-    for i, j in _offsets(kh, kw):
-        window(dxp, i, j, out_hw, stride)[...] += g
+    zero = y == 0
+    ysafe = np.where(zero, x.dtype.type(1), y)
+    g = dy / ysafe if p == 2 else dy * np.power(ysafe, 1.0 - p)
+    if K != 1:
+        g /= x.dtype.type(K)
+    g[zero] = 0
+    dxp = ws.zeros("lp_dxp", (N, C, H + pt + pb, W + pl + pr), dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(dxp, i, j, dy.shape[2:], stride)[...] += g
+    dx = dxp[:, :, pt : pt + H, pl : pl + W]
+    v = np.abs(x) if cache["abs"] else x
+    if p == 2:
+        dx = dx * v
+    elif p != 1:
+        dx = dx * np.power(v, p - 1)
+    else:
+        dx = dx.copy()
+    if cache["abs"]:
+        dx *= np.sign(x)
+    return dx.astype(dy.dtype, copy=False)
+
+
+def gaussian_pool_weights(pool: tuple[int, int], sigma: float) -> np.ndarray:
+    """Window weights ``w_ij ∝ exp(−((i − ci)² + (j − cj)²) / (2σ²))``, summing to 1.
+
+    ``(ci, cj) = ((kh − 1)/2, (kw − 1)/2)`` is the window centre (between pixels for even
+    sizes), so the centre pixel weighs most and the weights fall with the distance from it.
+
+    Returns:
+        float64 array of shape (kh, kw).
+
+    >>> np.round(gaussian_pool_weights((3, 3), 1.0)[1], 4)
+    array([0.1238, 0.2042, 0.1238])
+    """
+    kh, kw = pool
+    i = np.arange(kh, dtype=np.float64)[:, None] - (kh - 1) / 2.0
+    j = np.arange(kw, dtype=np.float64)[None, :] - (kw - 1) / 2.0
+    w = np.exp(-(i * i + j * j) / (2.0 * sigma * sigma))
+    return w / w.sum()
+
+
+def weighted_pool2d_forward(
+    x: np.ndarray,
+    weights: np.ndarray,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ws: Workspace | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Weighted average pooling: ``y[n, c, p, q] = Σ_ij w_ij · x_padded[n, c, p·sh+i, q·sw+j]``.
+
+    The same fixed weights (e.g. :func:`gaussian_pool_weights`) are used for every window and
+    channel; zero padding counts as zeros.
+
+    Args:
+        x: (N, C, H, W). weights: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
+
+    Returns:
+        ``(y, cache)``, y of shape (N, C, Ho, Wo).
+    """
+    ws = get_workspace(ws)
+    kh, kw = weights.shape
+    N, C, H, W = x.shape
+    Ho, Wo = conv_output_hw((H, W), (kh, kw), stride, pads)
+    w = weights.astype(x.dtype)
+    xp = pad_input(x, pads, ws, "wp_xp")
+    y = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y += w[i, j] * window(xp, i, j, (Ho, Wo), stride)
+    cache = {"w": w, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
+    return y, cache
+
+
+def weighted_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """Spread ``w_ij · dy`` back to each window position ``(i, j)`` (summing on overlaps)."""
+    w = cache["w"]
+    kh, kw = w.shape
+    N, C, H, W = cache["x_shape"]
+    pt, pb, pl, pr = cache["pads"]
+    ws: Workspace = cache["ws"]
+    dxp = ws.zeros("wp_dxp", (N, C, H + pt + pb, W + pl + pr), dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window(dxp, i, j, dy.shape[2:], cache["stride"])[...] += w[i, j] * dy
     return dxp[:, :, pt : pt + H, pl : pl + W].copy()
+
+
+def global_avg_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """``y[n, c] = (1 / HW) Σ_hw x[n, c, h, w]``; (N, C, H, W) → (N, C)."""
+    y = x.mean(axis=(2, 3), dtype=x.dtype)
+    return y, {"x_shape": x.shape}
+
+
+def global_avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """``dx[n, c, h, w] = dy[n, c] / HW``."""
+    N, C, H, W = cache["x_shape"]
+    g = dy / dy.dtype.type(H * W)
+    return np.broadcast_to(g[:, :, None, None], (N, C, H, W)).copy()
+
+
+def global_max_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """``y[n, c] = max_hw x[n, c, h, w]``; (N, C, H, W) → (N, C). Ties: first (row-major)."""
+    N, C, H, W = x.shape
+    flat = x.reshape(N, C, H * W)
+    arg = flat.argmax(axis=2)
+    y = np.take_along_axis(flat, arg[:, :, None], axis=2)[:, :, 0]
+    return y, {"arg": arg, "x_shape": x.shape}
+
+
+def global_max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """Route ``dy[n, c]`` to the arg-max of map ``(n, c)``; zero elsewhere."""
+    N, C, H, W = cache["x_shape"]
+    dx = np.zeros((N, C, H * W), dtype=dy.dtype)
+    np.put_along_axis(dx, cache["arg"][:, :, None], dy[:, :, None], axis=2)
+    return dx.reshape(N, C, H, W)

@@ -11,8 +11,17 @@ from ..functional.conv import check_padding, conv_output_hw, pair, resolve_paddi
 from ..functional.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
+    gaussian_pool_weights,
+    global_avg_pool2d_backward,
+    global_avg_pool2d_forward,
+    global_max_pool2d_backward,
+    global_max_pool2d_forward,
+    lp_pool2d_backward,
+    lp_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
+    weighted_pool2d_backward,
+    weighted_pool2d_forward,
 )
 from .base import LAYERS, Layer, Shape
 
@@ -131,3 +140,166 @@ class AvgPool2D(_Pool2D):
         cfg = super().get_config()
         cfg["count_include_pad"] = self.count_include_pad
         return cfg
+
+
+@LAYERS.register("LpPool2D", "LPPool2D")
+class LpPool2D(_Pool2D):
+    """Lp (power-average) pooling — the course's "L2-norm pooling" for ``p = 2``.
+
+    * ``mode="sum"`` (default): ``y = (Σ_window x^p)^(1/p)``, exactly PyTorch's
+      ``nn.LPPool2d(p, kernel_size, stride)`` and ONNX ``LpPool``.
+    * ``mode="mean"``: ``y = ((1 / (kh·kw)) Σ_window x^p)^(1/p)``, the power mean (between
+      average pooling at ``p = 1`` and max pooling as ``p → ∞`` for non-negative inputs).
+
+    Negative inputs follow PyTorch: ``x`` is raised to the power ``p`` without an absolute
+    value, which for even ``p`` (the default 2) is the L_p norm; for odd ``p`` negative values
+    subtract, and a negative window sum gives NaN. ``abs_input=True`` uses ``|x|^p`` (the true
+    norm, ONNX's definition). Where a window's power sum is 0 the gradient is 0 (PyTorch's
+    rule). Zero padding (an extension: PyTorch has none) adds ``0^p = 0``.
+
+    Backward: ``dx = x^(p−1) · Σ_windows dy · y^(1−p) / K`` with ``K = 1`` (sum) or ``kh·kw``.
+
+    Args:
+        p: the norm order, a finite number ≥ 1.
+        pool_size, stride, padding: as :class:`MaxPool2D`.
+        mode: ``"sum"`` or ``"mean"``.
+        abs_input: raise ``|x|`` rather than ``x`` to the power ``p``.
+
+    >>> LpPool2D(2, pool_size=2).output_shape((6, 28, 28))
+    (6, 14, 14)
+    """
+
+    def __init__(self, p: float = 2.0, pool_size: Any = 2, stride: Any = None,
+                 padding: Any = 0, mode: str = "sum", abs_input: bool = False, **kwargs: Any):
+        super().__init__(pool_size, stride, padding, **kwargs)
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(p) or p < 1:
+            raise ValueError(f"p must be a finite number >= 1; received p={p!r}")
+        if mode not in ("sum", "mean"):
+            raise ValueError(f"mode must be 'sum' or 'mean'; received mode={mode!r}")
+        self.p = float(p)
+        self.mode = mode
+        self.abs_input = bool(abs_input)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        y, self._cache = lp_pool2d_forward(x, self.p, self.pool_size, self.stride, self.pads,
+                                           self.mode == "mean", self.abs_input, self._ws)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return lp_pool2d_backward(dy, self._cache)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(p=self.p, mode=self.mode, abs_input=self.abs_input)
+        return cfg
+
+
+@LAYERS.register("WeightedPool2D")
+class WeightedPool2D(_Pool2D):
+    """Average pooling weighted by a Gaussian of the distance from the window centre.
+
+    The course's "weighted average pooling by distance from the centre pixel":
+    ``y = Σ_ij w_ij · x_window[i, j]`` with
+    ``w_ij = exp(−d_ij² / (2σ²)) / Σ exp(−d²/(2σ²))``, ``d_ij²  = (i − ci)² + (j − cj)²`` and
+    ``(ci, cj) = ((kh − 1)/2, (kw − 1)/2)``. The weights are fixed (not trained) and sum to 1,
+    so a constant input is passed through unchanged. Zero padding counts as zeros. For an
+    even window (e.g. 2×2) every pixel is equally far from the centre and this is plain
+    average pooling; ``σ → ∞`` also gives average pooling.
+
+    Backward: ``dx`` at window position ``(i, j)`` receives ``w_ij · dy`` (summed on overlaps).
+
+    Args:
+        pool_size, stride, padding: as :class:`MaxPool2D` (default 3×3, stride 3).
+        sigma: the Gaussian's standard deviation in pixels (> 0).
+
+    >>> WeightedPool2D(3, stride=2, padding=1).output_shape((1, 8, 8))
+    (1, 4, 4)
+    """
+
+    def __init__(self, pool_size: Any = 3, stride: Any = None, padding: Any = 0,
+                 sigma: float = 1.0, **kwargs: Any):
+        super().__init__(pool_size, stride, padding, **kwargs)
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer,
+                                                               np.floating)) or not sigma > 0:
+            raise ValueError(f"sigma must be a positive number; received sigma={sigma!r}")
+        self.sigma = float(sigma)
+        self.weights = gaussian_pool_weights(self.pool_size, self.sigma)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        y, self._cache = weighted_pool2d_forward(x, self.weights, self.stride, self.pads,
+                                                 self._ws)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return weighted_pool2d_backward(dy, self._cache)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg["sigma"] = self.sigma
+        return cfg
+
+
+class _GlobalPool2D(Layer):
+    """(N, C, H, W) → (N, C): one number per feature map."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._cache: dict | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
+            )
+        return (int(input_shape[0]),)
+
+
+@LAYERS.register("GlobalAvgPool2D", "GlobalAveragePooling2D")
+class GlobalAvgPool2D(_GlobalPool2D):
+    """Global average pooling ``y[n, c] = mean_hw x[n, c, h, w]`` (output (N, C)).
+
+    Equals ``torch.nn.AdaptiveAvgPool2d(1)`` followed by a flatten. Backward spreads
+    ``dy / (H·W)`` over the map.
+
+    >>> GlobalAvgPool2D().output_shape((16, 5, 5))
+    (16,)
+    """
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        y, self._cache = global_avg_pool2d_forward(x)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return global_avg_pool2d_backward(dy, self._cache)
+
+
+@LAYERS.register("GlobalMaxPool2D", "GlobalMaxPooling2D")
+class GlobalMaxPool2D(_GlobalPool2D):
+    """Global max pooling ``y[n, c] = max_hw x[n, c, h, w]`` (output (N, C)).
+
+    Equals ``torch.nn.AdaptiveMaxPool2d(1)`` followed by a flatten. Backward routes ``dy`` to
+    the first (row-major) maximum of each map.
+
+    >>> GlobalMaxPool2D().output_shape((16, 5, 5))
+    (16,)
+    """
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        y, self._cache = global_max_pool2d_forward(x)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return global_max_pool2d_backward(dy, self._cache)
