@@ -300,3 +300,44 @@ def test_config_round_trip_rebuilds_same_model():
     np.testing.assert_array_equal(clone.predict(x), model.predict(x))
     with pytest.raises(ValueError, match="missing"):
         clone.set_weights({})
+
+
+def test_whole_model_gradcheck_float64():
+    from references import check_grad
+
+    x, y = blobs(4, 6)
+    x = x.astype(np.float64)
+    x[np.abs(x) < 1e-3] = 1e-3  # nothing sits on a kink
+    model = small_net(seed=5, dtype="float64")
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy")
+
+    def loss():
+        return model.loss.forward(model.forward(x, training=True), y)
+
+    loss()
+    model.backward(model.loss.backward())
+    grads = {q: lay.grads[k].copy() for q, lay, k in model.named_params()}
+    for q, lay, k in model.named_params():
+        check_grad(loss, lay.params[k], grads[q], rtol=1e-5, atol=1e-8)
+
+
+def test_nested_sequential_equals_flat_model():
+    flat = Sequential([Conv2D(4, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(), Dense(2)],
+                      input_shape=(1, 8, 8), seed=9)
+    nested = Sequential([Sequential([Conv2D(4, 3, padding=1), ReLU()]), MaxPool2D(2),
+                         Sequential([Flatten(), Dense(2)])], input_shape=(1, 8, 8), seed=9)
+    assert nested.count_params() == flat.count_params() == 4 * 10 + 64 * 2 + 2
+    pf = [lay.params[k] for _, lay, k in flat.named_params()]
+    pn = [lay.params[k] for _, lay, k in nested.named_params()]
+    assert len(pf) == len(pn)
+    for a, b in zip(pf, pn):
+        np.testing.assert_array_equal(a, b)
+    x, y = blobs(6, 7)
+    np.testing.assert_array_equal(nested.predict(x), flat.predict(x))
+    for m in (flat, nested):
+        m.compile(optimizer=optimizers.SGD(lr=0.1, momentum=0.5), loss="softmax_cross_entropy")
+    hf = flat.fit(x, y, batch_size=3, epochs=2, seed=1, verbose=0).history
+    hn = nested.fit(x, y, batch_size=3, epochs=2, seed=1, verbose=0).history
+    assert hf == hn
+    assert nested.layers[0].layers[0].need_input_grad is False
+    assert nested.layers[2].layers[0].need_input_grad is True
