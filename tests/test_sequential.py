@@ -341,3 +341,28 @@ def test_nested_sequential_equals_flat_model():
     assert hf == hn
     assert nested.layers[0].layers[0].need_input_grad is False
     assert nested.layers[2].layers[0].need_input_grad is True
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_keeps_the_dtype(dtype):
+    x, y = blobs(12, 8)
+    model = small_net(seed=0, dtype=dtype)
+    model.compile(optimizer=optimizers.SGD(lr=0.1, momentum=0.9, nesterov=True,
+                                           weight_decay=1e-3),
+                  loss="softmax_cross_entropy")
+    model.fit(x.astype(np.float64), y, batch_size=5, epochs=2, verbose=0, seed=0)
+    for q, lay, k in model.named_params():
+        assert lay.params[k].dtype == np.dtype(dtype), q
+        assert lay.grads[k].dtype == np.dtype(dtype), q
+    for k, v in model.optimizer.state_dict().items():
+        if v.ndim:
+            assert v.dtype == np.dtype(dtype), k
+    assert model.predict(x).dtype == np.dtype(dtype)
+
+
+def test_fit_accepts_nhw_for_single_channel_models():
+    x, y = blobs(10, 9)
+    model = small_net(seed=0)
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    np.testing.assert_array_equal(model.predict(x[:, 0]), model.predict(x))
+    model.fit(x[:, 0], y, batch_size=5, epochs=1, verbose=0)
