@@ -130,3 +130,92 @@ class SGD(Optimizer):
 def get(identifier: Any, **kwargs: Any) -> Optimizer:
     """An optimizer from a registered name, a class, or an instance."""
     return OPTIMIZERS.get(identifier, **kwargs)
+
+
+# ------------------------------------------------- LeNet-5 (1998): stochastic diagonal LM
+
+
+@OPTIMIZERS.register("sdlm")
+class SDLM(Optimizer):
+    """Stochastic diagonal Levenberg–Marquardt (LeCun et al. 1998, appendix C).
+
+    Each parameter ``w_k`` has its own step size from a diagonal Gauss–Newton estimate
+    ``h_kk`` of the curvature ``∂²E/∂w_k²``::
+
+        ε_k = η / (μ + h_kk)
+        w_k ← w_k − ε_k · ∂E/∂w_k
+
+    ``μ`` guards against tiny or zero curvature (the paper uses μ = 0.02 on MNIST).
+    ``h_kk`` is not computed here: it is estimated by back-propagating second derivatives
+    (``Layer.backward_gn``) over a few hundred patterns and handed over with
+    :meth:`set_curvature` (see :func:`numcnn.training.sdlm.estimate_curvature`, which
+    re-estimates it on 500 patterns before every pass). Until then ``h = 0`` (step ``η/μ``).
+    The global rate ``η`` is ``lr``; :data:`LENET5_ETA_SCHEDULE` is the paper's schedule.
+
+    Args:
+        lr: global learning rate η. mu: the damping μ > 0.
+
+    >>> import numpy as np
+    >>> opt = SDLM(lr=5e-4, mu=0.02)
+    >>> w, g = np.array([1.0, 1.0]), np.array([1.0, 1.0])
+    >>> opt.set_curvature([np.array([0.0, 0.48])]); opt.step([w], [g]); w
+    array([0.975, 0.999])
+    """
+
+    def __init__(self, lr: float = 5e-4, mu: float = 0.02):
+        super().__init__(lr)
+        if not (isinstance(mu, (int, float)) and mu > 0 and np.isfinite(mu)):
+            raise ValueError(f"mu must be a positive number; received mu={mu!r}")
+        self.mu = float(mu)
+
+    def set_curvature(self, hdiag: Sequence[np.ndarray]) -> None:
+        """Store the Gauss–Newton diagonals ``h`` (parallel to the parameters passed to
+        :meth:`step`); negative values (impossible for Gauss–Newton) raise."""
+        for i, h in enumerate(hdiag):
+            h = np.asarray(h)
+            if h.size and h.min() < 0:
+                raise ValueError(f"curvature {i} has negative entries (min {h.min()})")
+            self.state.setdefault(i, {})["h"] = np.array(h, copy=True)
+        self._eps: dict[int, tuple[float, np.ndarray]] = {}
+
+    def step_sizes(self, i: int, like: np.ndarray) -> np.ndarray:
+        """``ε = η / (μ + h)`` for parameter ``i`` (cached until ``lr`` or ``h`` change)."""
+        cache = self.__dict__.setdefault("_eps", {})
+        hit = cache.get(i)
+        if hit is not None and hit[0] == self.lr and hit[1].dtype == like.dtype:
+            return hit[1]
+        h = self.state.get(i, {}).get("h")
+        h = np.zeros(like.shape) if h is None else h.astype(np.float64)
+        eps = (self.lr / (self.mu + h)).astype(like.dtype)
+        cache[i] = (self.lr, eps)
+        return eps
+
+    def update(self, i, p, g):
+        p -= self.step_sizes(i, p) * g
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        super().load_state_dict(state)
+        self._eps = {}
+
+    def get_config(self):
+        return {"lr": self.lr, "mu": self.mu}
+
+
+#: The paper's global learning-rate schedule for SDLM: (η, number of passes), then 1e-5.
+LENET5_ETA_SCHEDULE = ((5e-4, 2), (2e-4, 3), (1e-4, 3), (5e-5, 4), (1e-5, None))
+
+
+def lenet5_eta(pass_index: int) -> float:
+    """η for pass ``pass_index`` (0-based) under :data:`LENET5_ETA_SCHEDULE`.
+
+    >>> [lenet5_eta(k) for k in (0, 1, 2, 5, 8, 12, 19)]
+    [0.0005, 0.0005, 0.0002, 0.0001, 5e-05, 1e-05, 1e-05]
+    """
+    if pass_index < 0:
+        raise ValueError(f"pass_index must be >= 0; received pass_index={pass_index}")
+    start = 0
+    for eta, n in LENET5_ETA_SCHEDULE:
+        if n is None or pass_index < start + n:
+            return eta
+        start += n
+    raise AssertionError("unreachable")

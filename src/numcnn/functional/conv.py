@@ -245,3 +245,29 @@ def conv2d_backward(
                 )
         dx = dxp[:, :, pt : pt + H, pl : pl + Wd].copy()
     return dx, dW, db
+
+
+def connection_mask(table: np.ndarray, kernel_size: tuple[int, int], dtype: Any) -> np.ndarray:
+    """Kernel mask for a sparse connection table (LeNet-5's Table I).
+
+    Args:
+        table: boolean array (C_in, C_out); ``table[c, o]`` is True when output map ``o``
+            reads input map ``c`` (rows are input maps, columns output maps, as in the paper).
+        kernel_size: (kh, kw).
+        dtype: dtype of the returned mask.
+
+    Returns:
+        ``M`` of shape (C_out, C_in, kh, kw) with ``M[o, c] = table[c, o]`` (1 or 0), so that
+        ``W * M`` is the kernel with absent connections zeroed, as ``W``'s layout.
+
+    >>> connection_mask(np.array([[True, False]]), (1, 2), np.float32)[:, 0]
+    array([[[1., 1.]],
+    <BLANKLINE>
+           [[0., 0.]]], dtype=float32)
+    """
+    t = np.asarray(table, dtype=bool)
+    if t.ndim != 2:
+        raise ValueError(f"connection table must be 2-D (C_in, C_out); received shape {t.shape}")
+    kh, kw = kernel_size
+    m = np.broadcast_to(t.T[:, :, None, None], (t.shape[1], t.shape[0], kh, kw))
+    return np.ascontiguousarray(m, dtype=dtype)

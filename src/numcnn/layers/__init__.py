@@ -4,6 +4,7 @@ from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import LAYERS, Layer, deserialize, serialize
 from .conv import Conv2D
 from .core import Dense, Flatten
+from .lenet import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
 from .norm import BatchNorm1D, BatchNorm2D, LocalResponseNorm
 from .pooling import (
     AvgPool2D,
@@ -32,9 +33,14 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "MaxPool2D",
+    "Pad2D",
+    "RBFOutput",
     "ReLU",
+    "Rescale",
+    "ScaledTanh",
     "Sigmoid",
     "Softmax",
+    "Subsampling2D",
     "Tanh",
     "deserialize",
     "serialize",

@@ -57,6 +57,7 @@ class Layer:
         self.input_shape: Shape | None = None
         self.built = False
         self.need_input_grad = True
+        self.hdiag: dict[str, np.ndarray] = {}  # Gauss–Newton diagonal, see backward_gn
 
     # ----------------------------------------------------------------- building
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
@@ -87,6 +88,25 @@ class Layer:
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """Optional second backward pass for the diagonal Gauss–Newton estimate (SDLM).
+
+        LeCun et al. (1998), appendix C: after a forward pass, propagate the diagonal second
+        derivatives ``d2y = ∂²E/∂y²`` (Gauss–Newton: off-diagonal terms and terms in f″
+        dropped) back through the layer with squared weights and squared derivatives:
+
+        * a weighted sum ``y = Σ w x``: ``h_w = Σ_{connections sharing w} x² · d2y`` and
+          ``d2x = Σ w² · d2y``;
+        * an element-wise ``y = f(a)``: ``d2a = f′(a)² · d2y``.
+
+        Fills ``self.hdiag[name]`` (same keys and shapes as ``params``; overwritten) and
+        returns ``d2x`` (``None`` when ``need_input_grad`` is False). Layers that support
+        :class:`numcnn.optimizers.SDLM` override this; the default raises.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement backward_gn (needed by SDLM)"
+        )
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not self.built:

@@ -8,7 +8,13 @@ import numpy as np
 
 from .. import initializers
 from ..functional import Workspace, conv2d_backward, conv2d_forward
-from ..functional.conv import check_padding, conv_output_hw, pair, resolve_padding
+from ..functional.conv import (
+    check_padding,
+    connection_mask,
+    conv_output_hw,
+    pair,
+    resolve_padding,
+)
 from .base import LAYERS, Layer, Shape
 
 
@@ -24,6 +30,13 @@ class Conv2D(Layer):
         use_bias: add a bias per output map.
         kernel_initializer: name or initializer for W (default Glorot uniform, as Keras).
         bias_initializer: name or initializer for b (default zeros).
+        connection_table: optional boolean array-like of shape (C_in, C_out) — rows are
+            input maps, columns output maps, exactly as LeNet-5's Table I. Output map ``o``
+            reads only the input maps ``c`` with ``table[c, o]`` True:
+            ``y[o] = Σ_{c: table[c, o]} x[c] ⋆ W[o, c] + b[o]``. Absent kernels are held at
+            exactly zero (masked at build and in every gradient), are not counted by
+            ``count_params``/``count_connections``, and each output map is initialised with
+            its own fan-in ``|{c: table[c, o]}|·kh·kw``.
 
     Shape:
         input (N, C, H, W) → output (N, F, Ho, Wo) with ``Ho = (H + pt + pb − kh) // sh + 1``.
@@ -43,6 +56,7 @@ class Conv2D(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        connection_table: Any = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -59,6 +73,21 @@ class Conv2D(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self._ws = Workspace()
         self._cache: dict | None = None
+        self.connection_table: np.ndarray | None = None
+        if connection_table is not None:
+            t = np.asarray(connection_table)
+            if t.ndim != 2 or t.shape[1] != self.out_channels or t.dtype.kind not in "bi":
+                raise ValueError(
+                    "connection_table must be a boolean (C_in, C_out) table with C_out="
+                    f"{self.out_channels}; received shape {t.shape}, dtype {t.dtype}"
+                )
+            if t.dtype.kind == "i" and not np.isin(t, (0, 1)).all():
+                raise ValueError("connection_table must hold only True/False (or 1/0)")
+            if not t.astype(bool).any(axis=0).all():
+                raise ValueError("connection_table: every output map must read some input map")
+            self.connection_table = t.astype(bool)
+        self.mask: np.ndarray | None = None
+        self._x: np.ndarray | None = None
 
     def _pads(self, input_shape: Shape) -> tuple[int, int, int, int]:
         return resolve_padding(self.padding, self.kernel_size, self.stride, input_shape[1:3])
@@ -82,13 +111,36 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         F = self.out_channels
         shape = (F, C, kh, kw)
-        self.add_param("W", self.kernel_initializer(shape, C * kh * kw, F * kh * kw, rng))
-        if self.use_bias:
-            self.add_param("b", self.bias_initializer((F,), C * kh * kw, F * kh * kw, rng))
+        if self.connection_table is None:
+            self.add_param("W", self.kernel_initializer(shape, C * kh * kw, F * kh * kw, rng))
+            if self.use_bias:
+                self.add_param("b", self.bias_initializer((F,), C * kh * kw, F * kh * kw, rng))
+        else:
+            t = self.connection_table
+            if t.shape[0] != C:
+                raise ValueError(
+                    f"{self.display_name}: connection_table has {t.shape[0]} input rows but "
+                    f"the input has {C} maps"
+                )
+            self.mask = connection_mask(t, (kh, kw), self.dtype)
+            fan_in = t.sum(axis=0) * kh * kw  # per output map
+            fan_out = t.sum(axis=1) * kh * kw  # per input map (mean used)
+            W = np.zeros(shape)
+            b = np.zeros(F)
+            for o in range(F):  # each output map with its own fan-in
+                W[o] = self.kernel_initializer((C, kh, kw), int(fan_in[o]),
+                                               int(fan_out.mean()), rng)
+                if self.use_bias:
+                    b[o] = self.bias_initializer((1,), int(fan_in[o]), int(fan_out.mean()),
+                                                 rng)[0]
+            self.add_param("W", W * self.mask)
+            if self.use_bias:
+                self.add_param("b", b)
         self.pads = self._pads(self.input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
+        self._x = x
         y, self._cache = conv2d_forward(
             x, self.params["W"], self.params.get("b"), self.stride, self.pads, self._ws
         )
@@ -99,12 +151,44 @@ class Conv2D(Layer):
             dy, self._cache, need_dx=self.need_input_grad, need_db=self.use_bias
         )
         self.grads["W"][...] = dW
+        if self.mask is not None:
+            self.grads["W"] *= self.mask  # absent connections get no gradient
         if self.use_bias:
             self.grads["b"][...] = db
         return dx
 
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """Diagonal Gauss–Newton pass (LeCun et al. 1998, appendix C).
+
+        ``h_W[o, c, i, j] = Σ_{n, p} x[n, c, p + (i, j)]² · d2y[n, o, p]`` (summed over the
+        connections sharing the weight), ``h_b[o] = Σ_{n, p} d2y[n, o, p]`` and
+        ``d2x = full_conv(d2y, rot180(W²))`` — the usual backward with every weight and
+        input squared. Absent connections get ``h = 0``.
+        """
+        W2 = self.params["W"] * self.params["W"]
+        if not hasattr(self, "_gn_ws"):
+            self._gn_ws = Workspace()
+        _, cache = conv2d_forward(self._x * self._x, W2, None, self.stride, self.pads,
+                                  self._gn_ws)
+        d2x, hW, hb = conv2d_backward(d2y, cache, need_dx=self.need_input_grad,
+                                      need_db=self.use_bias)
+        self.hdiag["W"] = hW if self.mask is None else hW * self.mask
+        if self.use_bias:
+            self.hdiag["b"] = hb
+        return d2x
+
+    def count_params(self) -> int:
+        if self.connection_table is None or not self.trainable:
+            return super().count_params()
+        kh, kw = self.kernel_size
+        return int(self.connection_table.sum()) * kh * kw + self.use_bias * self.out_channels
+
     def count_connections(self, input_shape: Shape) -> int | None:
         F, Ho, Wo = self.output_shape(input_shape)
+        if self.connection_table is not None:
+            live = int(self.connection_table.sum())  # Σ_o |inputs of map o|
+            kk = self.kernel_size[0] * self.kernel_size[1]
+            return Ho * Wo * (live * kk + F * self.use_bias)
         per_output = input_shape[0] * self.kernel_size[0] * self.kernel_size[1] + self.use_bias
         return F * Ho * Wo * per_output
 
@@ -119,6 +203,8 @@ class Conv2D(Layer):
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             bias_initializer=initializers.serialize(self.bias_initializer),
         )
+        if self.connection_table is not None:
+            cfg["connection_table"] = self.connection_table.tolist()
         return cfg
 
     @classmethod

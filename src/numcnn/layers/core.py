@@ -72,6 +72,18 @@ class Dense(Layer):
             return None
         return dy @ self.params["W"].T  # (N, units) @ (units, in)
 
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """Diagonal Gauss–Newton pass: ``h_W = (x²)ᵀ d2y``, ``h_b = Σ_n d2y``,
+        ``d2x = d2y (W²)ᵀ`` (see :meth:`Layer.backward_gn`)."""
+        x = self._x
+        self.hdiag["W"] = (x * x).T @ d2y  # (in, N) @ (N, units)
+        if self.use_bias:
+            self.hdiag["b"] = d2y.sum(axis=0)
+        if not self.need_input_grad:
+            return None
+        W = self.params["W"]
+        return d2y @ (W * W).T  # (N, units) @ (units, in)
+
     def count_connections(self, input_shape: Shape) -> int | None:
         return self.units * (input_shape[0] + self.use_bias)
 
@@ -113,3 +125,7 @@ class Flatten(Layer):
         if not self.need_input_grad:
             return None
         return dy.reshape((dy.shape[0],) + self.input_shape)
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """Diagonal Gauss–Newton pass: a reshape, like ``backward``."""
+        return self.backward(d2y)

@@ -1,11 +1,12 @@
 """Models: ``Sequential`` and the model zoo."""
 
 from .lenet import lenet5
+from .lenet1998 import LENET5_C3_TABLE, lenet5_1998
 from .sequential import Sequential
 
-ZOO = {"lenet5": lenet5}
+ZOO = {"lenet5": lenet5, "lenet5-1998": lenet5_1998}
 
-__all__ = ["Sequential", "ZOO", "get", "lenet5"]
+__all__ = ["LENET5_C3_TABLE", "Sequential", "ZOO", "get", "lenet5", "lenet5_1998"]
 
 
 def get(name: str, **kwargs):

@@ -1,0 +1,450 @@
+"""The layers of LeNet-5 as LeCun et al. (1998) built it.
+
+* :class:`Rescale` and :class:`Pad2D` — the input normalisation (background −0.1,
+  foreground 1.175) and the 28 → 32 padding, stored with the model;
+* :class:`Subsampling2D` — trainable subsampling: each map's ``p×p`` inputs summed, times a
+  trainable coefficient, plus a trainable bias (one pair per map);
+* :class:`ScaledTanh` — the squashing function ``f(a) = A·tanh(S·a)``;
+* :class:`RBFOutput` — Euclidean radial-basis output units ``y_i = Σ_j (x_j − w_ij)²`` whose
+  centres are the stylised 7×12 digit bitmaps of the paper's Fig. 3.
+
+Every layer also implements ``backward_gn`` (the diagonal Gauss–Newton pass of the paper's
+appendix C, used by :class:`numcnn.optimizers.SDLM`).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from ..functional.conv import check_padding
+from ..initializers import INITIALIZERS, Initializer
+from .base import LAYERS, Layer, Shape
+
+if "lecun98_uniform" not in INITIALIZERS:  # pragma: no cover - provided by initializers.py
+
+    @INITIALIZERS.register("lecun98_uniform")
+    class _Lecun98Uniform(Initializer):
+        """LeCun et al. (1998): ``w ~ U(−2.4 / fan_in, 2.4 / fan_in)``."""
+
+        def sample(self, shape, fan_in, fan_out, rng):
+            a = 2.4 / fan_in
+            return rng.uniform(-a, a, size=shape)
+
+
+# ------------------------------------------------------------------------------ input
+
+
+@LAYERS.register("Rescale")
+class Rescale(Layer):
+    """Affine rescaling of the input: ``y = scale·x + offset``.
+
+    LeNet-5's normalisation of MNIST grey levels ``x ∈ [0, 255]`` to background −0.1 and
+    foreground 1.175 (mean ≈ 0, variance ≈ 1) is ``Rescale(1.275 / 255, -0.1)``.
+
+    Args:
+        scale: multiplier. offset: added after scaling.
+
+    >>> Rescale(1.275 / 255, -0.1)(np.array([[0.0, 255.0]], np.float32))
+    array([[-0.1  ,  1.175]], dtype=float32)
+    """
+
+    def __init__(self, scale: float = 1.0, offset: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        for what, v in (("scale", scale), ("offset", offset)):
+            if not isinstance(v, (int, float)) or not np.isfinite(v):
+                raise ValueError(f"{what} must be a finite number; received {what}={v!r}")
+        self.scale = float(scale)
+        self.offset = float(offset)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        t = x.dtype.type
+        return x * t(self.scale) + t(self.offset)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return dy * dy.dtype.type(self.scale)
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """``d2x = scale² · d2y``."""
+        if not self.need_input_grad:
+            return None
+        return d2y * d2y.dtype.type(self.scale * self.scale)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
+@LAYERS.register("Pad2D")
+class Pad2D(Layer):
+    """Constant padding of the two spatial axes of NCHW input.
+
+    Args:
+        padding: int ``p``, ``(ph, pw)`` or ``(top, bottom, left, right)``.
+        value: the fill value (LeNet-5 pads with the background level −0.1).
+
+    Shape:
+        (N, C, H, W) → (N, C, H + top + bottom, W + left + right).
+
+    >>> Pad2D(2, value=-0.1).output_shape((1, 28, 28))
+    (1, 32, 32)
+    """
+
+    def __init__(self, padding: Any = 0, value: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        padding = check_padding(padding)
+        if isinstance(padding, str):
+            raise ValueError(f"padding must be numbers, not a mode; received padding={padding!r}")
+        if isinstance(padding, int):
+            padding = (padding,) * 4
+        elif len(padding) == 2:
+            padding = (padding[0], padding[0], padding[1], padding[1])
+        self.padding: tuple[int, int, int, int] = tuple(padding)  # type: ignore[assignment]
+        if not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ValueError(f"value must be a finite number; received value={value!r}")
+        self.value = float(value)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
+            )
+        pt, pb, pl, pr = self.padding
+        C, H, W = input_shape
+        return (C, H + pt + pb, W + pl + pr)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        pt, pb, pl, pr = self.padding
+        N, C, H, W = x.shape
+        y = np.full((N, C, H + pt + pb, W + pl + pr), self.value, dtype=x.dtype)
+        y[:, :, pt : pt + H, pl : pl + W] = x
+        return y
+
+    def _crop(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        pt, _, pl, _ = self.padding
+        _, H, W = self.input_shape
+        return dy[:, :, pt : pt + H, pl : pl + W].copy()
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        return self._crop(dy)
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """Second derivatives are cropped like first derivatives."""
+        return self._crop(d2y)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "padding": list(self.padding), "value": self.value}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Pad2D:
+        config = dict(config)
+        if isinstance(config.get("padding"), list):
+            config["padding"] = tuple(config["padding"])
+        return cls(**config)
+
+
+# ------------------------------------------------------------------------- subsampling
+
+
+def _offsets(p: int):
+    return [(a, b) for a in range(p) for b in range(p)]
+
+
+@LAYERS.register("Subsampling2D")
+class Subsampling2D(Layer):
+    """LeNet's trainable subsampling (S2, S4): ``y[c] = coef[c] · Σ_{p×p} x[c] + b[c]``.
+
+    Non-overlapping ``p×p`` windows (stride ``p``; trailing rows/columns that do not fill a
+    window are dropped, like pooling). The paper follows it with the squashing function — add
+    a :class:`ScaledTanh` layer.
+
+    Args:
+        pool_size: window side ``p`` (2 in LeNet-5).
+        coef_initializer, bias_initializer: initializers, called with ``fan_in = p²``
+            (default ``"lecun98_uniform"``: ``U(±2.4 / fan_in)``).
+
+    Shape:
+        (N, C, H, W) → (N, C, H // p, W // p); ``params["coef"]``, ``params["b"]``: (C,).
+        Backward: ``dcoef[c] = Σ dy[c]·s[c]`` with ``s`` the window sums, ``db[c] = Σ dy[c]``,
+        ``dx`` = ``coef[c]·dy[c]`` spread to every input of the window.
+        Connections per sample: ``C·Ho·Wo·(p² + 1)`` (S2: 5,880).
+
+    >>> s = Subsampling2D(2); s.build((6, 28, 28)); s.count_params()
+    12
+    """
+
+    def __init__(self, pool_size: int = 2, coef_initializer: Any = "lecun98_uniform",
+                 bias_initializer: Any = "lecun98_uniform", **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(pool_size, (int, np.integer)) or isinstance(pool_size, bool) \
+                or pool_size <= 0:
+            raise ValueError(f"pool_size must be a positive int; received pool_size={pool_size!r}")
+        self.pool_size = int(pool_size)
+        self.coef_initializer = initializers.get(coef_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._x: np.ndarray | None = None
+        self._s: np.ndarray | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
+            )
+        C, H, W = input_shape
+        p = self.pool_size
+        if H < p or W < p:
+            raise ValueError(f"{self.display_name}: input {input_shape} is smaller than the "
+                             f"{p}×{p} window")
+        return (C, H // p, W // p)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
+        super().build(input_shape, rng)
+        rng = rng if rng is not None else np.random.default_rng()
+        C = self.input_shape[0]
+        k = self.pool_size ** 2
+        self.add_param("coef", self.coef_initializer((C,), k, k, rng))
+        self.add_param("b", self.bias_initializer((C,), k, k, rng))
+
+    def _views(self, a: np.ndarray):
+        p = self.pool_size
+        _, Ho, Wo = self.output_shape(self.input_shape)
+        return [a[:, :, i : i + p * Ho : p, j : j + p * Wo : p] for i, j in _offsets(p)]
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        views = self._views(x)
+        s = views[0].copy()
+        for v in views[1:]:
+            s += v
+        self._x, self._s = x, s
+        return s * self.params["coef"][:, None, None] + self.params["b"][:, None, None]
+
+    def _spread(self, d: np.ndarray, w: np.ndarray) -> np.ndarray:
+        dx = np.zeros((d.shape[0],) + self.input_shape, dtype=d.dtype)
+        g = d * w[:, None, None]
+        for v in self._views(dx):
+            v[...] = g
+        return dx
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        self.grads["coef"][...] = np.einsum("nchw,nchw->c", dy, self._s)
+        self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
+        if not self.need_input_grad:
+            return None
+        return self._spread(dy, self.params["coef"])
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """``h_coef[c] = Σ d2y[c] · Σ_{window} x²`` (the p² connections share ``coef``),
+        ``h_b[c] = Σ d2y[c]``, ``d2x = coef[c]² · d2y`` spread to the window."""
+        views = self._views(self._x)
+        s2 = views[0] * views[0]
+        for v in views[1:]:
+            s2 += v * v
+        self.hdiag["coef"] = np.einsum("nchw,nchw->c", d2y, s2)
+        self.hdiag["b"] = d2y.sum(axis=(0, 2, 3))
+        if not self.need_input_grad:
+            return None
+        c = self.params["coef"]
+        return self._spread(d2y, c * c)
+
+    def count_connections(self, input_shape: Shape) -> int | None:
+        C, Ho, Wo = self.output_shape(input_shape)
+        return C * Ho * Wo * (self.pool_size ** 2 + 1)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update(pool_size=self.pool_size,
+                   coef_initializer=initializers.serialize(self.coef_initializer),
+                   bias_initializer=initializers.serialize(self.bias_initializer))
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Subsampling2D:
+        config = dict(config)
+        for key in ("coef_initializer", "bias_initializer"):
+            if key in config:
+                config[key] = initializers.deserialize(config[key])
+        return cls(**config)
+
+
+# -------------------------------------------------------------------------- squashing
+
+
+@LAYERS.register("ScaledTanh")
+class ScaledTanh(Layer):
+    """LeNet's squashing function ``f(a) = A·tanh(S·a)``.
+
+    With ``A = 1.7159`` and ``S = 2/3`` (the paper's choice), ``f(±1) = ±1`` and the gain
+    at ±1 is about 1, so the ±1 targets of the RBF units sit inside the linear-ish range.
+    Derivative: ``f′(a) = A·S·(1 − tanh²(S·a)) = (S/A)·(A² − y²)``.
+
+    Args:
+        A: amplitude (> 0). S: slope at the origin divided by ``A`` (> 0).
+
+    >>> y = ScaledTanh()(np.array([[1.0, -1.0]]))
+    >>> np.round(y, 4)
+    array([[ 1., -1.]])
+    """
+
+    def __init__(self, A: float = 1.7159, S: float = 2.0 / 3.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        for what, v in (("A", A), ("S", S)):
+            if not isinstance(v, (int, float)) or not v > 0 or not np.isfinite(v):
+                raise ValueError(f"{what} must be a positive number; received {what}={v!r}")
+        self.A = float(A)
+        self.S = float(S)
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        t = x.dtype.type
+        y = np.tanh(x * t(self.S))
+        y *= t(self.A)
+        self._y = y
+        return y
+
+    def _deriv(self, dtype) -> np.ndarray:
+        t = np.dtype(dtype).type
+        y = self._y
+        return (t(self.A * self.A) - y * y) * t(self.S / self.A)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        return dy * self._deriv(dy.dtype)
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """``d2a = f′(a)² · d2y`` (the ``f″`` term is dropped, as Gauss–Newton does)."""
+        if not self.need_input_grad:
+            return None
+        d = self._deriv(d2y.dtype)
+        return d2y * d * d
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "A": self.A, "S": self.S}
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def lenet5_digit_bitmaps() -> np.ndarray:
+    """The ten stylised 7×12 digit bitmaps (paper's Fig. 3) shipped with the package.
+
+    Returns:
+        float64 array (10, 12, 7) of ±1: +1 foreground ('#'), −1 background ('.').
+    """
+    text = (resources.files("numcnn.models") / "lenet5_rbf_digits.txt").read_text("ascii")
+    rows: dict[int, list[str]] = {}
+    cur = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith("digit"):
+            cur = int(line.split()[1])
+            rows[cur] = []
+        else:
+            rows[cur].append(line)  # type: ignore[index]
+    out = np.array([[[1.0 if ch == "#" else -1.0 for ch in r] for r in rows[d]]
+                    for d in range(10)])
+    if out.shape != (10, 12, 7):
+        raise ValueError(f"corrupt bitmap file: expected (10, 12, 7); parsed {out.shape}")
+    return out
+
+
+@LAYERS.register("RBFOutput")
+class RBFOutput(Layer):
+    """Euclidean radial-basis output units: ``y_i = Σ_j (x_j − w_ij)²``.
+
+    Each output is the squared distance between the input vector and the unit's centre —
+    a penalty, low for the recognised class. In LeNet-5 the 10 centres are the ±1 stylised
+    7×12 bitmaps of the digits (84 = 7·12 inputs) and are fixed (``trainable=False``, the
+    default): the layer then holds 840 non-trainable parameters and 840 connections.
+
+    Args:
+        units: number of RBF units (classes).
+        centers: ``"digits"`` (the paper's bitmaps; needs ``units == 10`` and 84 inputs) or
+            ``"random"`` (random ±1 codes).
+        trainable: whether an optimizer may move the centres (default False, as the paper).
+
+    Shape:
+        (N, D) → (N, units); ``params["W"]``: (units, D). Backward:
+        ``dx_j = 2 Σ_i dy_i (x_j − w_ij)``, ``dw_ij = −2 Σ_n dy_ni (x_nj − w_ij)``.
+
+    >>> r = RBFOutput(10); r.build((84,)); r.count_params(), r.count_non_trainable()
+    (0, 840)
+    """
+
+    def __init__(self, units: int = 10, centers: str = "digits", trainable: bool = False,
+                 **kwargs: Any):
+        super().__init__(trainable=trainable, **kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"units must be a positive int; received units={units!r}")
+        if centers not in ("digits", "random"):
+            raise ValueError(f"centers must be 'digits' or 'random'; received centers={centers!r}")
+        self.units = int(units)
+        self.centers = centers
+        self._diff: np.ndarray | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ValueError(f"{self.display_name}: expected a flat (features,) input shape; "
+                             f"received {tuple(input_shape)}")
+        return (self.units,)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
+        super().build(input_shape, rng)
+        D = self.input_shape[0]
+        if self.centers == "digits":
+            if (self.units, D) != (10, 84):
+                raise ValueError(f"{self.display_name}: centers='digits' needs 10 units on 84 "
+                                 f"inputs; received units={self.units}, inputs={D}")
+            W = lenet5_digit_bitmaps().reshape(10, 84)
+        else:
+            rng = rng if rng is not None else np.random.default_rng()
+            W = rng.choice([-1.0, 1.0], size=(self.units, D))
+        self.add_param("W", W)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        diff = x[:, None, :] - self.params["W"][None]  # (N, units, D)
+        self._diff = diff
+        return np.einsum("nij,nij->ni", diff, diff)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        t = dy.dtype.type
+        g = dy[:, :, None] * self._diff  # (N, units, D)
+        if self.trainable:
+            self.grads["W"][...] = g.sum(axis=0) * t(-2.0)
+        if not self.need_input_grad:
+            return None
+        return g.sum(axis=1) * t(2.0)
+
+    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
+        """Gauss–Newton pass for squared-distance units.
+
+        Here ``d2y[n, i] ≥ 0`` is the Gauss–Newton weight of the squared residual
+        ``‖x − w_i‖²`` in the loss (what :meth:`numcnn.losses.LeNetMAP.backward_gn`
+        returns). The curvature of ``c·Σ_j (x_j − w_ij)²`` is ``2c`` for every ``x_j`` and
+        ``w_ij``, so ``d2x_j = 2 Σ_i d2y_i`` and ``h_w[i, j] = 2 Σ_n d2y_ni``.
+        """
+        t = d2y.dtype.type
+        D = self.input_shape[0]
+        self.hdiag["W"] = np.repeat(d2y.sum(axis=0)[:, None] * t(2.0), D, axis=1)
+        if not self.need_input_grad:
+            return None
+        return np.repeat(d2y.sum(axis=1, keepdims=True) * t(2.0), D, axis=1)
+
+    def count_connections(self, input_shape: Shape) -> int | None:
+        return self.units * input_shape[0]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units, "centers": self.centers}
