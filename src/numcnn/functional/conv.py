@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .workspace import Workspace, get_workspace
 
@@ -154,6 +155,17 @@ def window(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple
     return a[..., i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
 
 
+def _cn_view(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, C, H, W) seen as (C, N, H, W) — a free transpose of the axes."""
+    return x.transpose(1, 0, 2, 3)
+
+
+def _flat_planes(buf: np.ndarray, offset: int, planes: int, plane: int, length: int):
+    """View ``(planes, length)`` of a flat buffer: row p starts at ``offset + p·plane``."""
+    s = buf.strides[0]
+    return as_strided(buf[offset:], shape=(planes, length), strides=(plane * s, s))
+
+
 def conv2d_forward(
     x: np.ndarray,
     W: np.ndarray,
@@ -174,9 +186,16 @@ def conv2d_forward(
 
     Returns:
         ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
+        ``y`` is an NCHW *view* of channel-major (F, N, Ho, Wo) memory; element-wise layers
+        and pooling keep that layout, and the next convolution reads it without a transpose.
 
     Shape:
-        The im2col buffer is channel-major, ``(C·kh·kw, N·Ho·Wo)``.
+        The im2col buffer is channel-major, ``(C·kh·kw, N·Ho·Wo)``, and the product is
+        ``(F, C·kh·kw) @ (C·kh·kw, N·Ho·Wo)``. With stride 1 each column block is taken
+        from the flattened padded planes: the block of offset ``(i, j)`` for image ``n`` is the
+        contiguous run ``xp[c, n].ravel()[i·Wp + j : i·Wp + j + Ho·Wp]``, i.e. ``Ho`` full
+        padded rows (``Wp`` wide) of which the last ``kw − 1`` columns of each row are
+        discarded. This trades ``Wp / Wo`` more multiply-adds for long contiguous copies.
 
     >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
     >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
@@ -190,19 +209,44 @@ def conv2d_forward(
     if Cw != C:
         raise ValueError(f"kernel expects {Cw} input channels; input has {C} (shape {x.shape})")
     Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
-    xp = pad_input(x, pads, ws, "xp")
-    cols = ws.empty("cols", (C, kh, kw, N, Ho, Wo), x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            # (N, C, Ho, Wo) strided slab -> (C, N, Ho, Wo) block of the columns
-            cols[:, i, j] = window(xp, i, j, (Ho, Wo), stride).transpose(1, 0, 2, 3)
-    cols2 = cols.reshape(C * kh * kw, N * Ho * Wo)
-    y = W.reshape(F, C * kh * kw) @ cols2  # (F, C*kh*kw) @ (C*kh*kw, N*Ho*Wo)
+    pt, pb, pl, pr = pads
+    Hp, Wp = H + pt + pb, Wd + pl + pr
+    K = C * kh * kw
+    flat = tuple(stride) == (1, 1)
+    if flat:
+        # padded input as (C, N, Hp, Wp) planes in a flat buffer with kw − 1 spare zeros, so
+        # the last run (which reaches kw − 1 past its plane) stays inside the buffer
+        size = C * N * Hp * Wp
+        buf = ws.padded("xflat", (size + kw - 1,), x.dtype, 0.0)
+        buf[:size].reshape(C, N, Hp, Wp)[:, :, pt : pt + H, pl : pl + Wd] = _cn_view(x)
+        L = Ho * Wp
+        cols = ws.empty("cols", (C, kh, kw, N, L), x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                # (C·N, Ho·Wp) contiguous runs -> block (i, j) of the columns
+                cols[:, i, j] = _flat_planes(buf, i * Wp + j, C * N, Hp * Wp, L).reshape(C, N, L)
+        cols2 = cols.reshape(K, N * L)
+    else:
+        xp = _cn_view(x)
+        if pt or pb or pl or pr:
+            xp = ws.padded("xp", (C, N, Hp, Wp), x.dtype, 0.0)
+            xp[:, :, pt : pt + H, pl : pl + Wd] = _cn_view(x)
+        cols = ws.empty("cols", (C, kh, kw, N, Ho, Wo), x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                # (C, N, Ho, Wo) strided slab -> block (i, j) of the columns
+                cols[:, i, j] = window(xp, i, j, (Ho, Wo), stride)
+        cols2 = cols.reshape(K, N * Ho * Wo)
+    y2 = W.reshape(F, K) @ cols2  # (F, C*kh*kw) @ (C*kh*kw, N*L)
     if b is not None:
-        y += b[:, None]
-    y = y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)  # (N, F, Ho, Wo) view
-    cache = {"cols": cols2, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
-    return y, cache
+        y2 += b[:, None]
+    if flat:
+        y = y2.reshape(F, N, Ho, Wp)[:, :, :, :Wo]  # drop the kw − 1 wrap-around columns
+    else:
+        y = y2.reshape(F, N, Ho, Wo)
+    cache = {"cols": cols2, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads,
+             "ws": ws, "flat": flat}
+    return y.transpose(1, 0, 2, 3), cache  # (N, F, Ho, Wo) view
 
 
 def conv2d_backward(
@@ -221,29 +265,55 @@ def conv2d_backward(
 
     Returns:
         ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
+        ``dx`` is a fresh array (an NCHW view of channel-major memory).
     """
     W = cache["W"]
     cols2 = cache["cols"]
     ws: Workspace = cache["ws"]
+    flat = cache.get("flat", False)
     N, C, H, Wd = cache["x_shape"]
     F, _, kh, kw = W.shape
+    K = C * kh * kw
     Ho, Wo = dy.shape[2:]
-    dy2 = dy.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)  # (F, N*Ho*Wo)
-    dW = (dy2 @ cols2.T).reshape(W.shape) if need_dW else None  # (F, NHW) @ (NHW, C*kh*kw)
+    pt, pb, pl, pr = cache["pads"]
+    Hp, Wp = H + pt + pb, Wd + pl + pr
+    if flat:
+        # δ laid out like the forward columns; the wrap-around columns hold zeros (written
+        # once at allocation), so they add nothing to dW, db or dx
+        L = Ho * Wp
+        dyp = ws.padded("dyflat", (F, N, Ho, Wp), dy.dtype, 0.0)
+        dyp[:, :, :, :Wo] = _cn_view(dy)
+        dy2 = dyp.reshape(F, N * L)
+    else:
+        L = Ho * Wo
+        dy2 = ws.empty("dy2", (F, N, Ho, Wo), dy.dtype)
+        dy2[...] = _cn_view(dy)
+        dy2 = dy2.reshape(F, N * L)  # (F, N*Ho*Wo)
+    dW = (cols2 @ dy2.T).T.reshape(W.shape) if need_dW else None  # (K, NL) @ (NL, F)
     db = dy2.sum(axis=1) if need_db else None
     dx = None
     if need_dx:
-        pt, pb, pl, pr = cache["pads"]
-        dcols = W.reshape(F, C * kh * kw).T @ dy2  # (C*kh*kw, F) @ (F, N*Ho*Wo)
-        dcols = dcols.reshape(C, kh, kw, N, Ho, Wo)
-        dxp = ws.zeros("dxp", (N, C, H + pt + pb, Wd + pl + pr), dy.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                # col2im: scatter-add each offset's block back onto its receptive fields
-                window(dxp, i, j, (Ho, Wo), cache["stride"])[...] += dcols[:, i, j].transpose(
-                    1, 0, 2, 3
-                )
-        dx = dxp[:, :, pt : pt + H, pl : pl + Wd].copy()
+        dcols = ws.empty("dcols", (K, N * L), dy2.dtype)
+        np.matmul(W.reshape(F, K).T, dy2, out=dcols)  # (C*kh*kw, F) @ (F, N*L)
+        if flat:
+            dcols = dcols.reshape(C, kh, kw, N, L)
+            size = C * N * Hp * Wp
+            buf = ws.zeros("dxflat", (size + kw - 1,), dy2.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    # col2im: add each offset's block back onto its receptive fields
+                    run = _flat_planes(buf, i * Wp + j, C * N, Hp * Wp, L)
+                    run += dcols[:, i, j].reshape(C * N, L)
+            dxp = buf[:size].reshape(C, N, Hp, Wp)
+        else:
+            dcols = dcols.reshape(C, kh, kw, N, Ho, Wo)
+            dxp = ws.zeros("dxp", (C, N, Hp, Wp), dy2.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    window(dxp, i, j, (Ho, Wo), cache["stride"])[...] += dcols[:, i, j]
+        dx = np.empty((C, N, H, Wd), dy2.dtype)
+        dx[...] = dxp[:, :, pt : pt + H, pl : pl + Wd]
+        dx = _cn_view(dx)
     return dx, dW, db
 
 
