@@ -174,6 +174,17 @@ def test_layer_contract(cls, example, dtype):
 
 
 @pytest.mark.parametrize("cls,example", _cases())
+def test_layer_builds_lazily_on_first_call(cls, example):
+    kwargs, in_shape, opts = _unpack(example)
+    x = _input(opts, np.random.default_rng(0), (2,) + in_shape, "float32")
+    layer = cls(**kwargs)
+    assert not layer.built
+    y = layer(x)
+    assert layer.built and layer.input_shape == in_shape
+    assert y.shape == (2,) + tuple(layer.output_shape(in_shape)) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize("cls,example", _cases())
 def test_layer_rejects_wrong_input_shape(cls, example):
     kwargs, in_shape, opts = _unpack(example)
     layer = cls(**kwargs)
