@@ -1,6 +1,16 @@
 """numcnn: convolutional neural networks in NumPy, every forward and backward pass explicit."""
 
-from . import functional, initializers, layers, losses, metrics, models, optimizers
+from . import (
+    functional,
+    initializers,
+    kernels,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    preprocessing,
+)
 from .io.saving import load_model, save_model
 from .models import Sequential
 
@@ -10,11 +20,13 @@ __all__ = [
     "Sequential",
     "functional",
     "initializers",
+    "kernels",
     "layers",
     "load_model",
     "losses",
     "metrics",
     "models",
     "optimizers",
+    "preprocessing",
     "save_model",
 ]
