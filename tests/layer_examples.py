@@ -27,6 +27,10 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
          (2, 7, 6)),
         ({"out_channels": 2, "kernel_size": 3, "padding": "same", "use_bias": False}, (1, 5, 5)),
         ({"out_channels": 2, "kernel_size": (2, 3), "stride": 2, "padding": (1, 2)}, (3, 6, 5)),
+        # sparse connection table (C_in=3, C_out=4), 7 live kernels: 7·2·3 weights + 4 biases
+        ({"out_channels": 4, "kernel_size": (2, 3),
+          "connection_table": [[1, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 1]]}, (3, 5, 6),
+         {"count_params": 46}),
     ],
     "Dense": [
         ({"units": 4}, (6,)),
@@ -64,4 +68,13 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
         ({"size": 4, "alpha": 0.1, "beta": 0.6, "k": 2.0}, (6, 2, 2)),
     ],
     "Dropout": [({"rate": 0.3, "seed": 0}, (4, 5)), ({"rate": 0.0}, (2, 3, 3))],
+    # --- LeNet-5 (1998) layers (issue 4)
+    "Subsampling2D": [({"pool_size": 2}, (3, 5, 7)), ({"pool_size": 3}, (2, 6, 6))],
+    "ScaledTanh": [({}, (2, 3, 3)), ({"A": 1.0, "S": 0.5}, (5,))],
+    "RBFOutput": [
+        ({"units": 10}, (84,), {"count_params": 0}),  # fixed bitmaps: non-trainable
+        ({"units": 3, "centers": "random", "trainable": True}, (5,), {"count_params": 15}),
+    ],
+    "Rescale": [({"scale": 0.5, "offset": -0.1}, (2, 3, 3))],
+    "Pad2D": [({"padding": (1, 0, 2, 3), "value": -0.1}, (2, 3, 4)), ({"padding": 2}, (1, 2, 2))],
 }

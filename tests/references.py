@@ -365,3 +365,130 @@ def weighted_pool2d_ref(x, pool, stride, pads, sigma):
                                 s += raw[i][j] / Z * float(x[n, c, r, t])
                     y[n, c, a, b] = s
     return y
+
+
+# ----------------------------------------------- LeNet-5 (1998): diagonal Gauss–Newton (issue 4)
+
+
+def lenet_gn_diagonal_ref(x, labels, spec):
+    """LeCun et al. (1998) appendix C diagonal Gauss–Newton, one connection at a time.
+
+    The network is described unit by unit: every connection ``(source unit, target unit,
+    parameter index)`` is enumerated with loops, the forward pass sums ``w · x`` over the
+    connections of each unit, and the second backward pass applies, per connection,
+    ``h[param] += x_src² · d2a_dst`` and ``d2x_src += w² · d2a_dst``; per squashing unit
+    ``d2a = f′(a)² · d2x``. The output is the RBF/MAP pair whose curvature is ``2/N`` on every
+    input of the correct class's RBF unit (and on that unit's centre).
+
+    Args:
+        x: (N, C, H, W) input. labels: (N,) ints.
+        spec: list of ``(kind, params)`` with kind one of ``"pad"`` (``{"pads", "value"}``),
+            ``"conv"`` (``{"W", "b", "table"}``; table (C_in, C_out) booleans, stride 1, no
+            padding), ``"tanh"`` (``{"A", "S"}``), ``"sub"`` (``{"coef", "b", "p"}``),
+            ``"flatten"``, ``"dense"`` (``{"W", "b"}``; W (in, out)), ``"rbf"`` (``{"W"}``).
+
+    Returns:
+        list (one dict per spec entry) of ``{param_name: h}`` averaged over the batch.
+    """
+    N = x.shape[0]
+    hs = [{k: np.zeros(np.shape(v)) for k, v in p.items()
+           if k in ("W", "b", "coef")} for _, p in spec]
+    for n in range(N):
+        # ---- forward, keeping every layer's input as a dict unit -> value
+        acts = []  # per layer: (input values dict, list of connections, output dict, extra)
+        cur = {idx: float(v) for idx, v in np.ndenumerate(x[n])}
+        shape = x.shape[1:]
+        for kind, p in spec:
+            conns = []  # (src, dst, param_name, param_index)  (src None = bias input 1)
+            out = {}
+            if kind == "pad":
+                pt, pb, pl, pr = p["pads"]
+                C, H, W = shape
+                shape = (C, H + pt + pb, W + pl + pr)
+                for idx in np.ndindex(*shape):
+                    c, i, j = idx
+                    src = (c, i - pt, j - pl)
+                    out[idx] = cur[src] if src in cur else p["value"]
+                    if src in cur:
+                        conns.append((src, idx, None, None))  # identity link
+            elif kind == "conv":
+                Wt, bt, table = p["W"], p["b"], np.asarray(p["table"], bool)
+                F, Cin, kh, kw = Wt.shape
+                _, H, W = shape
+                shape = (F, H - kh + 1, W - kw + 1)
+                for (o, i, j) in np.ndindex(*shape):
+                    a = 0.0
+                    for c in range(Cin):
+                        if not table[c, o]:
+                            continue
+                        for u in range(kh):
+                            for v in range(kw):
+                                src = (c, i + u, j + v)
+                                a += Wt[o, c, u, v] * cur[src]
+                                conns.append((src, (o, i, j), "W", (o, c, u, v)))
+                    a += bt[o]
+                    conns.append((None, (o, i, j), "b", (o,)))
+                    out[(o, i, j)] = a
+            elif kind == "tanh":
+                for idx, a in cur.items():
+                    out[idx] = p["A"] * np.tanh(p["S"] * a)
+            elif kind == "sub":
+                q = p["p"]
+                C, H, W = shape
+                shape = (C, H // q, W // q)
+                for (c, i, j) in np.ndindex(*shape):
+                    s = 0.0
+                    for u in range(q):
+                        for v in range(q):
+                            src = (c, q * i + u, q * j + v)
+                            s += cur[src]
+                            conns.append((src, (c, i, j), "coef", (c,)))
+                    out[(c, i, j)] = p["coef"][c] * s + p["b"][c]
+                    conns.append((None, (c, i, j), "b", (c,)))
+            elif kind == "flatten":
+                keys = sorted(cur)
+                for k, src in enumerate(keys):
+                    out[(k,)] = cur[src]
+                    conns.append((src, (k,), None, None))
+                shape = (len(keys),)
+            elif kind == "dense":
+                Wt, bt = p["W"], p["b"]
+                for u in range(Wt.shape[1]):
+                    a = bt[u]
+                    conns.append((None, (u,), "b", (u,)))
+                    for k in range(Wt.shape[0]):
+                        a += Wt[k, u] * cur[(k,)]
+                        conns.append(((k,), (u,), "W", (k, u)))
+                    out[(u,)] = a
+                shape = (Wt.shape[1],)
+            elif kind == "rbf":
+                out = None
+            acts.append((cur, conns, out))
+            if out is not None:
+                cur = out
+        # ---- second backward pass, connection by connection
+        d2 = None
+        for li in range(len(spec) - 1, -1, -1):
+            kind, p = spec[li]
+            inp, conns, out = acts[li]
+            if kind == "rbf":
+                D = int(labels[n])
+                d2 = {idx: 2.0 / N for idx in inp}  # ∂²(‖x − w_D‖²/N)/∂x_j² = 2/N
+                hs[li]["W"][D, :] += 2.0 / N
+                continue
+            if kind == "tanh":
+                d2 = {idx: (p["S"] / p["A"] * (p["A"] ** 2 - out[idx] ** 2)) ** 2 * d2[idx]
+                      for idx in inp}
+                continue
+            new = dict.fromkeys(inp, 0.0)
+            for src, dst, name, pidx in conns:
+                xv = 1.0 if src is None else inp[src]
+                if name is None:  # identity link (pad, flatten)
+                    new[src] += d2[dst]
+                    continue
+                w = p[name][pidx]
+                hs[li][name][pidx] += xv * xv * d2[dst]
+                if src is not None:
+                    new[src] += w * w * d2[dst]
+            d2 = new
+    return hs

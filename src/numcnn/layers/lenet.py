@@ -422,8 +422,7 @@ class RBFOutput(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         t = dy.dtype.type
         g = dy[:, :, None] * self._diff  # (N, units, D)
-        if self.trainable:
-            self.grads["W"][...] = g.sum(axis=0) * t(-2.0)
+        self.grads["W"][...] = g.sum(axis=0) * t(-2.0)  # filled even when frozen (cheap)
         if not self.need_input_grad:
             return None
         return g.sum(axis=1) * t(2.0)
