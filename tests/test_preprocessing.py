@@ -346,3 +346,49 @@ def test_errors_for_unfitted_and_mismatched_data():
         PCA().set_state(MeanSubtraction().fit(X).get_state())
     with pytest.raises(ValueError, match="eps"):
         ZCAWhitening(0)
+
+
+# ------------------------------------------------------------------------ real MNIST
+
+
+@pytest.fixture(scope="module")
+def mnist_slice():
+    import os
+    from pathlib import Path
+
+    d = os.environ.get("NUMCNN_DATA_DIR")
+    if not d or not (Path(d) / "train-images-idx3-ubyte.gz").is_file() and not (
+            Path(d) / "train-images-idx3-ubyte").is_file():
+        pytest.skip("MNIST not found: set NUMCNN_DATA_DIR to the directory of the IDX files")
+    from numcnn.datasets.mnist import load_data
+
+    (x_train, _), (x_test, _) = load_data(download=False)
+    return x_train[:2000], x_test[:1000]
+
+
+@pytest.mark.mnist
+def test_mnist_lenet_input_pipeline_and_bit_planes(mnist_slice):
+    x_train, x_test = mnist_slice
+    pad, scale = Pad(2), MinMaxScaler((-0.1, 1.175))
+    tr = scale.fit_transform(pad.transform(x_train))
+    te = scale.transform(pad.transform(x_test))  # training min/max, unchanged
+    assert tr.shape == (2000, 32, 32) and te.shape == (1000, 32, 32) and te.dtype == np.float32
+    np.testing.assert_allclose([te.min(), te.max()], [-0.1, 1.175], rtol=1e-6)
+    np.testing.assert_array_equal(te[:, :2], np.float32(-0.1))  # the padded border
+    np.testing.assert_allclose(te[:, 2:30, 2:30], -0.1 + x_test * (1.275 / 255), atol=1e-6)
+    bp = BitPlanes()
+    np.testing.assert_array_equal(bp.inverse_transform(bp.transform(x_test))[:, 0], x_test)
+
+
+@pytest.mark.mnist
+def test_mnist_pca_whitening(mnist_slice):
+    x_train, x_test = mnist_slice
+    w = PCAWhitening(40, eps=1e-6).fit(x_train)
+    z = w.transform(x_train)
+    np.testing.assert_allclose(np.cov(z.astype(np.float64), rowvar=False), np.eye(40),
+                               atol=1e-5)
+    # the first 40 principal components hold most of MNIST's pixel variance (≈ 79 %)
+    assert 0.7 < w.explained_variance_ratio_.sum() < 0.9
+    zt = w.transform(x_test)  # unseen digits: roughly, not exactly, white
+    assert zt.shape == (1000, 40) and zt.dtype == np.float32
+    assert 0.5 < zt.var(axis=0).min() and zt.var(axis=0).max() < 1.5
