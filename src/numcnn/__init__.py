@@ -10,6 +10,7 @@ from . import (
     models,
     optimizers,
     preprocessing,
+    schedules,
 )
 from .io.saving import load_model, save_model
 from .models import Sequential
@@ -29,4 +30,5 @@ __all__ = [
     "optimizers",
     "preprocessing",
     "save_model",
+    "schedules",
 ]

@@ -60,3 +60,170 @@ class CallbackList:
                 getattr(cb, hook)(*args, **kwargs)
 
         return call
+
+
+class LearningRateScheduler(Callback):
+    """Sets ``model.optimizer.lr = schedule(epoch)`` at the start of every epoch.
+
+    Args:
+        schedule: a :mod:`numcnn.schedules` schedule, anything
+            :func:`numcnn.schedules.get` accepts (``"cosine"``,
+            ``"piecewise:0=5e-4,2=2e-4"``, ``{0: 5e-4, 2: 2e-4}``), or a function
+            ``f(epoch) -> lr`` or, as in Keras, ``f(epoch, lr) -> lr`` (``lr`` the current one).
+        epochs: the run's number of epochs, for schedules that need it (``cosine`` without
+            ``t_max``); if ``None`` it is read from ``self.params["epochs"]`` when the fit loop
+            provides it (Keras convention).
+        verbose: print the new rate at each epoch start.
+
+    Relative schedules scale the optimizer's ``lr`` as it was when training first began (kept
+    across later ``fit`` calls, so resuming continues the same curve). At each epoch end the
+    rate in use is added to the logs as ``"lr"``.
+
+    >>> from numcnn.training.callbacks import LearningRateScheduler
+    >>> cb = LearningRateScheduler("step:step_size=2,gamma=0.5")
+    """
+
+    def __init__(self, schedule: Any, epochs: int | None = None, verbose: int = 0):
+        from .. import schedules
+
+        self.schedule = schedules.get(schedule)
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                                   or epochs <= 0):
+            raise ValueError(f"epochs must be a positive int; received epochs={epochs!r}")
+        self.epochs = epochs
+        self.verbose = verbose
+        self.initial_lr: float | None = None
+        self.params: dict = {}
+        self._call = self._caller(self.schedule)
+
+    @staticmethod
+    def _caller(fn: Any):
+        from ..schedules import Schedule
+
+        if isinstance(fn, Schedule):
+            return lambda epoch, eta0, current, total: fn(epoch, eta0, total)
+        import inspect
+
+        try:
+            n = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    for p in inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):  # builtins without a signature
+            n = 1
+        if n >= 2:
+            return lambda epoch, eta0, current, total: fn(epoch, current)
+        return lambda epoch, eta0, current, total: fn(epoch)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.initial_lr is None:
+            self.initial_lr = float(self.model.optimizer.lr)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        opt = self.model.optimizer
+        if self.initial_lr is None:
+            self.initial_lr = float(opt.lr)
+        total = self.epochs if self.epochs is not None else (self.params or {}).get("epochs")
+        lr = self._call(epoch, self.initial_lr, float(opt.lr), total)
+        try:
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise ValueError(f"the schedule returned {lr!r} for epoch {epoch}; expected a "
+                             "number") from None
+        if not (lr >= 0 and lr < float("inf")):
+            raise ValueError(f"the schedule returned lr={lr!r} for epoch {epoch}; expected a "
+                             "finite number >= 0")
+        opt.lr = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.lr)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the learning rate by ``factor`` when ``monitor`` stops improving (Keras).
+
+    After each epoch: an improvement is ``current < best − min_delta`` (mode ``"min"``) or
+    ``current > best + min_delta`` (``"max"``; ``"auto"`` picks max for accuracy-like
+    names). After ``patience`` epochs without one, ``lr ← max(lr · factor, min_lr)``, then
+    ``cooldown`` epochs pass before waiting starts again. The rate in use is logged as
+    ``"lr"``.
+
+    Args:
+        monitor: the log key to watch (``"val_loss"``; needs ``validation_data``).
+        factor: multiplier in (0, 1). patience: epochs without improvement before reducing.
+        verbose: print each reduction. mode: ``"auto"``, ``"min"`` or ``"max"``.
+        min_delta: the smallest change that counts as an improvement (absolute, as Keras).
+        cooldown: epochs to wait after a reduction before counting again.
+        min_lr: lower bound on the learning rate.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
+                 cooldown: int = 0, min_lr: float = 0.0):
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1); received factor={factor!r}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int; received "
+                                 f"{name}={value!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max'; received mode={mode!r}")
+        if not min_lr >= 0:
+            raise ValueError(f"min_lr must be >= 0; received min_lr={min_lr!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0; received min_delta={min_delta!r}")
+        self.monitor = monitor
+        self.factor = float(factor)
+        self.patience = patience
+        self.verbose = verbose
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.mode = mode
+        self.min_delta = float(min_delta)
+        self.cooldown = cooldown
+        self.min_lr = float(min_lr)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best = float("inf") if self.mode == "min" else -float("inf")
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def _improved(self, current: float) -> bool:
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._reset()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        opt = self.model.optimizer
+        logs["lr"] = float(opt.lr)
+        current = logs.get(self.monitor)
+        if current is None:
+            import warnings
+
+            warnings.warn(f"ReduceLROnPlateau: the metric {self.monitor!r} is not in the logs "
+                          f"(available: {', '.join(sorted(logs))}); pass validation_data to "
+                          "fit for val_* metrics", RuntimeWarning, stacklevel=2)
+            return
+        current = float(current)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current):
+            self.best = current
+            self.wait = 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience and opt.lr > self.min_lr:
+                new_lr = max(opt.lr * self.factor, self.min_lr)
+                opt.lr = float(new_lr)
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                          f"{new_lr:.6g}.")
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
