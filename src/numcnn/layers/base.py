@@ -5,6 +5,11 @@ A layer is built lazily from the per-sample input shape (no batch dimension), so
 what ``backward`` needs; ``backward`` *fills* ``grads`` (overwrites, never accumulates) and
 returns the gradient with respect to the input, unless ``need_input_grad`` is False (the
 first layer of a model), in which case it returns ``None`` and skips that work.
+
+Between ``forward`` and ``backward`` a layer may keep references to its input and to the
+output it returned (max pooling and ReLU derive their masks from them), so callers must not
+modify either in place before ``backward``; every built-in layer returns fresh arrays and
+never writes to its input.
 """
 
 from __future__ import annotations
