@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any, Union
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .workspace import Workspace, get_workspace
 
@@ -155,15 +154,21 @@ def window(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple
     return a[..., i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
 
 
-def _cn_view(x: np.ndarray) -> np.ndarray:
-    """``x`` (N, C, H, W) seen as (C, N, H, W) — a free transpose of the axes."""
-    return x.transpose(1, 0, 2, 3)
+def _hwn(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, C, H, W) seen as (C, H, W, N): the batch-innermost order used internally."""
+    return x.transpose(1, 2, 3, 0)
 
 
-def _flat_planes(buf: np.ndarray, offset: int, planes: int, plane: int, length: int):
-    """View ``(planes, length)`` of a flat buffer: row p starts at ``offset + p·plane``."""
-    s = buf.strides[0]
-    return as_strided(buf[offset:], shape=(planes, length), strides=(plane * s, s))
+def _nchw(a: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hwn`: a (C, H, W, N) array seen as (N, C, H, W)."""
+    return a.transpose(3, 0, 1, 2)
+
+
+def _win(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]):
+    """Like :func:`window` for a (C, H, W, N) array: the slab under kernel offset (i, j)."""
+    Ho, Wo = out_hw
+    sh, sw = stride
+    return a[:, i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
 
 
 def conv2d_forward(
@@ -177,7 +182,7 @@ def conv2d_forward(
     """Convolution forward pass.
 
     Args:
-        x: input, shape (N, C, H, W).
+        x: input, shape (N, C, H, W) (any memory layout).
         W: kernels, shape (F, C, kh, kw).
         b: bias, shape (F,), or None.
         stride: (sh, sw).
@@ -186,16 +191,14 @@ def conv2d_forward(
 
     Returns:
         ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
-        ``y`` is an NCHW *view* of channel-major (F, N, Ho, Wo) memory; element-wise layers
-        and pooling keep that layout, and the next convolution reads it without a transpose.
+        ``y`` is an NCHW *view* of (F, Ho, Wo, N) memory — batch innermost. Element-wise
+        layers and pooling keep that layout, and the next convolution reads it without a
+        transpose.
 
     Shape:
-        The im2col buffer is channel-major, ``(C·kh·kw, N·Ho·Wo)``, and the product is
-        ``(F, C·kh·kw) @ (C·kh·kw, N·Ho·Wo)``. With stride 1 each column block is taken
-        from the flattened padded planes: the block of offset ``(i, j)`` for image ``n`` is the
-        contiguous run ``xp[c, n].ravel()[i·Wp + j : i·Wp + j + Ho·Wp]``, i.e. ``Ho`` full
-        padded rows (``Wp`` wide) of which the last ``kw − 1`` columns of each row are
-        discarded. This trades ``Wp / Wo`` more multiply-adds for long contiguous copies.
+        The im2col buffer is ``(C·kh·kw, Ho·Wo·N)`` and the product is
+        ``(F, C·kh·kw) @ (C·kh·kw, Ho·Wo·N)``. With the batch innermost, every im2col copy,
+        col2im add and pooling slab moves contiguous runs of N values.
 
     >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
     >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
@@ -210,43 +213,23 @@ def conv2d_forward(
         raise ValueError(f"kernel expects {Cw} input channels; input has {C} (shape {x.shape})")
     Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
     pt, pb, pl, pr = pads
-    Hp, Wp = H + pt + pb, Wd + pl + pr
     K = C * kh * kw
-    flat = tuple(stride) == (1, 1)
-    if flat:
-        # padded input as (C, N, Hp, Wp) planes in a flat buffer with kw − 1 spare zeros, so
-        # the last run (which reaches kw − 1 past its plane) stays inside the buffer
-        size = C * N * Hp * Wp
-        buf = ws.padded("xflat", (size + kw - 1,), x.dtype, 0.0)
-        buf[:size].reshape(C, N, Hp, Wp)[:, :, pt : pt + H, pl : pl + Wd] = _cn_view(x)
-        L = Ho * Wp
-        cols = ws.empty("cols", (C, kh, kw, N, L), x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                # (C·N, Ho·Wp) contiguous runs -> block (i, j) of the columns
-                cols[:, i, j] = _flat_planes(buf, i * Wp + j, C * N, Hp * Wp, L).reshape(C, N, L)
-        cols2 = cols.reshape(K, N * L)
-    else:
-        xp = _cn_view(x)
-        if pt or pb or pl or pr:
-            xp = ws.padded("xp", (C, N, Hp, Wp), x.dtype, 0.0)
-            xp[:, :, pt : pt + H, pl : pl + Wd] = _cn_view(x)
-        cols = ws.empty("cols", (C, kh, kw, N, Ho, Wo), x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                # (C, N, Ho, Wo) strided slab -> block (i, j) of the columns
-                cols[:, i, j] = window(xp, i, j, (Ho, Wo), stride)
-        cols2 = cols.reshape(K, N * Ho * Wo)
-    y2 = W.reshape(F, K) @ cols2  # (F, C*kh*kw) @ (C*kh*kw, N*L)
+    xp = _hwn(x)  # (C, H, W, N)
+    if pt or pb or pl or pr:
+        xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
+        xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
+    cols = ws.empty("cols", (C, kh, kw, Ho, Wo, N), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # (C, Ho, Wo, N) strided slab -> block (i, j) of the columns
+            cols[:, i, j] = _win(xp, i, j, (Ho, Wo), stride)
+    cols2 = cols.reshape(K, Ho * Wo * N)
+    y2 = W.reshape(F, K) @ cols2  # (F, C*kh*kw) @ (C*kh*kw, Ho*Wo*N)
     if b is not None:
         y2 += b[:, None]
-    if flat:
-        y = y2.reshape(F, N, Ho, Wp)[:, :, :, :Wo]  # drop the kw − 1 wrap-around columns
-    else:
-        y = y2.reshape(F, N, Ho, Wo)
     cache = {"cols": cols2, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads,
-             "ws": ws, "flat": flat}
-    return y.transpose(1, 0, 2, 3), cache  # (N, F, Ho, Wo) view
+             "ws": ws}
+    return _nchw(y2.reshape(F, Ho, Wo, N)), cache  # (N, F, Ho, Wo) view
 
 
 def conv2d_backward(
@@ -259,61 +242,47 @@ def conv2d_backward(
     """Convolution backward pass from the sensitivity map ``dy = dL/dy``.
 
     Args:
-        dy: (N, F, Ho, Wo).
+        dy: (N, F, Ho, Wo) (any memory layout).
         cache: from :func:`conv2d_forward`.
         need_dx, need_dW, need_db: compute only the gradients asked for.
 
     Returns:
         ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
-        ``dx`` is a fresh array (an NCHW view of channel-major memory).
+        ``dx`` is a fresh array, an NCHW view of (C, H, W, N) memory.
     """
     W = cache["W"]
     cols2 = cache["cols"]
     ws: Workspace = cache["ws"]
-    flat = cache.get("flat", False)
     N, C, H, Wd = cache["x_shape"]
     F, _, kh, kw = W.shape
     K = C * kh * kw
     Ho, Wo = dy.shape[2:]
-    pt, pb, pl, pr = cache["pads"]
-    Hp, Wp = H + pt + pb, Wd + pl + pr
-    if flat:
-        # δ laid out like the forward columns; the wrap-around columns hold zeros (written
-        # once at allocation), so they add nothing to dW, db or dx
-        L = Ho * Wp
-        dyp = ws.padded("dyflat", (F, N, Ho, Wp), dy.dtype, 0.0)
-        dyp[:, :, :, :Wo] = _cn_view(dy)
-        dy2 = dyp.reshape(F, N * L)
-    else:
-        L = Ho * Wo
-        dy2 = ws.empty("dy2", (F, N, Ho, Wo), dy.dtype)
-        dy2[...] = _cn_view(dy)
-        dy2 = dy2.reshape(F, N * L)  # (F, N*Ho*Wo)
-    dW = (cols2 @ dy2.T).T.reshape(W.shape) if need_dW else None  # (K, NL) @ (NL, F)
+    dyc = _hwn(dy)  # (F, Ho, Wo, N)
+    if not dyc.flags.c_contiguous:
+        dyc = ws.empty("dy", dyc.shape, dy.dtype)
+        dyc[...] = _hwn(dy)
+    dy2 = dyc.reshape(F, Ho * Wo * N)
+    dW = (cols2 @ dy2.T).T.reshape(W.shape) if need_dW else None  # (K, HWN) @ (HWN, F)
     db = dy2.sum(axis=1) if need_db else None
     dx = None
     if need_dx:
-        dcols = ws.empty("dcols", (K, N * L), dy2.dtype)
-        np.matmul(W.reshape(F, K).T, dy2, out=dcols)  # (C*kh*kw, F) @ (F, N*L)
-        if flat:
-            dcols = dcols.reshape(C, kh, kw, N, L)
-            size = C * N * Hp * Wp
-            buf = ws.zeros("dxflat", (size + kw - 1,), dy2.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    # col2im: add each offset's block back onto its receptive fields
-                    run = _flat_planes(buf, i * Wp + j, C * N, Hp * Wp, L)
-                    run += dcols[:, i, j].reshape(C * N, L)
-            dxp = buf[:size].reshape(C, N, Hp, Wp)
+        pt, pb, pl, pr = cache["pads"]
+        dcols = ws.empty("dcols", (K, Ho * Wo * N), dy2.dtype)
+        np.matmul(W.reshape(F, K).T, dy2, out=dcols)  # (C*kh*kw, F) @ (F, Ho*Wo*N)
+        dcols = dcols.reshape(C, kh, kw, Ho, Wo, N)
+        padded = pt or pb or pl or pr
+        shape = (C, H + pt + pb, Wd + pl + pr, N)
+        dxp = ws.zeros("dxp", shape, dy2.dtype) if padded else np.zeros(shape, dy2.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                # col2im: add each offset's block back onto its receptive fields
+                _win(dxp, i, j, (Ho, Wo), cache["stride"])[...] += dcols[:, i, j]
+        if padded:
+            dx = np.empty((C, H, Wd, N), dy2.dtype)
+            dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
         else:
-            dcols = dcols.reshape(C, kh, kw, N, Ho, Wo)
-            dxp = ws.zeros("dxp", (C, N, Hp, Wp), dy2.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    window(dxp, i, j, (Ho, Wo), cache["stride"])[...] += dcols[:, i, j]
-        dx = np.empty((C, N, H, Wd), dy2.dtype)
-        dx[...] = dxp[:, :, pt : pt + H, pl : pl + Wd]
-        dx = _cn_view(dx)
+            dx = dxp
+        dx = _nchw(dx)
     return dx, dW, db
 
 

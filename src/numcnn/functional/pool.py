@@ -16,45 +16,35 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import conv_output_hw, pad_input, window
-from .workspace import Workspace, get_workspace
+from .workspace import Workspace, empty_ordered, get_workspace, memory_order
 
 
 def _offsets(kh: int, kw: int):
     return [(i, j) for i in range(kh) for j in range(kw)]
 
 
-def _plane_major(x: np.ndarray) -> tuple[int, int, int, int]:
-    """Axis order that walks ``x``'s memory: (1, 0, 2, 3) for channel-major data.
-
-    Pooling treats every (n, c) plane alike, so it can run on ``x.transpose(perm)`` and give
-    its output (and input gradient) the same memory layout as its input — no transposing
-    copies between a convolution's channel-major output and the next layer.
-    """
-    return (1, 0, 2, 3) if x.strides[1] > x.strides[0] else (0, 1, 2, 3)
-
-
 def _grad_buffer(cache: dict, dtype: np.dtype) -> tuple[np.ndarray, bool]:
     """Zeroed (padded) gradient planes; fresh when it can be returned without a copy."""
-    A, B, H, W = cache["xt_shape"]
+    N, C, H, W = cache["x_shape"]
     kh, kw = cache["pool"]
     sh, sw = cache["stride"]
     pt, pb, pl, pr = cache["pads"]
     Ho, Wo = cache["out_hw"]
     if pt or pb or pl or pr:
-        return cache["ws"].zeros("dxp", (A, B, H + pt + pb, W + pl + pr), dtype), True
+        return cache["ws"].zeros("dxp", (N, C, H + pt + pb, W + pl + pr), dtype), True
     tiled = (sh, sw) == (kh, kw) and Ho * sh == H and Wo * sw == W
-    return (np.empty if tiled else np.zeros)((A, B, H, W), dtype), False
+    return empty_ordered((N, C, H, W), dtype, cache["order"], zero=not tiled), False
 
 
 def _grad_output(dxp: np.ndarray, padded: bool, cache: dict) -> np.ndarray:
-    """Strip the padding (into a fresh array) and undo the plane-major transpose."""
-    if padded:
-        A, B, H, W = cache["xt_shape"]
-        pt, _, pl, _ = cache["pads"]
-        dx = np.empty((A, B, H, W), dxp.dtype)
-        dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
-        dxp = dx
-    return dxp.transpose(cache["perm"])  # the permutation is its own inverse
+    """Strip the padding (into a fresh array laid out like the forward input)."""
+    if not padded:
+        return dxp
+    N, C, H, W = cache["x_shape"]
+    pt, _, pl, _ = cache["pads"]
+    dx = empty_ordered((N, C, H, W), dxp.dtype, cache["order"])
+    dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
+    return dx
 
 
 def max_pool2d_forward(
@@ -75,7 +65,8 @@ def max_pool2d_forward(
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
 
     Returns:
-        ``(y, cache)``, y of shape (N, C, Ho, Wo), in the memory layout of ``x``.
+        ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x`` (so a
+        convolution's batch-innermost output stays batch-innermost).
 
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> max_pool2d_forward(x, (2, 2), (2, 2))[0][0, 0]
@@ -83,14 +74,13 @@ def max_pool2d_forward(
            [13., 15.]])
     """
     ws = get_workspace(ws)
-    perm = _plane_major(x)
-    xt = x.transpose(perm)
-    A, B, H, W = xt.shape
+    N, C, H, W = x.shape
     kh, kw = pool
     Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
-    xp = pad_input(xt, pads, ws, "xp", fill=-np.inf)
+    order = memory_order(x)
+    xp = pad_input(x, pads, ws, "xp", fill=-np.inf)
     offs = _offsets(kh, kw)
-    y = np.empty((A, B, Ho, Wo), dtype=x.dtype)
+    y = empty_ordered((N, C, Ho, Wo), x.dtype, order)
     if len(offs) == 1:
         y[...] = window(xp, 0, 0, (Ho, Wo), stride)
     else:
@@ -98,9 +88,9 @@ def max_pool2d_forward(
                    window(xp, *offs[1], (Ho, Wo), stride), out=y)
         for i, j in offs[2:]:
             np.maximum(y, window(xp, i, j, (Ho, Wo), stride), out=y)
-    cache = {"xp": xp, "y": y, "perm": perm, "xt_shape": xt.shape, "out_hw": (Ho, Wo),
-             "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws}
-    return y.transpose(perm), cache
+    cache = {"xp": xp, "y": y, "order": order, "out_hw": (Ho, Wo), "x_shape": x.shape,
+             "pool": pool, "stride": stride, "pads": pads, "ws": ws}
+    return y, cache
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
@@ -114,21 +104,21 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
         dy: (N, C, Ho, Wo). cache: from :func:`max_pool2d_forward`.
 
     Returns:
-        dx of shape (N, C, H, W), in the memory layout of the forward input.
+        dx of shape (N, C, H, W), laid out in memory like the forward input.
     """
     kh, kw = cache["pool"]
     stride = cache["stride"]
     xp, y = cache["xp"], cache["y"]
     out_hw = cache["out_hw"]
+    order = cache["order"]
     ws: Workspace = cache["ws"]
-    dyt = dy.transpose(cache["perm"])
     overlap = stride[0] < kh or stride[1] < kw
     dxp, padded = _grad_buffer(cache, dy.dtype)
     offs = _offsets(kh, kw)
-    mask = ws.empty("mask", y.shape, np.bool_)
-    part = ws.empty("part", y.shape, dy.dtype) if overlap else None
-    rest = ws.empty("rest", y.shape, dy.dtype) if len(offs) > 1 else None
-    r = dyt
+    mask = ws.empty_ordered("mask", y.shape, np.bool_, order)
+    part = ws.empty_ordered("part", y.shape, dy.dtype, order) if overlap else None
+    rest = ws.empty_ordered("rest", y.shape, dy.dtype, order) if len(offs) > 1 else None
+    r = dy
     for k, (i, j) in enumerate(offs):
         np.equal(window(xp, i, j, out_hw, stride), y, out=mask)
         target = window(dxp, i, j, out_hw, stride)
@@ -161,25 +151,24 @@ def avg_pool2d_forward(
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
 
     Returns:
-        ``(y, cache)``, y of shape (N, C, Ho, Wo), in the memory layout of ``x``.
+        ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x``.
     """
     ws = get_workspace(ws)
-    perm = _plane_major(x)
-    xt = x.transpose(perm)
-    A, B, H, W = xt.shape
+    N, C, H, W = x.shape
     kh, kw = pool
     Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
-    xp = pad_input(xt, pads, ws, "xp")
+    order = memory_order(x)
+    xp = pad_input(x, pads, ws, "xp")
     offs = _offsets(kh, kw)
-    y = np.empty((A, B, Ho, Wo), dtype=x.dtype)
+    y = empty_ordered((N, C, Ho, Wo), x.dtype, order)
     y[...] = window(xp, *offs[0], (Ho, Wo), stride)
     for i, j in offs[1:]:
         y += window(xp, i, j, (Ho, Wo), stride)
     div = window_counts((H, W), pool, stride, pads, count_include_pad, x.dtype)
     y /= div
-    cache = {"div": div, "perm": perm, "xt_shape": xt.shape, "out_hw": (Ho, Wo),
-             "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws}
-    return y.transpose(perm), cache
+    cache = {"div": div, "order": order, "out_hw": (Ho, Wo), "x_shape": x.shape,
+             "pool": pool, "stride": stride, "pads": pads, "ws": ws}
+    return y, cache
 
 
 def window_counts(
@@ -208,7 +197,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     kh, kw = cache["pool"]
     stride = cache["stride"]
     out_hw = cache["out_hw"]
-    g = dy.transpose(cache["perm"]) / cache["div"]
+    g = dy / cache["div"]
     dxp, padded = _grad_buffer(cache, dy.dtype)
     overlap = stride[0] < kh or stride[1] < kw
     for i, j in _offsets(kh, kw):

@@ -39,6 +39,17 @@ class Workspace:
         shape, dtype = tuple(shape), np.dtype(dtype)
         return self._get((name, shape, dtype), lambda: np.empty(shape, dtype=dtype))
 
+    def empty_ordered(self, name: str, shape: tuple[int, ...], dtype: np.dtype,
+                      order: tuple[int, ...]) -> np.ndarray:
+        """Like :meth:`empty`, laid out in memory with axis ``order[0]`` outermost.
+
+        ``order`` is a permutation of the axes, e.g. :func:`memory_order` of another array, so
+        the buffer and that array can be walked together with contiguous inner loops.
+        """
+        perm_shape = tuple(shape[a] for a in order)
+        buf = self.empty(name + str(order), perm_shape, dtype)
+        return buf.transpose(np.argsort(order))
+
     def zeros(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A buffer filled with zeros on every call."""
         buf = self.empty(name, shape, dtype)
@@ -55,6 +66,22 @@ class Workspace:
 
     def clear(self) -> None:
         self._bufs.clear()
+
+
+def memory_order(a: np.ndarray) -> tuple[int, ...]:
+    """Axes of ``a`` from the largest stride to the smallest (ties keep their order).
+
+    >>> memory_order(np.empty((2, 3, 4, 5)).transpose(3, 0, 1, 2))
+    (1, 2, 3, 0)
+    """
+    return tuple(int(i) for i in np.argsort([-s for s in a.strides], kind="stable"))
+
+
+def empty_ordered(shape: tuple[int, ...], dtype: np.dtype, order: tuple[int, ...],
+                  zero: bool = False) -> np.ndarray:
+    """A fresh array of ``shape`` whose memory layout follows ``order`` (see above)."""
+    make = np.zeros if zero else np.empty
+    return make(tuple(shape[a] for a in order), dtype).transpose(np.argsort(order))
 
 
 def get_workspace(ws: Workspace | None) -> Workspace:
