@@ -312,3 +312,42 @@ def test_trains_lenet5_on_mnist_slice(name, kwargs, mnist_slice):
     model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0)
     acc = model.evaluate(xt, yt)["accuracy"]
     assert acc >= 0.90, f"{name}: test accuracy {acc:.3f} after 2 epochs on 5,000 images"
+
+
+# ------------------------------------------------------------- the three descent regimes
+@pytest.mark.parametrize("batch_size,updates", [(1, 24), (None, 1), (8, 3), (5, 5)])
+def test_gradient_descent_regimes_update_counts(batch_size, updates):
+    """Stochastic (batch 1): one update per sample; full batch (None): one per epoch;
+    mini-batch: ceil(N / B)."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(0, 1, (24, 5)).astype(np.float32), rng.integers(0, 3, 24)
+    model = _mlp(np.float32)
+    model.compile(optimizer=optimizers.get("sgd", lr=0.1), loss="softmax_cross_entropy")
+    model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0, seed=0)
+    assert model.optimizer.iterations == 2 * updates
+
+
+def test_full_batch_descent_is_one_step_on_the_whole_gradient():
+    """Full-batch GD does not depend on the shuffling order, and its step equals
+    η × the mean gradient over the dataset computed in float64 by PyTorch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(0, 1, (24, 5)), rng.integers(0, 3, 24)
+    results = []
+    for seed in (0, 1):
+        model = _mlp(np.float64)
+        model.compile(optimizer=optimizers.get("sgd", lr=0.5), loss="softmax_cross_entropy")
+        start = model.get_weights()
+        model.fit(x, y, batch_size=None, epochs=1, verbose=0, seed=seed)
+        results.append(model.get_weights())
+    for k in results[0]:
+        np.testing.assert_allclose(results[0][k], results[1][k], rtol=1e-12)
+    W1 = torch.tensor(start["dense/W"], requires_grad=True)
+    b1 = torch.tensor(start["dense/b"], requires_grad=True)
+    W2 = torch.tensor(start["dense_1/W"], requires_grad=True)
+    b2 = torch.tensor(start["dense_1/b"], requires_grad=True)
+    out = torch.tanh(torch.tensor(x) @ W1 + b1) @ W2 + b2
+    torch.nn.functional.cross_entropy(out, torch.tensor(y)).backward()
+    for name, t in (("dense/W", W1), ("dense/b", b1), ("dense_1/W", W2), ("dense_1/b", b2)):
+        np.testing.assert_allclose(results[0][name],
+                                   start[name] - 0.5 * t.grad.numpy(), rtol=1e-12, atol=1e-14)

@@ -232,7 +232,7 @@ class Adadelta(Optimizer):
         p ← p − η·Δ
 
     Zeiler's paper has no η (η = 1, PyTorch's default). Keras uses the same equation with
-    ε = 1e-7 and η = 0.001 by default.
+    other defaults: η = 0.001, ρ = 0.95, ε = 1e-7.
 
     Args:
         lr: learning rate η. rho: decay ρ ∈ [0, 1]. eps: ε > 0. weight_decay: λ.
@@ -276,7 +276,8 @@ class RMSprop(Optimizer):
         b ← μ·b + g / d;    p ← p − η·b        if momentum μ > 0 (b from 0)
         p ← p − η·g / d                         otherwise
 
-    PyTorch calls the decay ``alpha`` (Keras: ``rho``, default 0.9, with ε = 1e-7).
+    PyTorch calls the decay ``alpha``. Keras calls it ``rho`` (default 0.9) and puts ε
+    inside the root: ``d = √(v + ε)`` (``√(v − ḡ² + ε)`` centered), ε = 1e-7.
 
     Args:
         lr: η. alpha: decay α ∈ [0, 1]. eps: ε > 0. weight_decay: λ. momentum: μ ∈ [0, 1).
