@@ -44,6 +44,31 @@ IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(CASES)]
 SHAPES = [(3, 4), (5,), (1,)]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One BLAS thread and one torch thread (design notes §4): two threads collapse when the
+    other core is busy (measured: the MNIST tests take 20 s instead of 220 s)."""
+    torch = None
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        pass
+    old = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional test dependency
+        limits = None
+    else:
+        limits = threadpool_limits(limits=1)
+    yield
+    if limits is not None:
+        limits.restore_original_limits()
+    if torch is not None:
+        torch.set_num_threads(old)
+
+
 def _grads(rng, dtype, n_steps):
     """Random gradients with an exact zero and a tiny entry (awkward for the denominators)."""
     out = []
