@@ -230,6 +230,19 @@ def test_gradient_matches_central_differences_float64(case: Case):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_float32_stays_float32(case: Case):
+    """No silent promotion: a float32 prediction gets a float32 gradient, even with float64
+    targets."""
+    yp, yt = _inputs(case, np.float32, seed=2)
+    if yt.dtype.kind == "f":
+        yt = yt.astype(np.float64)
+    loss = losses.get(case.name, **case.kwargs)
+    assert np.isfinite(loss.forward(yp, yt))
+    g = loss.backward()
+    assert g.dtype == np.float32 and g.shape == yp.shape and np.isfinite(g).all()
+
+
 # ----------------------------------------------------------------------- hand-computed cases
 HAND = [
     # (name, kwargs, y_pred, y_true, loss, grad)
