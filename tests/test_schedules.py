@@ -32,6 +32,7 @@ CASES = [
     ({0: 5e-4, 2: 2e-4, 5: 1e-4, 8: 5e-5, 12: 1e-5}, None,  # LeNet-5 (1998) by pass
      [5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5] * 8),
     ("piecewise:3=0.01", 0.1, [0.1, 0.1, 0.1, 0.01, 0.01]),  # before the first key: η₀
+    ("piecewise:2=0.01,initial_lr=0.3", None, [0.3, 0.3, 0.01]),
     ("exponential:gamma=0.5", 1.0, [1.0, 0.5, 0.25, 0.125]),
     ("exponential", 1.0, [1.0, 0.9, 0.81, 0.729]),  # default γ = 0.9
     ("cosine:t_max=4", 1.0, [1.0, (1 + R2) / 2, 0.5, (1 - R2) / 2, 0.0, 0.0, 0.0]),
@@ -140,6 +141,7 @@ def test_get_forms():
 @pytest.mark.parametrize("schedule", [
     schedules.Constant(), schedules.Constant(0.3), schedules.StepDecay(4, 0.25),
     schedules.MultiStep([3, 9], 0.2, initial_lr=0.5), schedules.Piecewise({0: 1e-3, 4: 1e-4}),
+    schedules.Piecewise({2: 1e-3}, initial_lr=0.1),
     schedules.Exponential(0.95), schedules.Cosine(), schedules.Cosine(12, 1e-5),
 ], ids=repr)
 def test_spec_and_serialize_round_trip(schedule):
@@ -236,6 +238,17 @@ def test_scheduler_keeps_initial_lr_across_fit_calls():
     m.fit(x, y, epochs=2, verbose=0, callbacks=[cb, rec])
     m.fit(x, y, epochs=4, initial_epoch=2, verbose=0, callbacks=[cb, rec])
     np.testing.assert_allclose(rec.lrs, [1.0, 0.5, 0.25, 0.125])
+
+
+def test_scheduler_initial_lr_resumes_from_a_checkpoint():
+    """A restored optimizer carries the last scheduled lr; initial_lr keeps η₀ right."""
+    x, y = _problem()
+    m, rec = _model(0.25), Recorder()  # as restored after epochs 0, 1 of a run from lr 1.0
+    m.fit(x, y, epochs=4, initial_epoch=2, verbose=0,
+          callbacks=[LearningRateScheduler("exponential:gamma=0.5", initial_lr=1.0), rec])
+    np.testing.assert_allclose(rec.lrs, [0.25, 0.125])
+    with pytest.raises(ValueError, match="received initial_lr=0"):
+        LearningRateScheduler("cosine", initial_lr=0)
 
 
 def test_scheduler_rejects_bad_rates():

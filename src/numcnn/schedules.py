@@ -221,11 +221,12 @@ class MultiStep(Schedule):
 class Piecewise(Schedule):
     """Piecewise constant by epoch: ``η(e) = values[k]`` for the largest key ``k ≤ e``.
 
-    Before the first key (when it is not 0) the optimizer's initial lr is used.
+    Before the first key (when it is not 0) η₀ is used: ``initial_lr``, or the optimizer's.
 
     Args:
         values: ``{epoch: lr}``, e.g. ``{0: 5e-4, 2: 2e-4, 5: 1e-4}`` (string keys such as
             JSON's are accepted).
+        initial_lr: η₀ for the epochs before the first key.
 
     >>> s = Piecewise({0: 5e-4, 2: 2e-4, 5: 1e-4, 8: 5e-5, 12: 1e-5})  # LeNet-5, 1998
     >>> [s(e) for e in (0, 1, 2, 4, 5, 8, 11, 12, 19)]
@@ -234,8 +235,9 @@ class Piecewise(Schedule):
 
     name = "piecewise"
 
-    def __init__(self, values: Mapping[Any, float] | None = None):
-        super().__init__(None)
+    def __init__(self, values: Mapping[Any, float] | None = None,
+                 initial_lr: float | None = None):
+        super().__init__(initial_lr)
         if not isinstance(values, Mapping) or not values:
             raise ValueError("values must be a non-empty {epoch: lr} mapping; received "
                              f"values={values!r}")
@@ -263,7 +265,7 @@ class Piecewise(Schedule):
         return current
 
     def get_config(self):
-        return {"values": dict(self.values)}
+        return {"values": dict(self.values), **super().get_config()}
 
 
 @SCHEDULES.register("exponential")

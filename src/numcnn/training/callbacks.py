@@ -73,17 +73,20 @@ class LearningRateScheduler(Callback):
         epochs: the run's number of epochs, for schedules that need it (``cosine`` without
             ``t_max``); if ``None`` it is read from ``self.params["epochs"]`` when the fit loop
             provides it (Keras convention).
+        initial_lr: η₀ for relative schedules built without one. ``None``: the optimizer's
+            ``lr`` when this callback first sees training begin (kept across later ``fit``
+            calls, so ``initial_epoch=`` continues the same curve). Pass it when resuming from
+            a checkpoint, whose optimizer ``lr`` is the last scheduled one.
         verbose: print the new rate at each epoch start.
 
-    Relative schedules scale the optimizer's ``lr`` as it was when training first began (kept
-    across later ``fit`` calls, so resuming continues the same curve). At each epoch end the
-    rate in use is added to the logs as ``"lr"``.
+    At each epoch end the rate in use is added to the logs as ``"lr"``.
 
     >>> from numcnn.training.callbacks import LearningRateScheduler
     >>> cb = LearningRateScheduler("step:step_size=2,gamma=0.5")
     """
 
-    def __init__(self, schedule: Any, epochs: int | None = None, verbose: int = 0):
+    def __init__(self, schedule: Any, epochs: int | None = None,
+                 initial_lr: float | None = None, verbose: int = 0):
         from .. import schedules
 
         self.schedule = schedules.get(schedule)
@@ -91,8 +94,12 @@ class LearningRateScheduler(Callback):
                                    or epochs <= 0):
             raise ValueError(f"epochs must be a positive int; received epochs={epochs!r}")
         self.epochs = epochs
+        if initial_lr is not None and not (isinstance(initial_lr, (int, float))
+                                           and 0 < initial_lr < float("inf")):
+            raise ValueError(f"initial_lr must be a positive number; received "
+                             f"initial_lr={initial_lr!r}")
         self.verbose = verbose
-        self.initial_lr: float | None = None
+        self.initial_lr: float | None = None if initial_lr is None else float(initial_lr)
         self.params: dict = {}
         self._call = self._caller(self.schedule)
 
