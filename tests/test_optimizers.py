@@ -376,3 +376,8 @@ def test_full_batch_descent_is_one_step_on_the_whole_gradient():
     for name, t in (("dense/W", W1), ("dense/b", b1), ("dense_1/W", W2), ("dense_1/b", b2)):
         np.testing.assert_allclose(results[0][name],
                                    start[name] - 0.5 * t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_repr_shows_the_hyper_parameters():
+    assert repr(optimizers.get("adam", lr=0.01, amsgrad=True)) == (
+        "Adam(lr=0.01, betas=[0.9, 0.999], eps=1e-08, weight_decay=0.0, amsgrad=True)")

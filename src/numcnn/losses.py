@@ -61,6 +61,10 @@ class Loss:
     def get_config(self) -> dict[str, Any]:
         return {}
 
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
 
 def class_targets(y_true: np.ndarray, n: int, k: int, who: str) -> np.ndarray:
     """Integer labels (N,) from integer labels or one-hot/probability rows (N, K).
