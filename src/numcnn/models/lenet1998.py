@@ -19,13 +19,10 @@ from .sequential import Sequential
 
 @INITIALIZERS.register("lecun98_sqrt_uniform")
 class Lecun98SqrtUniform(Initializer):
-    """``w ~ U(−2.4 / √fan_in, 2.4 / √fan_in)``: the weighted sums then have a standard
-    deviation of about ``1.39·rms(x)``, inside the range where ``1.7159·tanh(2a/3)`` is
-    neither linear-flat nor saturated (LeCun, "Efficient BackProp", 1998, §4.6).
-
-    The 1998 paper prints ``±2.4 / F_i`` (``"lecun98_uniform"``); with it and the paper's
-    SDLM settings our training diverges within the first patterns (see docs/lenet5_1998.md),
-    so :func:`lenet5_1998` uses this one by default and offers the literal one.
+    """``w ~ U(−2.4 / √fan_in, 2.4 / √fan_in)``: weighted sums with a standard deviation of
+    about ``1.39·rms(x)`` (LeCun, "Efficient BackProp", 1998, §4.6). An alternative to the
+    paper's ``±2.4 / F_i`` (``"lecun98_uniform"``), offered by :func:`lenet5_1998` as
+    ``init="sqrt_fan_in"``; see docs/lenet5_1998.md for how the two train.
     """
 
     def sample(self, shape, fan_in, fan_out, rng):
@@ -61,7 +58,7 @@ INITS = {"sqrt_fan_in": "lecun98_sqrt_uniform", "fan_in": "lecun98_uniform"}
 
 
 def lenet5_1998(seed: int | None = None, dtype: Any = "float32",
-                rbf_trainable: bool = False, init: str = "sqrt_fan_in") -> Sequential:
+                rbf_trainable: bool = False, init: str = "fan_in") -> Sequential:
     """LeNet-5 as published in 1998, for 28×28 MNIST grey levels in [0, 255].
 
     The input normalisation is part of the model: ``Rescale`` maps the grey levels to
@@ -80,10 +77,10 @@ def lenet5_1998(seed: int | None = None, dtype: Any = "float32",
     out    10 Euclidean RBF (fixed bitmaps) 840 (fixed)   840
     =====  ===============================  ============  ============
 
-    Weights and biases are drawn uniform in ``±2.4 / √fan_in`` (``init="sqrt_fan_in"``,
-    default) or, as the paper prints it, ``±2.4 / fan_in`` (``init="fan_in"``; it diverges
-    with the paper's SDLM settings in our runs — see docs/lenet5_1998.md). Train with the
-    ``lenet_map`` loss and the ``sdlm`` optimizer (:func:`numcnn.training.sdlm.train_lenet5_1998`);
+    Weights and biases are drawn uniform in ``±2.4 / fan_in`` as in the paper
+    (``init="fan_in"``, default; C3 maps each with their own fan-in) or in ``±2.4 / √fan_in``
+    (``init="sqrt_fan_in"``). Train with the ``lenet_map`` loss and the ``sdlm`` optimizer
+    (:func:`numcnn.training.sdlm.train_lenet5_1998`);
     the predicted class is the ``argmin`` of the output penalties.
 
     Args:
