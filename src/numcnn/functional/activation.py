@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .workspace import empty_ordered, memory_order
+
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``y = max(x, 0)`` in one pass, in ``x``'s memory layout; the cache is ``y`` itself."""
-    y = np.maximum(x, 0)
+    y = np.maximum(x, 0, out=empty_ordered(x.shape, x.dtype, memory_order(x)))
     return y, y
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``dx = dy · 1[x > 0] = dy · 1[y > 0]`` (the derivative at 0 is 0, as in PyTorch)."""
-    return np.multiply(dy, y > 0)
+    order = memory_order(y)
+    mask = np.greater(y, 0, out=empty_ordered(y.shape, np.bool_, order))
+    return np.multiply(dy, mask, out=empty_ordered(y.shape, np.result_type(dy, y), order))
 
 
 def leaky_relu_forward(x: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

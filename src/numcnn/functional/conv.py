@@ -24,7 +24,7 @@ from typing import Any, Union
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .workspace import Workspace, get_workspace
+from .workspace import RECYCLER, Workspace, empty_ordered, get_workspace
 
 Padding = Union[str, int, tuple[int, int], tuple[int, int, int, int]]
 
@@ -253,7 +253,7 @@ def conv2d_forward(
         xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
         xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
     W2 = W.reshape(F, K)
-    y2 = np.empty((F, Ho, Wo * N), np.result_type(x, W))
+    y2 = RECYCLER.empty((F, Ho, Wo * N), np.result_type(x, W))
     for a, R in _row_blocks(Ho, K, Wo, N, x.itemsize):
         cols = _im2col_rows(xp, ws.empty("cols", (C, kh, kw, R, Wo, N), x.dtype), a, kh, kw,
                             stride)
@@ -308,7 +308,7 @@ def conv2d_backward(
     padded = pt or pb or pl or pr
     if need_dx:
         shape = (C, H + pt + pb, Wd + pl + pr, N)
-        dxp = ws.zeros("dxp", shape, dt) if padded else np.zeros(shape, dt)
+        dxp = ws.zeros("dxp", shape, dt) if padded else empty_ordered(shape, dt, zero=True)
         W2t = W.reshape(F, K).T
     if need_dW or need_dx:
         for a, R in _row_blocks(Ho, K, Wo, N, xp.itemsize):
@@ -328,7 +328,7 @@ def conv2d_backward(
     dW = dWt.T.reshape(W.shape) if need_dW else None
     if need_dx:
         if padded:
-            dx = np.empty((C, H, Wd, N), dt)
+            dx = RECYCLER.empty((C, H, Wd, N), dt)
             dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
         else:
             dx = dxp

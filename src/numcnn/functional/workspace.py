@@ -7,6 +7,9 @@ live here — arrays returned to callers are always fresh, so holding on to an o
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import numpy as np
 
 
@@ -77,11 +80,65 @@ def memory_order(a: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort([-s for s in a.strides], kind="stable"))
 
 
-def empty_ordered(shape: tuple[int, ...], dtype: np.dtype, order: tuple[int, ...],
+class Recycler:
+    """Fresh-array allocator that re-uses large arrays nobody references any more.
+
+    Allocating a large array maps new pages, and every first touch of a page is a page fault;
+    on a virtual machine a fault costs microseconds, and a LeNet-5 step at batch 128 made
+    ≈570 of them (≈3 ms, ~20 % of the step). The recycler keeps the large arrays it handed
+    out; when the same shape and dtype is asked for again, it returns one whose only
+    reference is its own list — no caller, view (a view holds its base) or cache still uses
+    it — so the caller gets memory nobody else can see, exactly as with ``np.empty``.
+
+    Args:
+        min_bytes: arrays smaller than this come straight from ``np.empty``.
+        max_bytes: total size kept for re-use (beyond it, new arrays are not kept).
+        per_key: at most this many arrays kept per (shape, dtype).
+    """
+
+    def __init__(self, min_bytes: int = 1 << 18, max_bytes: int = 1 << 29, per_key: int = 8):
+        self.min_bytes, self.max_bytes, self.per_key = min_bytes, max_bytes, per_key
+        self._pool: dict[tuple, list[np.ndarray]] = {}
+        self._bytes = 0
+        probe = [np.empty(0)]
+        self._free_refs = sys.getrefcount(probe[0])  # references of an unused pooled array
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An uninitialised C-ordered array that no one else references."""
+        shape, dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        nbytes = dtype.itemsize * int(np.prod(shape))
+        if nbytes < self.min_bytes:
+            return np.empty(shape, dtype)
+        arrays = self._pool.setdefault((shape, dtype), [])
+        for k in range(len(arrays)):
+            if sys.getrefcount(arrays[k]) == self._free_refs:
+                return arrays[k]
+        a = np.empty(shape, dtype)
+        if len(arrays) < self.per_key and self._bytes + nbytes <= self.max_bytes:
+            arrays.append(a)
+            self._bytes += nbytes
+        return a
+
+    def clear(self) -> None:
+        """Forget every kept array (memory is freed once callers drop theirs)."""
+        self._pool.clear()
+        self._bytes = 0
+
+
+#: the process-wide recycler used by the kernels for their large outputs
+RECYCLER = Recycler()
+
+
+def empty_ordered(shape: tuple[int, ...], dtype: np.dtype, order: tuple[int, ...] | None = None,
                   zero: bool = False) -> np.ndarray:
-    """A fresh array of ``shape`` whose memory layout follows ``order`` (see above)."""
-    make = np.zeros if zero else np.empty
-    return make(tuple(shape[a] for a in order), dtype).transpose(np.argsort(order))
+    """A fresh array of ``shape`` whose memory layout follows ``order`` (axis ``order[0]``
+    outermost; C order when None), from the :data:`RECYCLER`."""
+    if order is None:
+        order = tuple(range(len(shape)))
+    a = RECYCLER.empty(tuple(shape[ax] for ax in order), dtype)
+    if zero:
+        a.fill(0)
+    return a.transpose(np.argsort(order))
 
 
 def get_workspace(ws: Workspace | None) -> Workspace:
