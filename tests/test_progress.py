@@ -67,3 +67,17 @@ def test_live_bar_shows_rate_eta_and_metrics():
     assert "loss: 1.0000" in updates[0] and "loss: 0.2500" in updates[3]
     assert updates[-1].startswith("4/4 [" + "=" * Progress.width + "]")
     assert text.endswith("\n")
+
+
+def test_history_records_what_callbacks_log_and_cosine_reads_the_run_length():
+    from numcnn.training import LearningRateScheduler
+
+    x, y = tiny_data()
+    m = tiny_model()
+    h = m.fit(x, y, batch_size=8, epochs=4, verbose=0, seed=0,
+              callbacks=[LearningRateScheduler("cosine")])  # no epochs=: taken from fit
+    # cosine annealing, PyTorch's closed form: η₀ (1 + cos(π e / T)) / 2 with η₀ = 0.1, T = 4
+    import math
+
+    expected = [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert h.history["lr"] == pytest.approx(expected)

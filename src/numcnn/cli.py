@@ -146,7 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.schedule:
         from .training.callbacks import LearningRateScheduler
 
-        callbacks.append(LearningRateScheduler(args.schedule, epochs=args.epochs))
+        callbacks.append(LearningRateScheduler(args.schedule, epochs=args.epochs,
+                                               initial_lr=args.lr))
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir)
     x_train = _scale(x_train, PIXEL_SCALE)
     x_test = _scale(x_test, PIXEL_SCALE)

@@ -13,9 +13,14 @@ class Callback:
     """
 
     model: Any = None
+    params: dict = {}
 
     def set_model(self, model: Any) -> None:
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        """Run facts from ``fit`` (Keras's convention): ``epochs``, ``steps``, ``samples``…"""
+        self.params = dict(params)
 
     def on_train_begin(self, logs: dict | None = None) -> None: ...
     def on_train_end(self, logs: dict | None = None) -> None: ...
@@ -46,10 +51,12 @@ class History(Callback):
 class CallbackList:
     """Calls a hook on every callback in order."""
 
-    def __init__(self, callbacks: list[Callback], model: Any):
+    def __init__(self, callbacks: list[Callback], model: Any, params: dict | None = None):
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             cb.set_model(model)
+            if params is not None:
+                cb.set_params(params)
 
     def __getattr__(self, hook: str):
         if not hook.startswith("on_"):

@@ -91,7 +91,10 @@ def run_fit(model: Any, x: Any, y: Any, batch_size: int | None = 128, epochs: in
     verbose = resolve_verbose(verbose)
     steps = -(-n // bs)
     history = History()
-    cbs = CallbackList([history, *(callbacks or [])], model)
+    # History last (as Keras), so it records what other callbacks add to the logs ("lr")
+    cbs = CallbackList([*(callbacks or []), history], model,
+                       params={"epochs": epochs, "steps": steps, "samples": n,
+                               "batch_size": bs, "verbose": verbose})
     progress = Progress(epochs, steps, n, verbose)
     model.stop_training = False
     params, grads = model.trainable_params(), model.trainable_grads()
@@ -135,8 +138,8 @@ def run_fit(model: Any, x: Any, y: Any, batch_size: int | None = 128, epochs: in
         if val is not None:
             for key, value in model.evaluate(val[0], val[1], batch_size=max(bs, 1000)).items():
                 logs[f"val_{key}"] = value
-        progress.epoch_end(epoch, logs)
         cbs.on_epoch_end(epoch, logs)
+        progress.epoch_end(epoch, logs)
         if model.stop_training:
             break
     cbs.on_train_end()
