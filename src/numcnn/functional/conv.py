@@ -252,6 +252,10 @@ def conv2d_forward(
     if pt or pb or pl or pr:
         xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
         xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
+    elif not xp.flags.c_contiguous and N > 1:
+        # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values
+        xp = ws.empty("xc", xp.shape, x.dtype)
+        xp[...] = _hwn(x)
     W2 = W.reshape(F, K)
     y2 = RECYCLER.empty((F, Ho, Wo * N), np.result_type(x, W))
     for a, R in _row_blocks(Ho, K, Wo, N, x.itemsize):
