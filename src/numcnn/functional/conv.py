@@ -166,42 +166,59 @@ def _nchw(a: np.ndarray) -> np.ndarray:
 
 
 def _win(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int],
-         row0: int = 0):
+         row0: int = 0, col0: int = 0):
     """Like :func:`window` for a (C, H, W, N) array: the slab under kernel offset (i, j) for
-    the output rows ``row0 .. row0 + Ho − 1``."""
+    the output rows ``row0 .. row0 + Ho − 1`` and columns ``col0 .. col0 + Wo − 1``."""
     Ho, Wo = out_hw
     sh, sw = stride
-    r = row0 * sh + i
-    return a[:, r : r + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
+    r, c = row0 * sh + i, col0 * sw + j
+    return a[:, r : r + sh * (Ho - 1) + 1 : sh, c : c + sw * (Wo - 1) + 1 : sw]
 
 
 #: bytes of im2col columns built at a time: a block of output rows whose columns fit in the
 #: L2 cache is built, multiplied and (in backward) scattered back while still cached, which
 #: measured ≈1.6× faster for LeNet-5's C1 than one full-size im2col buffer.
 BLOCK_BYTES = 400_000
+#: a single output row whose columns exceed this is split into parts of ``BLOCK_BYTES``
+#: (very large batches); below it whole rows are kept (fewer, larger calls measured better).
+ROW_SPLIT_BYTES = 4_000_000
 
 
-def _row_blocks(Ho: int, K: int, Wo: int, N: int, itemsize: int) -> list[tuple[int, int]]:
-    """``(first_row, n_rows)`` blocks of output rows, each about :data:`BLOCK_BYTES`."""
-    R = max(1, min(Ho, BLOCK_BYTES // max(1, K * Wo * N * itemsize)))
-    return [(a, min(R, Ho - a)) for a in range(0, Ho, R)]
+def _blocks(Ho: int, Wo: int, K: int, N: int, itemsize: int) -> list[tuple[int, int, int, int]]:
+    """``(row, n_rows, col, n_cols)`` blocks of output positions, each about
+    :data:`BLOCK_BYTES` of columns: whole rows, or parts of single rows for huge rows."""
+    per_pos = max(1, K * N * itemsize)
+    if Wo * per_pos <= ROW_SPLIT_BYTES:
+        R = max(1, min(Ho, BLOCK_BYTES // (Wo * per_pos)))
+        return [(a, min(R, Ho - a), 0, Wo) for a in range(0, Ho, R)]
+    Q = max(1, BLOCK_BYTES // per_pos)
+    return [(a, 1, q, min(Q, Wo - q)) for a in range(Ho) for q in range(0, Wo, Q)]
 
 
-def _im2col_rows(xp: np.ndarray, cols: np.ndarray, a: int, kh: int, kw: int,
-                 stride: tuple[int, int]) -> np.ndarray:
-    """Fill ``cols`` (C, kh, kw, R, Wo, N) with the receptive fields of output rows a..a+R−1.
+def _im2col_block(xp: np.ndarray, cols: np.ndarray, a: int, q: int,
+                  stride: tuple[int, int]) -> np.ndarray:
+    """Fill ``cols`` (C, kh, kw, R, Q, N) with the receptive fields of output rows a..a+R−1,
+    columns q..q+Q−1.
 
-    ``cols[c, i, j, r, q, n] = xp[c, (a + r)·sh + i, q·sw + j, n]``: one strided view of
+    ``cols[c, i, j, r, u, n] = xp[c, (a + r)·sh + i, (q + u)·sw + j, n]``: one strided view of
     ``xp`` (no data moved) copied in a single call, instead of one copy per kernel offset.
-    Returns the (C·kh·kw, R·Wo·N) matrix view.
+    Returns the (C·kh·kw, R·Q·N) matrix view.
     """
-    C, _, _, R, Wo, N = cols.shape
+    C, kh, kw, R, Q, N = cols.shape
     sh, sw = stride
     sC, sH, sW, sN = xp.strides
-    fields = as_strided(xp[:, a * sh :], shape=cols.shape,
+    fields = as_strided(xp[:, a * sh :, q * sw :], shape=cols.shape,
                         strides=(sC, sH, sW, sH * sh, sW * sw, sN), writeable=False)
     np.copyto(cols, fields)
-    return cols.reshape(C * kh * kw, R * Wo * N)
+    return cols.reshape(C * kh * kw, R * Q * N)
+
+
+def _block_view(a4: np.ndarray, a: int, R: int, q: int, Q: int) -> np.ndarray:
+    """(F, R·Q·N) matrix view of ``a4[:, a:a+R, q:q+Q]`` for a (F, Ho, Wo, N) array."""
+    F, _, _, N = a4.shape
+    v = a4[:, a : a + R, q : q + Q].reshape(F, R * Q * N)
+    assert v.base is not None  # a view by construction (whole rows, or one row)
+    return v
 
 
 def conv2d_forward(
@@ -257,16 +274,15 @@ def conv2d_forward(
         xp = ws.empty("xc", xp.shape, x.dtype)
         xp[...] = _hwn(x)
     W2 = W.reshape(F, K)
-    y2 = RECYCLER.empty((F, Ho, Wo * N), np.result_type(x, W))
-    for a, R in _row_blocks(Ho, K, Wo, N, x.itemsize):
-        cols = _im2col_rows(xp, ws.empty("cols", (C, kh, kw, R, Wo, N), x.dtype), a, kh, kw,
-                            stride)
-        # (F, C*kh*kw) @ (C*kh*kw, R*Wo*N) -> output rows a .. a+R-1
-        np.matmul(W2, cols, out=y2[:, a : a + R].reshape(F, R * Wo * N))
+    y4 = RECYCLER.empty((F, Ho, Wo, N), np.result_type(x, W))
+    for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
+        cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q, stride)
+        # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
+        np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
     if b is not None:
-        y2 += b[:, None, None]
+        y4 += b[:, None, None, None]
     cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
-    return _nchw(y2.reshape(F, Ho, Wo, N)), cache  # (N, F, Ho, Wo) view
+    return _nchw(y4), cache  # (N, F, Ho, Wo) view
 
 
 def conv2d_backward(
@@ -303,7 +319,6 @@ def conv2d_backward(
     if not dyc.flags.c_contiguous:
         dyc = ws.empty("dy", dyc.shape, dy.dtype)
         dyc[...] = _hwn(dy)
-    dy3 = dyc.reshape(F, Ho, Wo * N)
     dt = np.result_type(dy, W)
     db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
     dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
@@ -315,20 +330,20 @@ def conv2d_backward(
         dxp = ws.zeros("dxp", shape, dt) if padded else empty_ordered(shape, dt, zero=True)
         W2t = W.reshape(F, K).T
     if need_dW or need_dx:
-        for a, R in _row_blocks(Ho, K, Wo, N, xp.itemsize):
-            d = dy3[:, a : a + R].reshape(F, R * Wo * N)  # (F, R*Wo*N)
+        for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize):
+            d = _block_view(dyc, a, R, q, Q)  # (F, R*Q*N)
             if need_dW:
-                cols = _im2col_rows(xp, ws.empty("cols", (C, kh, kw, R, Wo, N), xp.dtype),
-                                    a, kh, kw, stride)
-                dWt += cols @ d.T  # (C*kh*kw, R*Wo*N) @ (R*Wo*N, F)
+                cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
+                                     q, stride)
+                dWt += cols @ d.T  # (C*kh*kw, R*Q*N) @ (R*Q*N, F)
             if need_dx:
-                dcols = ws.empty("dcols", (K, R * Wo * N), dt)
-                np.matmul(W2t, d, out=dcols)  # (C*kh*kw, F) @ (F, R*Wo*N)
-                dcols = dcols.reshape(C, kh, kw, R, Wo, N)
+                dcols = ws.empty("dcols", (K, R * Q * N), dt)
+                np.matmul(W2t, d, out=dcols)  # (C*kh*kw, F) @ (F, R*Q*N)
+                dcols = dcols.reshape(C, kh, kw, R, Q, N)
                 for i in range(kh):
                     for j in range(kw):
                         # col2im: add each offset's block back onto its receptive fields
-                        _win(dxp, i, j, (R, Wo), stride, a)[...] += dcols[:, i, j]
+                        _win(dxp, i, j, (R, Q), stride, a, q)[...] += dcols[:, i, j]
     dW = dWt.T.reshape(W.shape) if need_dW else None
     if need_dx:
         if padded:
