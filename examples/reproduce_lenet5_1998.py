@@ -25,7 +25,7 @@ import numpy as np
 
 from numcnn.datasets.mnist import load_data
 from numcnn.models import lenet5_1998
-from numcnn.training.sdlm import train_lenet5_1998
+from numcnn.training.sdlm import capped_mu, train_lenet5_1998
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--j", type=float, default=10.0, help="MAP loss constant j")
     ap.add_argument("--mu", type=float, default=1.0, help="SDLM damping (paper: 0.02)")
+    ap.add_argument("--mu-schedule", choices=["const", "capped"], default="const",
+                    help="capped: mu_k = max(0.02, mu * eta_k / eta_0)")
     ap.add_argument("--init", choices=["sqrt_fan_in", "fan_in"], default="fan_in")
     ap.add_argument("--train-size", type=int, default=60000)
     ap.add_argument("--data-dir", default=os.environ.get("NUMCNN_DATA_DIR"))
@@ -62,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     train_lenet5_1998(model, x_train, y_train, x_test, y_test, passes=args.passes,
                       batch_size=args.batch_size,
                       augment=None if args.augment == "none" else args.augment,
-                      seed=args.seed, j=args.j, mu=args.mu, callback=save)
+                      seed=args.seed, j=args.j,
+                      mu=capped_mu(args.mu) if args.mu_schedule == "capped" else args.mu,
+                      callback=save)
     wall = time.perf_counter() - t0
     errs = np.array([r["test_error"] for r in records]) * 100
     print(f"final test error {errs[-1]:.2f} %  (best {errs.min():.2f} % at pass "

@@ -178,6 +178,20 @@ def _as_model_input(model: Layer, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=model.dtype)
 
 
+def capped_mu(mu0: float = 1.0, mu_min: float = 0.02,
+              eta: Callable[[int], float] = lenet5_eta) -> Callable[[int], float]:
+    """A damping schedule ``μ_k = max(mu_min, mu0 · η_k / η_0)``.
+
+    It keeps the largest SDLM step ``η_k / μ_k`` (taken by parameters whose curvature
+    ``h ≪ μ``) at ``η_0 / mu0`` while η decays, reaching the paper's μ = 0.02 in the last
+    passes of the schedule.
+
+    >>> [round(capped_mu()(k), 3) for k in (0, 2, 5, 8, 12)]
+    [1.0, 0.4, 0.2, 0.1, 0.02]
+    """
+    return lambda k: max(mu_min, mu0 * eta(k) / eta(0))
+
+
 def train_lenet5_1998(
     model: Layer,
     x_train: np.ndarray,
@@ -189,7 +203,7 @@ def train_lenet5_1998(
     augment: str | None = None,
     seed: int | None = 0,
     j: float = 10.0,
-    mu: float = 1.0,
+    mu: float | Callable[[int], float] = 1.0,
     hessian_samples: int = 500,
     eta: Callable[[int], float] = lenet5_eta,
     callback: Callable[[dict[str, Any]], Any] | None = None,
@@ -220,8 +234,9 @@ def train_lenet5_1998(
             training pattern, drawn afresh each pass (:func:`affine_distort`).
         seed: seed of the pattern order, the curvature samples and the distortions.
         j: the MAP loss constant (see :class:`numcnn.losses.LeNetMAP`).
-        mu: SDLM damping μ. The paper uses 0.02; with our curvature estimates that
-            diverges (see docs/lenet5_1998.md), so the default is 1.0.
+        mu: SDLM damping μ, or ``pass_index -> μ`` (see :func:`capped_mu`). The paper uses
+            0.02; with our curvature estimates that diverges (see docs/lenet5_1998.md), so
+            the default is 1.0.
         hessian_samples: patterns used to re-estimate ``h`` before each pass.
         eta: ``pass_index -> η`` (default: the paper's schedule).
         callback: called after each pass with that pass's record.
@@ -244,7 +259,8 @@ def train_lenet5_1998(
     x_tr = _as_model_input(model, x_raw)
     x_te = _as_model_input(model, x_test)
     loss = LeNetMAP(j=j)
-    opt = SDLM(lr=eta(0), mu=mu)
+    mu_of = mu if callable(mu) else (lambda k: mu)
+    opt = SDLM(lr=eta(0), mu=mu_of(0))
     params = model.trainable_params()
     grads = model.trainable_grads()
     layers = _leaf_layers(model)
@@ -257,7 +273,8 @@ def train_lenet5_1998(
                                    for s in range(0, n, 4096)])
         sample = rng.choice(n, size=min(hessian_samples, n), replace=False)
         h = estimate_curvature(model, loss, x_tr[sample], y_train[sample])
-        opt.set_curvature(h)
+        opt.mu = float(mu_of(k))
+        opt.set_curvature(h)  # also drops the cached step sizes
         opt.lr = eta(k) * batch_size
         order = rng.permutation(n)
         total = 0.0
@@ -273,8 +290,9 @@ def train_lenet5_1998(
             opt.step(params, grads)
         train_time = time.perf_counter() - t0
         err = penalty_error(model, x_te, y_test)
-        rec = {"pass": k + 1, "eta": eta(k), "train_loss": total / n, "test_error": err,
-               "seconds": train_time, "h_mean": float(np.mean([hk.mean() for hk in h]))}
+        rec = {"pass": k + 1, "eta": eta(k), "mu": opt.mu, "train_loss": total / n,
+               "test_error": err, "seconds": train_time,
+               "h_mean": float(np.mean([hk.mean() for hk in h]))}
         history.append(rec)
         if verbose:
             print(f"pass {k + 1:2d}/{passes}  eta {eta(k):.0e}  train loss {rec['train_loss']:.4f}"
