@@ -496,7 +496,7 @@ def print_table(rows: list[dict], print_fn=print, header: str = "") -> None:
     for r in rows:
         d = digits.get(r["unit"], 2)
         name = r["measure"] if r["left"] == "numcnn" else f"{r['measure']} (left: ONNX Runtime)"
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.3g}"
         print_fn(f"| {name} | {r['threads']} | {r['batch']} | {_fmt(r['numcnn'], digits=d)} | "
                  f"{_fmt(r['torch'], digits=d)} | {ratio} |")
     parts = []
@@ -506,7 +506,7 @@ def print_table(rows: list[dict], print_fn=print, header: str = "") -> None:
         if r["unit"] == "img/s" and not r["measure"].startswith("infer"):
             continue  # training images/s repeats the s/epoch ratio
         parts.append(f"{r['measure'].split(' ')[0]} {r['threads']}t/b{r['batch']} "
-                     f"{r['ratio']:.2f}")
+                     f"{r['ratio']:.3g}")
     print_fn("ratio numcnn/PyTorch (time; <1 = numcnn faster): "
              + ("; ".join(parts) if parts else "n/a (PyTorch not compared)"))
 
