@@ -81,3 +81,24 @@ def test_history_records_what_callbacks_log_and_cosine_reads_the_run_length():
 
     expected = [0.1 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     assert h.history["lr"] == pytest.approx(expected)
+
+
+def test_per_batch_schedule_follows_the_fractional_epoch():
+    from numcnn.training import Callback, LearningRateScheduler
+
+    class Record(Callback):
+        def __init__(self):
+            self.lrs = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.lrs.append(self.model.optimizer.lr)
+
+    x, y = tiny_data(40)
+    rec = Record()
+    tiny_model().fit(x, y, batch_size=10, epochs=2, verbose=0, seed=0,
+                     callbacks=[LearningRateScheduler("cosine", per_batch=True), rec])
+    import math
+
+    # Keras-style per-step cosine decay, written out: 8 batches over T = 2 epochs, η₀ = 0.1
+    expected = [0.1 * (1 + math.cos(math.pi * (k / 4) / 2)) / 2 for k in range(8)]
+    assert rec.lrs == pytest.approx(expected)

@@ -74,15 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
     t.add_argument("--model", default="lenet5", help="zoo model name (default lenet5)")
     t.add_argument("--epochs", type=_positive(int, "--epochs"), default=1)
-    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=128)
+    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=64)
     t.add_argument("--optimizer", default="sgd", help="registered optimizer name (default sgd)")
     t.add_argument("--lr", type=_positive(float, "--lr"), default=0.05)
     t.add_argument("--momentum", type=_non_negative_float, default=0.9,
                    help="momentum for sgd/rmsprop (default 0.9)")
     t.add_argument("--loss", default=None,
                    help="registered loss name (default: the model's, softmax_cross_entropy)")
-    t.add_argument("--schedule", default=None,
-                   help="learning-rate schedule spec, e.g. cosine or step:step_size=3,gamma=0.5")
+    t.add_argument("--schedule", default="cosine",
+                   help="learning-rate schedule spec, evaluated before every batch at the "
+                        "fractional epoch (default cosine: from --lr to 0 over the run); e.g. "
+                        "step:step_size=3,gamma=0.5, or constant")
     t.add_argument("--seed", type=_non_negative_int, default=0)
     t.add_argument("--validation-size", type=_non_negative_int, default=5000,
                    help="training images held out for validation (default 5000; 0 = none)")
@@ -147,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .training.callbacks import LearningRateScheduler
 
         callbacks.append(LearningRateScheduler(args.schedule, epochs=args.epochs,
-                                               initial_lr=args.lr))
+                                               initial_lr=args.lr, per_batch=True))
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir)
     x_train = _scale(x_train, PIXEL_SCALE)
     x_test = _scale(x_test, PIXEL_SCALE)

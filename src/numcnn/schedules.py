@@ -64,10 +64,13 @@ def _positive(name: str, value: Any, integer: bool = False, allow_zero: bool = F
     return int(value) if integer else float(value)
 
 
-def _check_epoch(epoch: Any) -> int:
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ValueError(f"epoch must be a non-negative int; received epoch={epoch!r}")
-    return int(epoch)
+def _check_epoch(epoch: Any) -> int | float:
+    """An epoch index ≥ 0: an int, or a fraction ``e + b/steps`` for per-batch updates."""
+    if isinstance(epoch, (int, np.integer)) and not isinstance(epoch, bool) and epoch >= 0:
+        return int(epoch)
+    if isinstance(epoch, (float, np.floating)) and math.isfinite(epoch) and epoch >= 0:
+        return float(epoch)
+    raise ValueError(f"epoch must be a non-negative number; received epoch={epoch!r}")
 
 
 class Schedule:
@@ -88,7 +91,8 @@ class Schedule:
         """The learning rate for ``epoch`` (0-based).
 
         Args:
-            epoch: the epoch index, ≥ 0.
+            epoch: the epoch index, ≥ 0; a fractional ``e + b/steps`` when the rate is
+                updated every batch (``LearningRateScheduler(per_batch=True)``).
             initial_lr: η₀ used when the schedule was built without one.
             total_epochs: the number of epochs of the run (``cosine`` uses it when built
                 without ``t_max``).

@@ -85,6 +85,10 @@ class LearningRateScheduler(Callback):
             calls, so ``initial_epoch=`` continues the same curve). Pass it when resuming from
             a checkpoint, whose optimizer ``lr`` is the last scheduled one.
         verbose: print the new rate at each epoch start.
+        per_batch: also update the rate before every batch, evaluating the schedule at the
+            fractional epoch ``e + b/steps`` (Keras's per-step decay: ``cosine`` then anneals
+            smoothly to η_min at the end of the last batch instead of holding each epoch's
+            rate). Schedules written as ``f(epoch)`` must then accept a float.
 
     At each epoch end the rate in use is added to the logs as ``"lr"``.
 
@@ -93,9 +97,11 @@ class LearningRateScheduler(Callback):
     """
 
     def __init__(self, schedule: Any, epochs: int | None = None,
-                 initial_lr: float | None = None, verbose: int = 0):
+                 initial_lr: float | None = None, verbose: int = 0, per_batch: bool = False):
         from .. import schedules
 
+        self.per_batch = bool(per_batch)
+        self._epoch = 0
         self.schedule = schedules.get(schedule)
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
                                    or epochs <= 0):
@@ -132,6 +138,15 @@ class LearningRateScheduler(Callback):
             self.initial_lr = float(self.model.optimizer.lr)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        self._set_lr(epoch)
+
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        steps = (self.params or {}).get("steps")
+        if self.per_batch and batch and steps:
+            self._set_lr(self._epoch + batch / steps)
+
+    def _set_lr(self, epoch: int | float) -> None:
         opt = self.model.optimizer
         if self.initial_lr is None:
             self.initial_lr = float(opt.lr)
@@ -146,7 +161,7 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"the schedule returned lr={lr!r} for epoch {epoch}; expected a "
                              "finite number >= 0")
         opt.lr = lr
-        if self.verbose:
+        if self.verbose and not isinstance(epoch, float):
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
