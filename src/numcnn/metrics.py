@@ -23,6 +23,19 @@ def accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
     return float(np.mean(y_pred.argmax(axis=1) == labels))
 
 
+@METRICS.register("argmin_accuracy", "rbf_accuracy")
+def argmin_accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """Fraction of rows whose arg-*min* equals the label: for distance outputs such as
+    LeNet-5's RBF penalties, where the smallest penalty is the prediction.
+
+    >>> argmin_accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([0, 0]))
+    0.5
+    """
+    y_true = np.asarray(y_true)
+    labels = y_true.argmax(axis=1) if y_true.ndim == 2 else y_true
+    return float(np.mean(y_pred.argmin(axis=1) == labels))
+
+
 def get(identifier):
     """A metric function from a registered name or a callable."""
     if callable(identifier):

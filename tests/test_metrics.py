@@ -1,0 +1,17 @@
+"""Metrics against hand-counted cases."""
+
+import numpy as np
+import pytest
+
+from numcnn import metrics
+
+
+@pytest.mark.parametrize("name", metrics.METRICS.names())
+def test_every_metric_counts_matches_by_hand(name):
+    scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [0.9, 0.05, 0.05]])
+    labels = np.array([1, 1, 2, 1])
+    fn = metrics.get(name)
+    # arg-max picks 1, 0, 2, 0 (2 of 4 right); arg-min picks 0, 2, 0, 1 (1 of 4 right)
+    expected = {"accuracy": 0.5, "acc": 0.5, "argmin_accuracy": 0.25, "rbf_accuracy": 0.25}
+    assert fn(scores, labels) == expected[name]
+    assert fn(scores, np.eye(3)[labels]) == expected[name]  # one-hot targets
