@@ -504,3 +504,15 @@ def test_short_training_run_learns_mnist(mnist):
     # 15.9; the full 60,000-pattern first pass reaches 3.0 %): far below chance (90 %)
     assert hist[0]["test_error"] < 0.25
     assert hist[0]["train_loss"] < 30  # untrained: ≈ 84 − j = 74 per pattern
+
+
+def test_save_load_round_trip(tmp_path):
+    from numcnn import load_model, save_model
+
+    m = lenet5_1998(seed=5)
+    x = np.random.default_rng(13).uniform(0, 255, (3, 1, 28, 28)).astype(np.float32)
+    save_model(m, tmp_path / "lenet98.npz")
+    m2 = load_model(tmp_path / "lenet98.npz")
+    np.testing.assert_array_equal(m2.predict(x), m.predict(x))
+    assert m2.count_params() == 60_000
+    np.testing.assert_array_equal(m2.layers[6].connection_table, LENET5_C3_TABLE)
