@@ -7,6 +7,7 @@ live here — arrays returned to callers are always fresh, so holding on to an o
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -77,7 +78,8 @@ def memory_order(a: np.ndarray) -> tuple[int, ...]:
     >>> memory_order(np.empty((2, 3, 4, 5)).transpose(3, 0, 1, 2))
     (1, 2, 3, 0)
     """
-    return tuple(int(i) for i in np.argsort([-s for s in a.strides], kind="stable"))
+    st = a.strides
+    return tuple(sorted(range(a.ndim), key=lambda i: -st[i]))  # sorted() is stable
 
 
 class Recycler:
@@ -106,7 +108,7 @@ class Recycler:
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """An uninitialised C-ordered array that no one else references."""
         shape, dtype = tuple(int(d) for d in shape), np.dtype(dtype)
-        nbytes = dtype.itemsize * int(np.prod(shape))
+        nbytes = dtype.itemsize * math.prod(shape)
         if nbytes < self.min_bytes:
             return np.empty(shape, dtype)
         arrays = self._pool.setdefault((shape, dtype), [])
@@ -138,7 +140,10 @@ def empty_ordered(shape: tuple[int, ...], dtype: np.dtype, order: tuple[int, ...
     a = RECYCLER.empty(tuple(shape[ax] for ax in order), dtype)
     if zero:
         a.fill(0)
-    return a.transpose(np.argsort(order))
+    inverse = [0] * len(order)
+    for k, ax in enumerate(order):
+        inverse[ax] = k
+    return a.transpose(inverse)
 
 
 def get_workspace(ws: Workspace | None) -> Workspace:
