@@ -268,13 +268,14 @@ def conv2d_forward(
         xp = ws.empty("xc", xp.shape, x.dtype)
         xp[...] = _hwn(x)
     W2 = W.reshape(F, K)
+    bias = None if b is None else b.reshape(F, 1)
     y4 = RECYCLER.empty((F, Ho, Wo, N), np.result_type(x, W))
     for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
         cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q, stride)
         # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
-        np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
-    if b is not None:
-        y4 += b[:, None, None, None]
+        out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
+        if b is not None:
+            out += bias  # while the block is still in cache
     cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
 
