@@ -91,3 +91,18 @@ def test_train_one_epoch_reaches_97_5_percent_and_round_trips(tmp_path, capsys):
     assert code == 0, err2
     acc2 = float(re.search(r"test accuracy: ([0-9.]+)", out2).group(1))
     assert acc2 == acc
+
+
+@needs_mnist
+@pytest.mark.mnist
+def test_train_with_adam_and_a_cosine_schedule(capsys):
+    code, out, err = run_cli(capsys, "train", "--optimizer", "adam", "--lr", "0.002",
+                             "--schedule", "cosine", "--train-size", "5500", "--epochs", "2",
+                             "--validation-size", "500", "--verbose", "2",
+                             "--data-dir", MNIST_DIR)
+    assert code == 0, err
+    assert "Adam(lr=0.002" in out
+    lrs = [float(v) for v in re.findall(r"lr: ([0-9.]+)", out)]
+    assert len(lrs) == 2 and lrs[0] < 0.002 and lrs[1] < 1e-4  # decayed to ~0 by the end
+    acc = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
+    assert acc >= 0.90, out

@@ -366,3 +366,17 @@ def test_fit_accepts_nhw_for_single_channel_models():
     model.compile(optimizer="sgd", loss="softmax_cross_entropy")
     np.testing.assert_array_equal(model.predict(x[:, 0]), model.predict(x))
     model.fit(x[:, 0], y, batch_size=5, epochs=1, verbose=0)
+
+
+def test_fit_accepts_optimizer_and_loss_names_directly():
+    import numcnn as nc
+    from numcnn.layers import Dense, Flatten
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 1, 2, 2)).astype(np.float32)
+    y = (x.reshape(64, -1).sum(axis=1) > 0).astype(np.int64)
+    m = nc.Sequential([Flatten(), Dense(2)], input_shape=(1, 2, 2), seed=0)
+    h = m.fit(x, y, epochs=150, batch_size=16, verbose=0, seed=0,
+              optimizer="adam", loss="softmax_cross_entropy")
+    assert type(m.optimizer).__name__ == "Adam" and "accuracy" in h.history
+    assert h.history["accuracy"][-1] >= 0.9  # a linearly separable problem

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_non_negative_int, default=0)
     t.add_argument("--validation-size", type=_non_negative_int, default=5000,
                    help="training images held out for validation (default 5000; 0 = none)")
+    t.add_argument("--train-size", type=_positive(int, "--train-size"), default=None,
+                   help="use only the first N training images (quick runs)")
     t.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     t.add_argument("--output", default=None, help="save the trained model here (.npz)")
     t.add_argument("--threads", type=_positive(int, "--threads"), default=1,
@@ -123,10 +125,12 @@ def _threads(n: int):
     return threadpool_limits(limits=n)
 
 
-def _load_mnist(data_dir: str | None):
+def _load_mnist(data_dir: str | None, train_size: int | None = None):
     from .datasets import mnist
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data(data_dir=data_dir)
+    if train_size is not None:
+        x_train, y_train = x_train[:train_size], y_train[:train_size]
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -160,7 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         callbacks.append(LearningRateScheduler(args.schedule, epochs=args.epochs,
                                                initial_lr=args.lr, per_batch=True))
-    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir)
+    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir, args.train_size)
     x_train = _scale(x_train, PIXEL_SCALE)
     x_test = _scale(x_test, PIXEL_SCALE)
     val = None
@@ -200,7 +204,7 @@ def train_lenet5_1998(args: argparse.Namespace) -> int:
     passes = args.epochs or 20
     batch_size = args.batch_size or 1
     model = models.get("lenet5-1998", seed=args.seed)
-    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir)
+    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir, args.train_size)
     print(f"Training lenet5-1998 on {len(x_train):,} MNIST images for {passes} pass(es) "
           f"(SDLM, batch {batch_size}, augment {args.augment}, seed {args.seed})", flush=True)
     t0 = time.perf_counter()

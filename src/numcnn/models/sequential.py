@@ -191,7 +191,7 @@ class Sequential(Layer):
     def fit(self, x: Any, y: Any, batch_size: int | None = 128, epochs: int = 1,
             validation_data: tuple | None = None, shuffle: bool = True, verbose: Any = "auto",
             seed: int | None = None, callbacks: list[Callback] | None = None,
-            initial_epoch: int = 0) -> History:
+            initial_epoch: int = 0, optimizer: Any = None, loss: Any = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)``.
 
         Args:
@@ -205,12 +205,21 @@ class Sequential(Layer):
             verbose: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"``.
             seed: seed for the shuffling order (same seed, same result).
             callbacks: extra :class:`numcnn.training.Callback` objects.
+            initial_epoch: epoch to start from when resuming.
+            optimizer, loss: shortcuts that (re)compile the model first, keeping its metrics
+                (``fit(x, y, optimizer="adam", loss="softmax_cross_entropy")``).
 
         Returns:
             A :class:`History` whose ``history`` dict holds ``loss``, each metric and their
             ``val_`` versions, one value per epoch.
         """
         self._require_built()
+        if optimizer is not None or loss is not None:
+            self.compile(optimizer=optimizer if optimizer is not None else
+                         (self.optimizer or "sgd"),
+                         loss=loss if loss is not None else
+                         (self.loss or "softmax_cross_entropy"),
+                         metrics=list(self.metrics) if self.loss is not None else ["accuracy"])
         return run_fit(self, x, y, batch_size=batch_size, epochs=epochs,
                        validation_data=validation_data, shuffle=shuffle, verbose=verbose,
                        seed=seed, callbacks=callbacks, initial_epoch=initial_epoch)
