@@ -380,3 +380,18 @@ def test_fit_accepts_optimizer_and_loss_names_directly():
               optimizer="adam", loss="softmax_cross_entropy")
     assert type(m.optimizer).__name__ == "Adam" and "accuracy" in h.history
     assert h.history["accuracy"][-1] >= 0.9  # a linearly separable problem
+
+
+def test_input_gradient_is_skipped_until_the_first_parametrised_layer():
+    import numcnn as nc
+    from numcnn.layers import Dense, Flatten, ReLU
+
+    m = nc.Sequential([ReLU(), Flatten(), Dense(4), ReLU(), Dense(2)], input_shape=(1, 3, 3))
+    assert [layer.need_input_grad for layer in m.layers] == [False, False, False, True, True]
+    x = np.random.default_rng(0).normal(size=(5, 1, 3, 3)).astype(np.float32)
+    m.forward(x, training=True)
+    assert m.backward(np.ones((5, 2), np.float32)) is None
+    m.need_input_grad = True  # asking for the model's input gradient turns them all on
+    assert all(layer.need_input_grad for layer in m.layers)
+    m.forward(x, training=True)
+    assert m.backward(np.ones((5, 2), np.float32)).shape == x.shape

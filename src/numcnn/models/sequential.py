@@ -85,10 +85,13 @@ class Sequential(Layer):
         self._set_input_grad(self.need_input_grad)
 
     def _set_input_grad(self, flag: bool) -> None:
-        for i, layer in enumerate(self.layers):
-            layer.need_input_grad = flag if i == 0 else True
-            if isinstance(layer, Sequential):
-                layer._set_input_grad(layer.need_input_grad)
+        """dL/dx is needed at a layer's input only if some earlier layer has parameters (or
+        the caller wants the model's input gradient): leading parameter-free layers such as
+        ``Rescale``/``Pad2D`` and the first parametrised layer all skip it."""
+        for layer in self.layers:
+            layer.need_input_grad = flag  # a nested Sequential propagates this itself
+            has_params = layer.named_params() if isinstance(layer, Sequential) else layer.params
+            flag = flag or bool(has_params)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
