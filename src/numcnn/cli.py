@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
@@ -32,38 +33,20 @@ class _Parser(argparse.ArgumentParser):
         raise CLIError(message)
 
 
-def _positive(kind: type, name: str):
+def _number(kind: type, name: str, allow_zero: bool = False):
+    """An argparse type: a positive (or, with ``allow_zero``, non-negative) int or float."""
+    what = f"{'a non-negative' if allow_zero else 'a positive'} {kind.__name__}"
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a positive {kind.__name__}; received {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a positive {kind.__name__}; received {text!r}")
+            value = None
+        if value is None or not math.isfinite(value) or not (value >= 0 if allow_zero
+                                                             else value > 0):
+            raise argparse.ArgumentTypeError(f"{name} must be {what}; received {text!r}")
         return value
     return parse
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; received {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0; received {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer; received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,16 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
     t.add_argument("--model", default="lenet5", help="zoo model name (default lenet5)")
-    t.add_argument("--epochs", type=_positive(int, "--epochs"), default=None,
+    t.add_argument("--epochs", type=_number(int, "--epochs"), default=None,
                    help="passes over the training set (default 1; lenet5-1998: 20)")
-    t.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=None,
+    t.add_argument("--batch-size", type=_number(int, "--batch-size"), default=None,
                    help="patterns per update (default 64; lenet5-1998: 1, as the paper)")
     t.add_argument("--augment", choices=("none", "affine"), default="none",
                    help="lenet5-1998 only: random planar affine distortions of the training "
                         "patterns, as the paper")
     t.add_argument("--optimizer", default="sgd", help="registered optimizer name (default sgd)")
-    t.add_argument("--lr", type=_positive(float, "--lr"), default=0.05)
-    t.add_argument("--momentum", type=_non_negative_float, default=0.9,
+    t.add_argument("--lr", type=_number(float, "--lr"), default=0.05)
+    t.add_argument("--momentum", type=_number(float, "--momentum", allow_zero=True), default=0.9,
                    help="momentum for sgd/rmsprop (default 0.9)")
     t.add_argument("--loss", default=None,
                    help="registered loss name (default: the model's, softmax_cross_entropy)")
@@ -90,14 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule spec, evaluated before every batch at the "
                         "fractional epoch (default cosine: from --lr to 0 over the run); e.g. "
                         "step:step_size=3,gamma=0.5, or constant")
-    t.add_argument("--seed", type=_non_negative_int, default=0)
-    t.add_argument("--validation-size", type=_non_negative_int, default=5000,
+    t.add_argument("--seed", type=_number(int, "--seed", allow_zero=True), default=0)
+    t.add_argument("--validation-size", type=_number(int, "--validation-size", allow_zero=True),
+                   default=5000,
                    help="training images held out for validation (default 5000; 0 = none)")
-    t.add_argument("--train-size", type=_positive(int, "--train-size"), default=None,
+    t.add_argument("--train-size", type=_number(int, "--train-size"), default=None,
                    help="use only the first N training images (quick runs)")
     t.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     t.add_argument("--output", default=None, help="save the trained model here (.npz)")
-    t.add_argument("--threads", type=_positive(int, "--threads"), default=1,
+    t.add_argument("--threads", type=_number(int, "--threads"), default=1,
                    help="BLAS threads (default 1; needs threadpoolctl)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
@@ -105,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a saved model on the MNIST test set")
     e.add_argument("path", help="model file written by `numcnn train --output`")
     e.add_argument("--data-dir", default=None)
-    e.add_argument("--batch-size", type=_positive(int, "--batch-size"), default=1000)
-    e.add_argument("--threads", type=_positive(int, "--threads"), default=1)
+    e.add_argument("--batch-size", type=_number(int, "--batch-size"), default=1000)
+    e.add_argument("--threads", type=_number(int, "--threads"), default=1)
 
     s = sub.add_parser("summary", help="print a model's layer table")
     s.add_argument("model", help="zoo model name, or a saved .npz model")
