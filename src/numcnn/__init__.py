@@ -14,12 +14,14 @@ from . import (
 )
 from .io.saving import load_model, save_model
 from .models import Sequential
+from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Sequential",
     "functional",
+    "get_num_threads",
     "initializers",
     "kernels",
     "layers",
@@ -31,4 +33,5 @@ __all__ = [
     "preprocessing",
     "save_model",
     "schedules",
+    "set_num_threads",
 ]

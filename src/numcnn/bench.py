@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -64,16 +63,10 @@ def threads_limited(n: int):
     old = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
+    from .threads import blas_threads, num_threads
+
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is in the "test" extra
-        ctx: Any = contextlib.nullcontext()
-        print("note: threadpoolctl is not installed; NumPy's BLAS threads are not limited",
-              file=sys.stderr)
-    else:
-        ctx = threadpool_limits(n)
-    try:
-        with ctx:
+        with blas_threads(n), num_threads(n):  # numcnn's fit/predict use n threads too
             yield
     finally:
         if torch is not None and old is not None:

@@ -11,7 +11,6 @@ Errors (unknown model, bad number, missing data) print one line on stderr and ex
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
@@ -82,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     t.add_argument("--output", default=None, help="save the trained model here (.npz)")
     t.add_argument("--threads", type=_number(int, "--threads"), default=1,
-                   help="BLAS threads (default 1; needs threadpoolctl)")
+                   help="BLAS threads (default 1)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
 
@@ -102,11 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _threads(n: int):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=n)
+    """fit/evaluate/predict inside use ``n`` BLAS threads (see :mod:`numcnn.threads`)."""
+    from .threads import num_threads
+
+    return num_threads(n)
 
 
 def _load_mnist(data_dir: str | None, train_size: int | None = None):

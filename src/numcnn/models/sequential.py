@@ -12,6 +12,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..layers.base import LAYERS, Layer, Shape, deserialize, serialize
+from ..threads import blas_threads, get_num_threads
 from ..training.callbacks import Callback, History
 from ..training.loop import as_inputs, batches, check_batch_size, check_targets, run_fit
 
@@ -223,9 +224,10 @@ class Sequential(Layer):
                          loss=loss if loss is not None else
                          (self.loss or "softmax_cross_entropy"),
                          metrics=list(self.metrics) if self.loss is not None else ["accuracy"])
-        return run_fit(self, x, y, batch_size=batch_size, epochs=epochs,
-                       validation_data=validation_data, shuffle=shuffle, verbose=verbose,
-                       seed=seed, callbacks=callbacks, initial_epoch=initial_epoch)
+        with blas_threads(get_num_threads()):
+            return run_fit(self, x, y, batch_size=batch_size, epochs=epochs,
+                           validation_data=validation_data, shuffle=shuffle, verbose=verbose,
+                           seed=seed, callbacks=callbacks, initial_epoch=initial_epoch)
 
     def predict(self, x: Any, batch_size: int | None = 1000) -> np.ndarray:
         """Outputs of the model in inference mode, batch by batch, shape (N, *output_shape)."""
@@ -233,8 +235,9 @@ class Sequential(Layer):
         x = as_inputs(self, x, "predict")
         bs = check_batch_size(batch_size, len(x))
         out = np.empty((len(x),) + self.output_shape(self.input_shape), dtype=self.dtype)
-        for idx in batches(len(x), bs):
-            out[idx] = self.forward(x[idx], training=False)
+        with blas_threads(get_num_threads()):
+            for idx in batches(len(x), bs):
+                out[idx] = self.forward(x[idx], training=False)
         return out
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = 1000) -> dict[str, float]:
@@ -249,12 +252,13 @@ class Sequential(Layer):
         y = check_targets(x, y, "evaluate")
         bs = check_batch_size(batch_size, len(x))
         sums = dict.fromkeys(["loss", *self.metrics], 0.0)
-        for idx in batches(len(x), bs):
-            out = self.forward(x[idx], training=False)
-            m = len(out)
-            sums["loss"] += self.loss.forward(out, y[idx]) * m
-            for name, fn in self.metrics.items():
-                sums[name] += fn(out, y[idx]) * m
+        with blas_threads(get_num_threads()):
+            for idx in batches(len(x), bs):
+                out = self.forward(x[idx], training=False)
+                m = len(out)
+                sums["loss"] += self.loss.forward(out, y[idx]) * m
+                for name, fn in self.metrics.items():
+                    sums[name] += fn(out, y[idx]) * m
         return {k: v / max(len(x), 1) for k, v in sums.items()}
 
     # -------------------------------------------------------------- display
