@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--j", type=float, default=10.0, help="MAP loss constant j")
     ap.add_argument("--mu", type=float, default=1.0, help="SDLM damping (paper: 0.02)")
-    ap.add_argument("--mu-schedule", choices=["const", "capped"], default="const",
+    ap.add_argument("--mu-schedule", choices=["const", "capped"], default="capped",
                     help="capped: mu_k = max(0.02, mu * eta_k / eta_0)")
     ap.add_argument("--init", choices=["sqrt_fan_in", "fan_in"], default="fan_in")
     ap.add_argument("--train-size", type=int, default=60000)

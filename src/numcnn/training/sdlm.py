@@ -203,7 +203,7 @@ def train_lenet5_1998(
     augment: str | None = None,
     seed: int | None = 0,
     j: float = 10.0,
-    mu: float | Callable[[int], float] = 1.0,
+    mu: float | Callable[[int], float] | None = None,
     hessian_samples: int = 500,
     eta: Callable[[int], float] = lenet5_eta,
     callback: Callable[[dict[str, Any]], Any] | None = None,
@@ -213,8 +213,9 @@ def train_lenet5_1998(
 
     Every pass: draw ``hessian_samples`` training patterns (500) and estimate the diagonal
     Gauss–Newton curvature ``h_kk`` on them (:func:`estimate_curvature`); set the SDLM step
-    sizes ``ε_k = η_pass / (μ + h_kk)`` (μ = 1 by default, the paper's 0.02 diverges here)
-    with the paper's η schedule (5e-4 ×2 passes,
+    sizes ``ε_k = η_pass / (μ_pass + h_kk)`` (μ from :func:`capped_mu` by default: the
+    paper's 0.02 from pass 13, larger before, where 0.02 diverges here) with the paper's η
+    schedule (5e-4 ×2 passes,
     2e-4 ×3, 1e-4 ×3, 5e-5 ×4, then 1e-5); then visit the training set in a fresh random
     order, one update per pattern, minimising the ``lenet_map`` loss; finally measure the
     test error (``argmin`` of the RBF penalties).
@@ -234,9 +235,10 @@ def train_lenet5_1998(
             training pattern, drawn afresh each pass (:func:`affine_distort`).
         seed: seed of the pattern order, the curvature samples and the distortions.
         j: the MAP loss constant (see :class:`numcnn.losses.LeNetMAP`).
-        mu: SDLM damping μ, or ``pass_index -> μ`` (see :func:`capped_mu`). The paper uses
-            0.02; with our curvature estimates that diverges (see docs/lenet5_1998.md), so
-            the default is 1.0.
+        mu: SDLM damping μ, or ``pass_index -> μ``. The paper uses 0.02 throughout; with
+            our curvature estimates that diverges in the first passes (see
+            docs/lenet5_1998.md). Default (None): :func:`capped_mu` — μ = 1, 1, 0.4 ×3,
+            0.2 ×3, 0.1 ×4, then the paper's 0.02.
         hessian_samples: patterns used to re-estimate ``h`` before each pass.
         eta: ``pass_index -> η`` (default: the paper's schedule).
         callback: called after each pass with that pass's record.
@@ -259,6 +261,8 @@ def train_lenet5_1998(
     x_tr = _as_model_input(model, x_raw)
     x_te = _as_model_input(model, x_test)
     loss = LeNetMAP(j=j)
+    if mu is None:
+        mu = capped_mu()
     mu_of = mu if callable(mu) else (lambda k: mu)
     opt = SDLM(lr=eta(0), mu=mu_of(0))
     params = model.trainable_params()
