@@ -245,7 +245,7 @@ def train_lenet5_1998(
         verbose: print one line per pass.
 
     Returns:
-        One record per pass: ``{"pass", "eta", "train_loss", "test_error", "seconds",
+        One record per pass: ``{"pass", "eta", "mu", "train_loss", "test_error", "seconds",
         "h_mean"}`` (``test_error`` as a fraction).
     """
     if not isinstance(passes, (int, np.integer)) or passes <= 0:
