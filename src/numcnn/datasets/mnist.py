@@ -1,31 +1,4 @@
 """Alias of :mod:`numcnn.data.mnist`, so ``numcnn.datasets.mnist.load_data()`` works."""
 
-from ..data.mnist import (
-    FILES,
-    MIRRORS,
-    DataError,
-    DownloadError,
-    cache_dir,
-    download,
-    file_sha256,
-    find_files,
-    load_data,
-    load_file,
-    search_dirs,
-    verify_file,
-)
-
-__all__ = [
-    "DataError",
-    "DownloadError",
-    "FILES",
-    "MIRRORS",
-    "cache_dir",
-    "download",
-    "file_sha256",
-    "find_files",
-    "load_data",
-    "load_file",
-    "search_dirs",
-    "verify_file",
-]
+from ..data.mnist import *  # noqa: F403 - the whole public API, as listed below
+from ..data.mnist import __all__  # noqa: F401
