@@ -22,7 +22,8 @@ def resolve_verbose(verbose: Any, stream: TextIO | None = None) -> int:
 
 
 def format_logs(logs: dict[str, float]) -> str:
-    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+    """``loss: 0.1234 - accuracy: 0.9876 - lr: 0.0005`` (rates in 3 significant digits)."""
+    return " - ".join(f"{k}: {v:.3g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in logs.items())
 
 
 def format_seconds(s: float) -> str:
