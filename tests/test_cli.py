@@ -102,7 +102,7 @@ def test_train_with_adam_and_a_cosine_schedule(capsys):
                              "--data-dir", MNIST_DIR)
     assert code == 0, err
     assert "Adam(lr=0.002" in out
-    lrs = [float(v) for v in re.findall(r"lr: ([0-9.]+)", out)]
+    lrs = [float(v) for v in re.findall(r"lr: ([0-9.eE+-]+)", out)]
     assert len(lrs) == 2 and lrs[0] < 0.002 and lrs[1] < 1e-4  # decayed to ~0 by the end
     acc = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
     assert acc >= 0.90, out
