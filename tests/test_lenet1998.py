@@ -299,6 +299,41 @@ def test_scaled_tanh_gradcheck(A, S):
                      rng.standard_normal((2, 3, 4)) * 2, rng)
 
 
+def _batch_innermost(a):
+    """``a`` (N, C, H, W) as an NCHW view of (C, H, W, N) memory, as convolutions return."""
+    return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (lambda: Subsampling2D(2, dtype="float64"), (3, 6, 4)),
+    (lambda: Subsampling2D(2, dtype="float64"), (2, 5, 7)),
+    (lambda: Subsampling2D(1, dtype="float64"), (2, 3, 2)),
+    (lambda: ScaledTanh(dtype="float64"), (3, 4, 2)),
+])
+def test_lenet_layers_on_batch_innermost_input(layer, shape):
+    """Conv outputs are (C, H, W, N) in memory: gradients stay right, the layout is kept."""
+    rng = np.random.default_rng(5)
+    lay = layer()
+    base = rng.standard_normal(shape + (3,))  # (C, H, W, N) memory
+    x = base.transpose(3, 0, 1, 2)
+    lay.build(shape, rng)
+    dy = _batch_innermost(rng.standard_normal((3,) + lay.output_shape(shape)))
+
+    def f():
+        return float((lay.forward(x) * dy).sum())
+
+    lay.forward(x)
+    dx = lay.backward(dy)
+    np.testing.assert_allclose(dx.transpose(1, 2, 3, 0), numerical_grad(f, base),
+                               rtol=1e-6, atol=1e-8)
+    for k, p in lay.params.items():
+        np.testing.assert_allclose(lay.grads[k], numerical_grad(f, p), rtol=1e-6, atol=1e-8)
+    y = lay.forward(x)
+    dx = lay.backward(_batch_innermost(rng.standard_normal(y.shape)))
+    for a in (y, dx):
+        assert a.strides[0] == a.itemsize, a.strides  # the batch stays innermost
+
+
 def test_rbf_trainable_gradcheck():
     rng = np.random.default_rng(5)
     _layer_gradcheck(RBFOutput(5, centers="random", trainable=True, dtype="float64"), (7,),

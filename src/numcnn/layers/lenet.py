@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import initializers
 from ..functional.conv import check_padding
+from ..functional.workspace import empty_ordered, memory_order
 from ..initializers import INITIALIZERS, Initializer
 from .base import LAYERS, Layer, Shape
 
@@ -158,6 +159,17 @@ def _offsets(p: int):
     return [(a, b) for a in range(p) for b in range(p)]
 
 
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``Σ_{n,h,w} a[n,c,h,w]·b[n,c,h,w]`` per channel ``c``, walking memory in order."""
+    order = memory_order(a)
+    if order == memory_order(b) and order[0] == 1:  # channel-outermost: one dot per channel
+        C = a.shape[1]
+        at, bt = a.transpose(order), b.transpose(order)
+        if at.flags.c_contiguous and bt.flags.c_contiguous:
+            return np.einsum("ij,ij->i", at.reshape(C, -1), bt.reshape(C, -1))
+    return np.einsum("nchw,nchw->c", a, b)
+
+
 @LAYERS.register("Subsampling2D")
 class Subsampling2D(Layer):
     """LeNet's trainable subsampling (S2, S4): ``y[c] = coef[c] · Σ_{p×p} x[c] + b[c]``.
@@ -221,21 +233,37 @@ class Subsampling2D(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
         views = self._views(x)
-        s = views[0].copy()
-        for v in views[1:]:
+        # window sums and output in x's memory order (batch-innermost after a convolution)
+        order = memory_order(x)
+        s = empty_ordered(views[0].shape, x.dtype, order)
+        if len(views) > 1:
+            np.add(views[0], views[1], out=s)
+        else:
+            s[...] = views[0]
+        for v in views[2:]:
             s += v
         self._x, self._s = x, s
-        return s * self.params["coef"][:, None, None] + self.params["b"][:, None, None]
+        c, b = self.params["coef"], self.params["b"]
+        y = empty_ordered(s.shape, np.result_type(s, c, b), order)
+        np.multiply(s, c[:, None, None], out=y)
+        y += b[:, None, None]
+        return y
 
     def _spread(self, d: np.ndarray, w: np.ndarray) -> np.ndarray:
-        dx = np.zeros((d.shape[0],) + self.input_shape, dtype=d.dtype)
-        g = d * w[:, None, None]
+        p = self.pool_size
+        _, H, W = self.input_shape
+        shape = (d.shape[0],) + self.input_shape
+        order = memory_order(d)
+        g = np.multiply(d, w[:, None, None], out=empty_ordered(d.shape, d.dtype, order))
+        dx = empty_ordered(shape, d.dtype, order)
+        if H % p or W % p:  # dropped trailing rows/columns get no gradient
+            dx.fill(0)
         for v in self._views(dx):
             v[...] = g
         return dx
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        self.grads["coef"][...] = np.einsum("nchw,nchw->c", dy, self._s)
+        self.grads["coef"][...] = _channel_dot(dy, self._s)
         self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
         if not self.need_input_grad:
             return None
@@ -306,27 +334,42 @@ class ScaledTanh(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
         t = x.dtype.type
-        y = np.tanh(x * t(self.S))
+        # one fresh array in x's memory order, updated in place: y = A·tanh(S·x)
+        y = np.multiply(x, t(self.S), out=empty_ordered(x.shape, x.dtype, memory_order(x)))
+        np.tanh(y, out=y)
         y *= t(self.A)
         self._y = y
         return y
 
     def _deriv(self, dtype) -> np.ndarray:
+        """``f′ = (A² − y²)·(S/A)`` as a fresh array in ``y``'s memory order."""
         t = np.dtype(dtype).type
         y = self._y
-        return (t(self.A * self.A) - y * y) * t(self.S / self.A)
+        if np.dtype(dtype) != y.dtype:  # mixed precision: let NumPy promote
+            return (t(self.A * self.A) - y * y) * t(self.S / self.A)
+        d = np.multiply(y, y, out=empty_ordered(y.shape, y.dtype, memory_order(y)))
+        np.subtract(t(self.A * self.A), d, out=d)
+        d *= t(self.S / self.A)
+        return d
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         if not self.need_input_grad:
             return None
-        return dy * self._deriv(dy.dtype)
+        d = self._deriv(dy.dtype)
+        if d.dtype != np.result_type(dy, d):
+            return dy * d
+        return np.multiply(dy, d, out=d)  # d is ours and fresh: reuse it for dx
 
     def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
         """``d2a = f′(a)² · d2y`` (the ``f″`` term is dropped, as Gauss–Newton does)."""
         if not self.need_input_grad:
             return None
         d = self._deriv(d2y.dtype)
-        return d2y * d * d
+        if d.dtype != np.result_type(d2y, d):
+            return d2y * d * d
+        r = np.multiply(d2y, d, out=empty_ordered(d.shape, d.dtype, memory_order(d)))
+        r *= d
+        return r
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "A": self.A, "S": self.S}
