@@ -551,3 +551,18 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(m2.predict(x), m.predict(x))
     assert m2.count_params() == 60_000
     np.testing.assert_array_equal(m2.layers[6].connection_table, LENET5_C3_TABLE)
+
+
+@pytest.mark.parametrize("padding", [2, (1, 0), (0, 2, 3, 1)])
+def test_pad2d_matches_np_pad_in_batch_innermost_layout(padding):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 2, 4, 5)).astype(np.float32)
+    pad = Pad2D(padding, value=-0.1)
+    pad.build((2, 4, 5))
+    y = pad.forward(x)
+    p = (padding,) * 4 if isinstance(padding, int) else padding
+    p = (p[0], p[0], p[1], p[1]) if len(p) == 2 else p
+    ref = np.pad(x, ((0, 0), (0, 0), p[:2], p[2:]), constant_values=np.float32(-0.1))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, ref)
+    assert y.strides[0] == y.itemsize  # batch innermost: the next conv needs no transpose

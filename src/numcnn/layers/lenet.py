@@ -64,7 +64,9 @@ class Rescale(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
         t = x.dtype.type
-        return x * t(self.scale) + t(self.offset)
+        y = np.multiply(x, t(self.scale), out=empty_ordered(x.shape, x.dtype, memory_order(x)))
+        y += t(self.offset)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         if not self.need_input_grad:
@@ -90,7 +92,9 @@ class Pad2D(Layer):
         value: the fill value (LeNet-5 pads with the background level −0.1).
 
     Shape:
-        (N, C, H, W) → (N, C, H + top + bottom, W + left + right).
+        (N, C, H, W) → (N, C, H + top + bottom, W + left + right); the output is an NCHW
+        view of batch-innermost ``(C, H, W, N)`` memory, the layout a following convolution
+        computes in.
 
     >>> Pad2D(2, value=-0.1).output_shape((1, 28, 28))
     (1, 32, 32)
@@ -123,7 +127,14 @@ class Pad2D(Layer):
         self.check_input(x)
         pt, pb, pl, pr = self.padding
         N, C, H, W = x.shape
-        y = np.full((N, C, H + pt + pb, W + pl + pr), self.value, dtype=x.dtype)
+        # batch-innermost (C, H, W, N) memory, the order convolutions compute in: the conv
+        # after the padding then reads its input without a transposing copy
+        y = empty_ordered((N, C, H + pt + pb, W + pl + pr), x.dtype, (1, 2, 3, 0))
+        v = x.dtype.type(self.value)
+        y[:, :, :pt] = v
+        y[:, :, pt + H :] = v
+        y[:, :, pt : pt + H, :pl] = v
+        y[:, :, pt : pt + H, pl + W :] = v
         y[:, :, pt : pt + H, pl : pl + W] = x
         return y
 
