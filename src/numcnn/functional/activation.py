@@ -48,18 +48,29 @@ def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def tanh_forward(x: np.ndarray, A: float = 1.0, S: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """``y = A · tanh(S·x)``; with A = 1.7159, S = 2/3 this is LeCun's scaled tanh."""
-    t = np.tanh(x * x.dtype.type(S))
+    """``y = A · tanh(S·x)``; with A = 1.7159, S = 2/3 this is LeCun's scaled tanh.
+
+    Computed in place on one fresh array in ``x``'s memory layout; the cache is ``tanh(S·x)``.
+    """
+    t = empty_ordered(x.shape, x.dtype, memory_order(x))
+    if S != 1.0:
+        np.multiply(x, x.dtype.type(S), out=t)
+        np.tanh(t, out=t)
+    else:
+        np.tanh(x, out=t)
     y = t * x.dtype.type(A) if A != 1.0 else t
     return y, t
 
 
 def tanh_backward(dy: np.ndarray, t: np.ndarray, A: float = 1.0, S: float = 1.0) -> np.ndarray:
-    """``dx = dy · A·S·(1 − tanh²(S·x))``."""
-    d = 1 - t * t
+    """``dx = dy · A·S·(1 − tanh²(S·x))``, in ``t``'s memory layout, one fresh array."""
+    d = np.multiply(t, t, out=empty_ordered(t.shape, t.dtype, memory_order(t)))
+    np.subtract(1, d, out=d)
     if A * S != 1.0:
         d *= t.dtype.type(A * S)
-    return dy * d
+    if np.result_type(dy, d) != d.dtype:
+        return dy * d
+    return np.multiply(dy, d, out=d)
 
 
 def softmax_forward(x: np.ndarray, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
