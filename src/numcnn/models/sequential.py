@@ -122,24 +122,24 @@ class Sequential(Layer):
             self._set_input_grad(self._need_input_grad)
 
     # ----------------------------------------------------------- parameters
-    def named_params(self) -> list[tuple[str, Layer, str]]:
-        """``(qualified_name, layer, key)`` for every parameter, in a fixed order."""
+    def _named(self, store: str) -> list[tuple[str, Layer, str]]:
+        """``(qualified_name, layer, key)`` for every array in each leaf layer's ``store``
+        dict (``"params"`` or ``"buffers"``), nested models included, in a fixed order."""
         out = []
         for layer in self.layers:
             if isinstance(layer, Sequential):
-                out += [(f"{layer._auto_name}/{q}", lay, k) for q, lay, k in layer.named_params()]
+                out += [(f"{layer._auto_name}/{q}", lay, k) for q, lay, k in layer._named(store)]
             else:
-                out += [(f"{layer._auto_name}/{k}", layer, k) for k in layer.params]
+                out += [(f"{layer._auto_name}/{k}", layer, k) for k in getattr(layer, store)]
         return out
 
+    def named_params(self) -> list[tuple[str, Layer, str]]:
+        """``(qualified_name, layer, key)`` for every parameter, in a fixed order."""
+        return self._named("params")
+
     def named_buffers(self) -> list[tuple[str, Layer, str]]:
-        out = []
-        for layer in self.layers:
-            if isinstance(layer, Sequential):
-                out += [(f"{layer._auto_name}/{q}", lay, k) for q, lay, k in layer.named_buffers()]
-            else:
-                out += [(f"{layer._auto_name}/{k}", layer, k) for k in layer.buffers]
-        return out
+        """``(qualified_name, layer, key)`` for every non-trainable buffer."""
+        return self._named("buffers")
 
     def trainable_params(self) -> list[np.ndarray]:
         """The arrays an optimizer updates, in a fixed order."""
