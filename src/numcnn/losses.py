@@ -32,7 +32,15 @@ LOSSES = Registry("loss")
 
 
 class Loss:
-    """Base class. Subclasses implement ``_forward`` and ``_backward``."""
+    """Base class. Subclasses implement ``_forward`` and ``_backward``.
+
+    ``batch_mean`` (class attribute): True when the loss of a batch is the mean over its
+    samples of a per-sample quantity, so the gradient of a batch is the size-weighted mean
+    of its parts' gradients — what data-parallel ``fit(processes=...)`` relies on. Every
+    built-in loss is such a mean; a custom loss is assumed not to be until it says so.
+    """
+
+    batch_mean = False
 
     def __init__(self) -> None:
         self._cache: Any = None
@@ -109,6 +117,8 @@ class SoftmaxCrossEntropy(Loss):
     Equals PyTorch's ``F.cross_entropy(z, t)``.
     """
 
+    batch_mean = True
+
     def _forward(self, z, y_true):
         if z.ndim != 2:
             raise ValueError(f"softmax_cross_entropy: expected logits (N, K); received {z.shape}")
@@ -139,6 +149,8 @@ class MSE(Loss):
     Integer class labels (N,) are one-hot encoded when ``y_pred`` is (N, K), so a classifier
     can be trained with MSE as in the course.
     """
+
+    batch_mean = True
 
     def _forward(self, y_pred, y_true):
         if y_true.shape != y_pred.shape and y_pred.ndim == 2 and y_true.ndim == 1:
@@ -203,6 +215,8 @@ class MAE(Loss):
     1.5
     """
 
+    batch_mean = True
+
     def _forward(self, y_pred, y_true):
         diff = y_pred - elementwise_targets(y_pred, y_true, "mae")
         self._cache = diff
@@ -225,6 +239,8 @@ class MSLE(Loss):
     >>> round(MSLE()(np.array([np.e - 1]), np.array([0.0])), 6)
     1.0
     """
+
+    batch_mean = True
 
     def _forward(self, y_pred, y_true):
         y = elementwise_targets(y_pred, y_true, "msle")
@@ -251,6 +267,8 @@ class MAPE(Loss):
     10.0
     """
 
+    batch_mean = True
+
     def _forward(self, y_pred, y_true):
         y = elementwise_targets(y_pred, y_true, "mape")
         diff = y_pred - y
@@ -275,6 +293,8 @@ class BinaryCrossEntropy(Loss):
     >>> round(BinaryCrossEntropy()(np.array([0.5]), np.array([1.0])), 6)
     0.693147
     """
+
+    batch_mean = True
 
     def _forward(self, p, y_true):
         y = elementwise_targets(p, y_true, "binary_cross_entropy")
@@ -305,6 +325,8 @@ class BinaryCrossEntropyWithLogits(Loss):
     0.693147
     """
 
+    batch_mean = True
+
     def _forward(self, z, y_true):
         y = elementwise_targets(z, y_true, "binary_cross_entropy_with_logits")
         check_range(y, 0, 1, "targets", "binary_cross_entropy_with_logits")
@@ -329,6 +351,8 @@ class NLL(Loss):
     >>> round(NLL()(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])), np.array([0, 1])), 6)
     0.490415
     """
+
+    batch_mean = True
 
     def _forward(self, logp, y_true):
         if logp.ndim != 2:
@@ -359,6 +383,8 @@ class CategoricalCrossEntropy(Loss):
     >>> round(CategoricalCrossEntropy()(np.array([[0.2, 0.8]]), np.array([1])), 6)
     0.223144
     """
+
+    batch_mean = True
 
     def _forward(self, p, y_true):
         who = "categorical_cross_entropy"
@@ -395,6 +421,8 @@ class Hinge(Loss):
     0.25
     """
 
+    batch_mean = True
+
     def _forward(self, y_pred, y_true):
         y = sign_targets(y_pred, y_true, "hinge")
         margin = 1 - y * y_pred
@@ -426,6 +454,8 @@ class MulticlassHinge(Loss):
     >>> round(MulticlassHinge()(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3])), 6)
     0.325
     """
+
+    batch_mean = True
 
     def __init__(self, margin: float = 1.0, p: int = 1):
         super().__init__()
@@ -470,6 +500,8 @@ class Exponential(Loss):
     1.0
     """
 
+    batch_mean = True
+
     def _forward(self, y_pred, y_true):
         y = sign_targets(y_pred, y_true, "exponential")
         e = np.exp(-y * y_pred)
@@ -495,6 +527,8 @@ class SmoothL1(Loss):
     >>> SmoothL1()(np.array([0.5, 3.0]), np.array([0.0, 0.0]))
     1.3125
     """
+
+    batch_mean = True
 
     def __init__(self, beta: float = 1.0):
         super().__init__()
@@ -536,6 +570,8 @@ class Huber(Loss):
     >>> Huber()(np.array([0.5, 3.0]), np.array([0.0, 0.0]))
     1.3125
     """
+
+    batch_mean = True
 
     def __init__(self, delta: float = 1.0):
         super().__init__()
@@ -605,6 +641,8 @@ class LeNetMAP(Loss):
     >>> round(loss(np.array([[0.0, 50.0]]), np.array([0])), 6)  # ≈ log(1 + e^{−10})
     4.5e-05
     """
+
+    batch_mean = True
 
     def __init__(self, j: float = 10.0):
         super().__init__()

@@ -48,7 +48,12 @@ class Layer:
             saved with the model but never updated by an optimizer.
         input_shape: the per-sample input shape the layer was built for.
         need_input_grad: whether ``backward`` must return dL/dx.
+        per_sample: class attribute; True when each sample's output depends on that sample
+            alone and training updates no state shared across batches, so a batch may be
+            split between processes (``fit(processes=...)``). BatchNorm sets it False.
     """
+
+    per_sample = True
 
     def __init__(self, *, name: str | None = None, dtype: Any = "float32", trainable: bool = True):
         if name is not None and not isinstance(name, str):

@@ -40,6 +40,8 @@ class _BatchNorm(Layer):
     batch-statistics gradient after a training forward pass.
     """
 
+    per_sample = False  # batch statistics couple the samples of a batch
+
     _ndims: tuple[int, ...] = ()
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,

@@ -15,6 +15,7 @@ from ..layers.base import LAYERS, Layer, Shape, deserialize, serialize
 from ..threads import blas_threads, get_num_threads
 from ..training.callbacks import Callback, History
 from ..training.loop import as_inputs, batches, check_batch_size, check_targets, run_fit
+from ..training.parallel import parallel_problem
 
 
 @LAYERS.register("Sequential")
@@ -195,7 +196,8 @@ class Sequential(Layer):
     def fit(self, x: Any, y: Any, batch_size: int | None = 128, epochs: int = 1,
             validation_data: tuple | None = None, shuffle: bool = True, verbose: Any = "auto",
             seed: int | None = None, callbacks: list[Callback] | None = None,
-            initial_epoch: int = 0, optimizer: Any = None, loss: Any = None) -> History:
+            initial_epoch: int = 0, optimizer: Any = None, loss: Any = None,
+            processes: int | None = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)``.
 
         Args:
@@ -212,6 +214,12 @@ class Sequential(Layer):
             initial_epoch: epoch to start from when resuming.
             optimizer, loss: shortcuts that (re)compile the model first, keeping its metrics
                 (``fit(x, y, optimizer="adam", loss="softmax_cross_entropy")``).
+            processes: how many processes share each batch (data-parallel, one BLAS thread
+                each; see :mod:`numcnn.training.parallel`). ``None`` (default): the count
+                :func:`numcnn.set_num_threads` set when the model and loss allow it (no
+                BatchNorm, a mean-over-samples loss, Linux), else 1 process whose BLAS uses
+                that many threads. ``1`` forces a single process; ``k ≥ 2`` requires
+                data-parallel training and raises ``ValueError`` saying why it is impossible.
 
         Returns:
             A :class:`History` whose ``history`` dict holds ``loss``, each metric and their
@@ -224,10 +232,29 @@ class Sequential(Layer):
                          loss=loss if loss is not None else
                          (self.loss or "softmax_cross_entropy"),
                          metrics=list(self.metrics) if self.loss is not None else ["accuracy"])
-        with blas_threads(get_num_threads()):
+        threads = get_num_threads()
+        processes = self._training_processes(processes, threads)
+        with blas_threads(1 if processes > 1 else threads):
             return run_fit(self, x, y, batch_size=batch_size, epochs=epochs,
                            validation_data=validation_data, shuffle=shuffle, verbose=verbose,
-                           seed=seed, callbacks=callbacks, initial_epoch=initial_epoch)
+                           seed=seed, callbacks=callbacks, initial_epoch=initial_epoch,
+                           processes=processes)
+
+    def _training_processes(self, processes: int | None, threads: int | None) -> int:
+        """The process count ``fit`` uses (see its ``processes`` argument)."""
+        if processes is None:
+            if threads is None or threads < 2 or parallel_problem(self, self.loss) is not None:
+                return 1
+            return threads
+        if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) \
+                or processes < 1:
+            raise ValueError(f"processes must be a positive int or None; received "
+                             f"processes={processes!r}")
+        if processes > 1:
+            problem = parallel_problem(self, self.loss)
+            if problem is not None:
+                raise ValueError(f"fit(processes={processes}): {problem}")
+        return int(processes)
 
     def predict(self, x: Any, batch_size: int | None = 1000) -> np.ndarray:
         """Outputs of the model in inference mode, batch by batch, shape (N, *output_shape)."""

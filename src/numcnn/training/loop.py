@@ -8,11 +8,13 @@ through a permutation into a re-used buffer.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
 from .callbacks import Callback, CallbackList, History
+from .parallel import DataParallel
 from .progress import Progress, resolve_verbose
 
 
@@ -68,8 +70,9 @@ def check_batch_size(batch_size: Any, n: int) -> int:
 def run_fit(model: Any, x: Any, y: Any, batch_size: int | None = 128, epochs: int = 1,
             validation_data: tuple | None = None, shuffle: bool = True, verbose: Any = "auto",
             seed: int | None = None, callbacks: list[Callback] | None = None,
-            initial_epoch: int = 0) -> History:
-    """See :meth:`numcnn.Sequential.fit`."""
+            initial_epoch: int = 0, processes: int = 1) -> History:
+    """See :meth:`numcnn.Sequential.fit`; ``processes > 1`` trains data-parallel
+    (:class:`numcnn.training.parallel.DataParallel`)."""
     if model.loss is None or model.optimizer is None:
         raise RuntimeError("call model.compile(optimizer=..., loss=...) before fit()")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -100,47 +103,53 @@ def run_fit(model: Any, x: Any, y: Any, batch_size: int | None = 128, epochs: in
     params, grads = model.trainable_params(), model.trainable_grads()
     xbuf = np.empty((bs,) + x.shape[1:], dtype=x.dtype)
 
-    cbs.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        cbs.on_epoch_begin(epoch)
-        progress.epoch_begin(epoch)
-        order = rng.permutation(n) if shuffle else None
-        loss_sum, seen = 0.0, 0
-        metric_sums = dict.fromkeys(model.metrics, 0.0)
-        for step, idx in enumerate(batches(n, bs, order)):
-            cbs.on_batch_begin(step)
-            if order is None:
-                xb = x[idx]
-            else:
-                xb = xbuf[: len(idx)]
-                np.take(x, idx, axis=0, out=xb)
-            yb = y[idx]
-            out = model.forward(xb, training=True)
-            loss = model.loss.forward(out, yb)
-            model.backward(model.loss.backward())
-            model.optimizer.step(params, grads)
-            m = len(xb)
-            seen += m
-            loss_sum += loss * m
+    # processes > 1: forked workers share every batch; stopped on exit, errors included
+    with (DataParallel(model, x, y, processes) if processes > 1
+          else contextlib.nullcontext()) as parallel:
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            progress.epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            loss_sum, seen = 0.0, 0
+            metric_sums = dict.fromkeys(model.metrics, 0.0)
+            for step, idx in enumerate(batches(n, bs, order)):
+                cbs.on_batch_begin(step)
+                if order is None:
+                    xb = x[idx]
+                else:
+                    xb = xbuf[: len(idx)]
+                    np.take(x, idx, axis=0, out=xb)
+                yb = y[idx]
+                if parallel is None:
+                    out = model.forward(xb, training=True)
+                    loss = model.loss.forward(out, yb)
+                    model.backward(model.loss.backward())
+                else:
+                    loss, out = parallel.forward_backward(idx, xb, yb)
+                model.optimizer.step(params, grads)
+                m = len(xb)
+                seen += m
+                loss_sum += loss * m
+                logs = {"loss": loss_sum / seen}
+                for name, fn in model.metrics.items():
+                    metric_sums[name] += fn(out, yb) * m
+                    logs[name] = metric_sums[name] / seen
+                progress.batch_end(step, seen, logs)
+                cbs.on_batch_end(step, logs)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
+                        "lower the learning rate"
+                    )
             logs = {"loss": loss_sum / seen}
-            for name, fn in model.metrics.items():
-                metric_sums[name] += fn(out, yb) * m
-                logs[name] = metric_sums[name] / seen
-            progress.batch_end(step, seen, logs)
-            cbs.on_batch_end(step, logs)
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
-                    "lower the learning rate"
-                )
-        logs = {"loss": loss_sum / seen}
-        logs.update({name: total / seen for name, total in metric_sums.items()})
-        if val is not None:
-            for key, value in model.evaluate(val[0], val[1], batch_size=max(bs, 1000)).items():
-                logs[f"val_{key}"] = value
-        cbs.on_epoch_end(epoch, logs)
-        progress.epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    cbs.on_train_end()
+            logs.update({name: total / seen for name, total in metric_sums.items()})
+            if val is not None:
+                scores = model.evaluate(val[0], val[1], batch_size=max(bs, 1000))
+                logs.update({f"val_{key}": value for key, value in scores.items()})
+            cbs.on_epoch_end(epoch, logs)
+            progress.epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        cbs.on_train_end()
     return history

@@ -1,0 +1,245 @@
+"""Data-parallel training steps on several cores: each process takes a part of every batch.
+
+NumPy runs every call but a matrix product on one core, and splitting single calls between
+Python threads costs more than it saves (each lasts microseconds; see docs/performance.md).
+So when ``fit`` may use ``n ≥ 2`` cores (:func:`numcnn.set_num_threads`), it forks ``n − 1``
+worker processes, each holding a copy of the model, and splits every batch of ``m`` samples
+into ``n`` contiguous parts of ``m_k`` samples (sizes differ by at most one; the main process
+takes the first). Each process runs forward, loss and backward on its part with one BLAS
+thread. The main process then forms the full-batch gradient
+
+    g = Σ_k (m_k / m) · g_k,
+
+which for a loss that is a mean over samples (every built-in loss) is exactly the gradient of
+the whole batch, up to float rounding, and takes the optimizer step itself. Before each
+batch the main process copies the current parameters into a shared-memory block that the
+workers' parameters are views of; workers write their gradients into shared memory too. Only
+batch indices and each part's loss and outputs travel through pipes.
+
+Models are eligible when every layer's output for a sample depends on that sample alone
+(``Layer.per_sample``; BatchNorm's batch statistics are not) and the loss declares itself a
+mean over samples (``Loss.batch_mean``). Random layers (Dropout) draw from a generator
+re-seeded per worker from their own state, so runs stay reproducible for a given seed and
+thread count, but masks differ from a 1-process run. Forking needs Linux.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing as mp
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+
+_OK, _ERR = b"K", b"E"
+
+
+def leaf_layers(model: Any) -> list[Any]:
+    """The layers of ``model`` that hold no sub-layers, nested models flattened."""
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        return [model]
+    return [leaf for layer in layers for leaf in leaf_layers(layer)]
+
+
+def parallel_problem(model: Any, loss: Any) -> str | None:
+    """Why ``model`` with ``loss`` cannot train data-parallel, or None when it can."""
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return f"data-parallel training needs Linux (fork); this is {sys.platform}"
+    if not getattr(loss, "batch_mean", False):
+        return (f"the loss {type(loss).__name__} does not declare itself a mean over samples "
+                "(Loss.batch_mean), so part gradients cannot be combined")
+    for layer in leaf_layers(model):
+        if not getattr(layer, "per_sample", True):
+            return (f"layer {layer.display_name} mixes the samples of a batch "
+                    "(e.g. BatchNorm statistics), so parts would compute something else")
+    return None
+
+
+def split_sizes(m: int, parts: int) -> list[int]:
+    """``parts`` sizes summing to ``m``, the first ones one larger when it does not divide."""
+    q, r = divmod(m, parts)
+    return [q + (k < r) for k in range(parts)]
+
+
+def _trainable_slots(model: Any) -> list[tuple[Any, str]]:
+    return [(layer, key) for _, layer, key in model.named_params() if layer.trainable]
+
+
+def _views(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
+    out, start = [], 0
+    for a in like:
+        out.append(flat[start:start + a.size].reshape(a.shape))
+        start += a.size
+    return out
+
+
+def _reseed_generators(model: Any, rank: int) -> None:
+    """Give every layer's random generator a stream of its own in worker ``rank``."""
+    for layer in leaf_layers(model):
+        for name, value in vars(layer).items():
+            if isinstance(value, np.random.Generator):
+                draw = int(value.bit_generator.random_raw())
+                setattr(layer, name, np.random.default_rng([rank, draw]))
+
+
+def _worker(conn: Any, model: Any, loss: Any, x: np.ndarray, y: np.ndarray,
+            shared_params: list[np.ndarray], shared_grads: list[np.ndarray], rank: int) -> None:
+    """Loop of a forked worker: receive part indices, send back loss and outputs."""
+    for (layer, key), view in zip(_trainable_slots(model), shared_params):
+        layer.params[key] = view  # the main process publishes the weights here
+    grads = model.trainable_grads()
+    _reseed_generators(model, rank)
+    while True:
+        try:
+            msg = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not msg:
+            return
+        try:
+            idx = np.frombuffer(msg, dtype=np.int64)
+            out = model.forward(np.take(x, idx, axis=0), training=True)
+            value = loss.forward(out, y[idx])
+            model.backward(loss.backward())
+            for dst, src in zip(shared_grads, grads):
+                np.copyto(dst, src)
+            out = np.ascontiguousarray(out)
+            conn.send_bytes(_OK + np.float64(value).tobytes() + out.tobytes())
+        except BaseException:  # report everything, Ctrl-C included, then stop
+            try:
+                conn.send_bytes(_ERR + traceback.format_exc().encode())
+            except OSError:
+                pass
+            return
+
+
+class DataParallel:
+    """Forward and backward of each batch split across ``processes`` processes.
+
+    Use as a context manager (workers are stopped on exit, errors included)::
+
+        with DataParallel(model, x, y, processes=2) as dp:
+            loss, out = dp.forward_backward(idx, x[idx], y[idx])  # fills model's grads
+            model.optimizer.step(params, grads)
+
+    Args:
+        model: a built, compiled ``Sequential`` (its ``loss`` is used).
+        x, y: the whole training set, as ``fit`` prepared it; workers index it by position.
+        processes: total processes including this one (≥ 2).
+    """
+
+    def __init__(self, model: Any, x: np.ndarray, y: np.ndarray, processes: int):
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 2:
+            raise ValueError(f"processes must be an int >= 2; received {processes!r}")
+        problem = parallel_problem(model, model.loss)
+        if problem is not None:
+            raise ValueError(problem)
+        self.model, self.processes = model, processes
+        self.params, self.grads = model.trainable_params(), model.trainable_grads()
+        dtype = model.dtype
+        total = sum(p.size for p in self.params)
+        nbytes = max(dtype.itemsize * total * processes, 1)
+        self._mem = mmap.mmap(-1, nbytes)  # anonymous, shared with forked children
+        flat = np.frombuffer(self._mem, dtype=dtype, count=total * processes)
+        self._shared_params = _views(flat[:total], self.params)
+        self._shared_grads = [_views(flat[total * k:total * (k + 1)], self.params)
+                              for k in range(1, processes)]
+        self._publish()
+        self._conns: list[Any] = []
+        self._procs: list[Any] = []
+        ctx = mp.get_context("fork")
+        try:
+            for rank in range(1, processes):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_worker, name=f"numcnn-data-parallel-{rank}", daemon=True,
+                    args=(child, model, model.loss, x, y, self._shared_params,
+                          self._shared_grads[rank - 1], rank))
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def _publish(self) -> None:
+        for dst, src in zip(self._shared_params, self.params):
+            np.copyto(dst, src)
+
+    def _receive(self, k: int) -> bytes:
+        try:
+            msg = self._conns[k].recv_bytes()
+        except (EOFError, OSError):
+            self._procs[k].join(1.0)
+            raise RuntimeError(f"data-parallel worker {k + 1} exited unexpectedly (exit code "
+                               f"{self._procs[k].exitcode})") from None
+        if msg[:1] == _ERR:
+            raise RuntimeError(f"data-parallel worker {k + 1} failed:\n"
+                               f"{msg[1:].decode(errors='replace')}")
+        return msg[1:]
+
+    def forward_backward(self, idx: Any, xb: np.ndarray, yb: np.ndarray
+                         ) -> tuple[float, np.ndarray]:
+        """Fill the model's gradients for the batch ``xb = x[idx]``; return (loss, outputs).
+
+        ``idx`` holds the batch's positions in ``x`` (an index array or a slice).
+        """
+        m = len(xb)
+        if isinstance(idx, slice):
+            idx = np.arange(idx.start or 0, (idx.start or 0) + m)
+        idx = np.asarray(idx, dtype=np.int64)
+        sizes = split_sizes(m, self.processes)
+        self._publish()
+        stops = np.cumsum(sizes)
+        busy = []
+        for k, conn in enumerate(self._conns):
+            start, stop = int(stops[k]), int(stops[k + 1])
+            if stop > start:
+                conn.send_bytes(idx[start:stop].tobytes())
+                busy.append((k, start, stop))
+        model, loss = self.model, self.model.loss
+        n0 = sizes[0]
+        out0 = model.forward(xb[:n0], training=True)
+        total = loss.forward(out0, yb[:n0]) * n0
+        model.backward(loss.backward())
+        if not busy:
+            return total / m, out0
+        outs = [out0]
+        scale = out0.dtype.type(n0 / m)
+        for g in self.grads:
+            g *= scale
+        for k, start, stop in busy:
+            msg = self._receive(k)
+            mk = stop - start
+            total += float(np.frombuffer(msg[:8], dtype=np.float64)[0]) * mk
+            outs.append(np.frombuffer(msg[8:], dtype=out0.dtype).reshape(
+                (mk,) + out0.shape[1:]))
+            weight = out0.dtype.type(mk / m)
+            for g, part in zip(self.grads, self._shared_grads[k]):
+                g += part * weight
+        return total / m, np.concatenate(outs)
+
+    def close(self) -> None:
+        """Stop the workers (they exit on an empty message or a closed pipe)."""
+        for conn in self._conns:
+            try:
+                conn.send_bytes(b"")
+            except OSError:
+                pass
+            conn.close()
+        for proc in self._procs:
+            proc.join(5.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(1.0)
+        self._conns, self._procs = [], []
+
+    def __enter__(self) -> DataParallel:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
