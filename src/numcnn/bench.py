@@ -14,7 +14,12 @@ Measures:
     * ``infer``: the 10,000 test images at batch 1,000, images/s (``predict``);
     * ``latency``: one image, milliseconds (median of many calls);
     * ``memory``: peak resident memory of a child process that trains ``steps`` batches,
-      one child per framework so that neither pollutes the other.
+      one child per framework so that neither pollutes the other, and the peak PSS summed
+      over that child and its data-parallel workers (:mod:`numcnn.bench_memory`).
+
+At ``n ≥ 2`` threads numcnn's ``fit`` trains data-parallel in ``n`` processes of one BLAS
+thread each (:mod:`numcnn.training.parallel`), the way it runs for users after
+``numcnn.set_num_threads(n)``; PyTorch runs ``n`` intra-op threads. Both use ``n`` cores.
 
 PyTorch is imported lazily; without it numcnn is timed alone. numcnn itself never needs it.
 
@@ -26,12 +31,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import models as zoo
+from .bench_memory import measure_memory
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from .optimizers import SGD
 
@@ -230,64 +233,6 @@ def onnx_session(module, threads: int):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]), ""
 
 
-# ---------------------------------------------------------------------------- memory
-def _proc_status_mib(key: str) -> float:
-    """``VmRSS``/``VmHWM`` of this process in MiB (Linux), else the peak from getrusage."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _reset_peak() -> None:
-    """Reset the kernel's peak-RSS mark (Linux ≥ 4.0) so the peak covers training only."""
-    with contextlib.suppress(OSError):
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-
-
-def _child_memory(framework: str, model: str, bs: int, steps: int, threads: int,
-                  data_dir: str | None, synthetic: bool) -> dict:
-    """Run in a child process: resident memory (MiB) before training and its peak during.
-
-    The data are loaded and the model built first; the peak mark is then reset, so
-    ``peak_mib`` is the high-water mark of training ``steps`` batches (data included).
-    """
-    x, y, _, _ = load_mnist(data_dir, synthetic)
-    if framework == "torch":
-        torch = _torch()
-        net = build_numcnn(model, 0, 0.05, 0.9)
-        module, opt = torch_twin(net, 0.05, 0.9)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        with threads_limited(threads):
-            base = _proc_status_mib("VmRSS")
-            _reset_peak()
-            time_torch_train(module, opt, xt, yt, bs, steps)
-    else:
-        net = build_numcnn(model, 0, 0.05, 0.9)
-        with threads_limited(threads):
-            base = _proc_status_mib("VmRSS")
-            _reset_peak()
-            time_numcnn_train(net, x, y, bs, steps)
-    return {"base_mib": base, "peak_mib": _proc_status_mib("VmHWM")}
-
-
-def measure_memory(framework: str, model: str, bs: int, steps: int, threads: int,
-                   data_dir: str | None, synthetic: bool) -> dict:
-    """Peak RSS of a fresh child process training with ``framework`` ("numcnn"/"torch")."""
-    args = json.dumps([framework, model, bs, steps, threads, data_dir, synthetic])
-    code = ("import json, sys; from numcnn.bench import _child_memory; "
-            "print(json.dumps(_child_memory(*json.loads(sys.argv[1]))))")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True,
-                         env=env, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 # ---------------------------------------------------------------------------- driver
 def _stats(values: Sequence[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
@@ -446,6 +391,9 @@ def run_bench(
                 rows.append(_row("RSS growth MiB in training", th, bs, "MiB",
                                  [mn["peak_mib"] - mn["base_mib"]],
                                  [mt["peak_mib"] - mt["base_mib"]] if mt else []))
+                if mn["pss_peak_mib"] is not None:
+                    rows.append(_row("peak PSS MiB, all processes", th, bs, "MiB",
+                                     [mn["pss_peak_mib"]], [mt["pss_peak_mib"]] if mt else []))
     print_table(rows, print_fn, header=_header(tch, threads, model, steps, repeats))
     return rows
 
@@ -475,7 +423,15 @@ def _header(tch, threads, model, steps, repeats) -> str:
     mode = f"{steps} batches per repeat, extrapolated to 60,000 images" if steps else "epochs"
     return (f"model {model}; numcnn {ver}, NumPy {numpy.__version__}, PyTorch {tv}, "
             f"Python {platform.python_version()}; CPU {cpu} ({os.cpu_count()} logical); "
-            f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}")
+            f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}"
+            + ("; numcnn at n ≥ 2 threads: fit in n data-parallel processes of 1 BLAS thread "
+               "(where the model allows), predict with n BLAS threads"
+               if max(threads, default=1) >= 2 else ""))
+
+
+#: labels of the memory rows in the summary line (the others use their first word)
+SHORT = {"peak RSS MiB (training)": "peak-RSS", "RSS growth MiB in training": "RSS-growth",
+         "peak PSS MiB, all processes": "peak-PSS"}
 
 
 def print_table(rows: list[dict], print_fn=print, header: str = "") -> None:
@@ -498,7 +454,8 @@ def print_table(rows: list[dict], print_fn=print, header: str = "") -> None:
             continue
         if r["unit"] == "img/s" and not r["measure"].startswith("infer"):
             continue  # training images/s repeats the s/epoch ratio
-        parts.append(f"{r['measure'].split(' ')[0]} {r['threads']}t/b{r['batch']} "
+        label = SHORT.get(r["measure"], r["measure"].split(" ")[0])
+        parts.append(f"{label} {r['threads']}t/b{r['batch']} "
                      f"{r['ratio']:.3g}")
     print_fn("ratio numcnn/PyTorch (time; <1 = numcnn faster): "
              + ("; ".join(parts) if parts else "n/a (PyTorch not compared)"))
