@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     t.add_argument("--output", default=None, help="save the trained model here (.npz)")
     t.add_argument("--threads", type=_number(int, "--threads"), default=1,
-                   help="BLAS threads (default 1)")
+                   help="cores to use (default 1): n >= 2 trains in n data-parallel "
+                        "processes of one BLAS thread (see fit(processes=...))")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
 
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _threads(n: int):
-    """fit/evaluate/predict inside use ``n`` BLAS threads (see :mod:`numcnn.threads`)."""
+    """fit/evaluate/predict inside use ``n`` cores (see :mod:`numcnn.threads`)."""
     from .threads import num_threads
 
     return num_threads(n)

@@ -1,13 +1,20 @@
-"""How many threads BLAS may use while numcnn trains or predicts (default 1).
+"""How many cores numcnn may use while it trains or predicts (default 1).
 
 The design notes measured that two OpenBLAS threads collapse when the other core is busy
 (a LeNet-5 epoch ran ~20× slower on a loaded 2-core machine), so ``fit``, ``evaluate`` and
 ``predict`` run their loops inside :func:`blas_threads` with the count set here, and restore
 the previous setting afterwards — like ``torch.set_num_threads``.
 
+With ``n ≥ 2``, ``predict`` and ``evaluate`` give BLAS ``n`` threads, and ``fit`` trains in
+``n`` data-parallel processes of one BLAS thread each (each takes a part of every batch; see
+:mod:`numcnn.training.parallel`) when the model and loss allow it — NumPy's own loops
+(im2col, pooling, activations) run on one core, so only whole processes use all cores.
+Otherwise (BatchNorm, a custom loss that is not a mean, not Linux) ``fit`` uses one process
+with ``n`` BLAS threads. ``fit(processes=...)`` overrides the choice.
+
 >>> import numcnn
->>> numcnn.set_num_threads(2)     # let BLAS use 2 threads inside fit/evaluate/predict
->>> numcnn.set_num_threads(None)  # leave BLAS alone
+>>> numcnn.set_num_threads(2)     # use 2 cores inside fit/evaluate/predict
+>>> numcnn.set_num_threads(None)  # leave BLAS alone (and train in one process)
 >>> numcnn.set_num_threads(1)     # the default (or $NUMCNN_NUM_THREADS)
 
 The limit is applied with ``threadpoolctl`` when it is installed, and otherwise by calling
@@ -49,7 +56,7 @@ _default: object = _UNSET
 
 
 def set_num_threads(n: int | None) -> None:
-    """Set the BLAS thread count used inside ``fit``/``evaluate``/``predict`` (None: leave)."""
+    """Set the cores used inside ``fit``/``evaluate``/``predict`` (None: leave BLAS alone)."""
     global _default
     _default = _check(n)
 
