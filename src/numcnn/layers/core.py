@@ -70,7 +70,12 @@ class Dense(Layer):
             np.sum(dy, axis=0, out=self.grads["b"])
         if not self.need_input_grad:
             return None
-        return dy @ self.params["W"].T  # (N, units) @ (units, in)
+        W = self.params["W"]
+        if self._x.T.flags.c_contiguous and not self._x.flags.c_contiguous:
+            # batch-innermost input (a Flatten view of a conv/pool output): return dx in the
+            # same layout, dxᵀ = W dyᵀ, so the pooling backward before it reads matching runs
+            return np.matmul(W, dy.T).T  # (in, units) @ (units, N)
+        return dy @ W.T  # (N, units) @ (units, in)
 
     def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
         """Diagonal Gauss–Newton pass: ``h_W = (x²)ᵀ d2y``, ``h_b = Σ_n d2y``,
