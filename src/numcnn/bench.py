@@ -43,7 +43,7 @@ import numpy as np
 
 from . import models as zoo
 from .bench_memory import measure_memory
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from .bench_torch import torch_twin
 from .optimizers import SGD
 
 EPOCH_IMAGES = 60000
@@ -104,45 +104,6 @@ def build_numcnn(model: str, seed: int, lr: float, momentum: float):
     net = zoo.get(model, seed=seed)
     net.compile(SGD(lr, momentum=momentum), "softmax_cross_entropy", metrics=[])
     return net
-
-
-def torch_twin(net, lr: float, momentum: float):
-    """The PyTorch copy of a numcnn ``Sequential`` made of Conv2D/ReLU/MaxPool2D/Flatten/Dense.
-
-    Returns ``(module, optimizer)`` or raises ``NotImplementedError`` for other layers.
-    """
-    torch = _torch()
-    nn = torch.nn
-    mods = []
-    for layer in net.layers:
-        if isinstance(layer, Conv2D) and getattr(layer, "connection_table", None) is None:
-            F, C, kh, kw = layer.params["W"].shape
-            pt, pb, pl, pr = layer.pads
-            if pt != pb or pl != pr:
-                raise NotImplementedError("asymmetric padding has no torch.nn.Conv2d twin")
-            m = nn.Conv2d(C, F, (kh, kw), layer.stride, (pt, pl), bias=layer.use_bias)
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(layer.params["W"]))
-                if layer.use_bias:
-                    m.bias.copy_(torch.from_numpy(layer.params["b"]))
-        elif isinstance(layer, Dense):
-            n_in, units = layer.params["W"].shape
-            m = nn.Linear(n_in, units, bias=layer.use_bias)
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(layer.params["W"].T.copy()))
-                if layer.use_bias:
-                    m.bias.copy_(torch.from_numpy(layer.params["b"]))
-        elif type(layer) is ReLU:
-            m = nn.ReLU()
-        elif type(layer) is MaxPool2D and len(set(layer.pads)) == 1:
-            m = nn.MaxPool2d(layer.pool_size, layer.stride, layer.pads[0])
-        elif isinstance(layer, Flatten):
-            m = nn.Flatten()
-        else:
-            raise NotImplementedError(f"no PyTorch twin for {type(layer).__name__}")
-        mods.append(m)
-    module = nn.Sequential(*mods)
-    return module, torch.optim.SGD(module.parameters(), lr=lr, momentum=momentum)
 
 
 def check_float32_step(net, x: np.ndarray, y: np.ndarray) -> None:
