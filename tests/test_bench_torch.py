@@ -61,3 +61,30 @@ def test_numcnn_bench_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_onnx_runtime_session_computes_the_same_network():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from numcnn.bench import onnx_session
+
+    net = models.get("lenet5", seed=0)
+    module, _ = torch_twin(net, lr=0.05, momentum=0.9)
+    sess, why = onnx_session(module, threads=1)
+    assert sess is not None, why
+    x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    (got,) = sess.run(None, {"x": x})
+    np.testing.assert_allclose(got, net.predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_summary_line_compares_numcnn_with_onnx_runtime(capsys):
+    from numcnn.bench import _row, print_table
+
+    rows = [_row("infer images/s (batch 1000)", 1, 1000, "img/s", [30000.0], [10000.0],
+                 higher_better=True),
+            _row("onnxruntime infer images/s", 1, 1000, "img/s", [45000.0], [10000.0],
+                 higher_better=True, left="onnxruntime")]
+    print_table(rows)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    # numcnn's time over PyTorch's is 10000/30000; over ONNX Runtime's 45000/30000
+    assert "infer 1t/b1000 0.333" in last and "numcnn/onnxruntime infer 1t/b1000 1.5" in last

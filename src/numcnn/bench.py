@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import logging
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -182,12 +185,20 @@ def onnx_session(module, threads: int):
         return None, "onnxruntime not installed"
     torch = _torch()
     path = os.path.join(tempfile.mkdtemp(prefix="numcnn-bench-"), "lenet.onnx")
-    try:
-        module.eval()
-        torch.onnx.export(module, torch.zeros(1, 1, 28, 28), path, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    module.eval()
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    try:  # the exporter's progress lines and its internal deprecation warnings are noise here
+        onnx_log.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (torch.zeros(2, 1, 28, 28),), path, input_names=["x"],
+                              output_names=["y"],
+                              dynamic_shapes=({0: torch.export.Dim("n")},))
     except Exception as err:  # the exporter may need extra packages or the network
         return None, f"torch.onnx.export failed ({type(err).__name__}: {err})"
+    finally:
+        onnx_log.setLevel(level)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -418,6 +429,12 @@ def print_table(rows: list[dict], print_fn=print, header: str = "") -> None:
         label = SHORT.get(r["measure"], r["measure"].split(" ")[0])
         parts.append(f"{label} {r['threads']}t/b{r['batch']} "
                      f"{r['ratio']:.3g}")
+    for r in rows:  # numcnn against ONNX Runtime, the inference reference
+        ours = [q for q in rows if q["measure"].startswith("infer") and q["left"] == "numcnn"
+                and q["threads"] == r["threads"]]
+        if r["left"] == "onnxruntime" and r["numcnn"] and ours and ours[0]["numcnn"]:
+            ratio = statistics.median(r["numcnn"]) / statistics.median(ours[0]["numcnn"])
+            parts.append(f"numcnn/onnxruntime infer {r['threads']}t/b{r['batch']} {ratio:.3g}")
     print_fn("ratio numcnn/PyTorch (time; <1 = numcnn faster): "
              + ("; ".join(parts) if parts else "n/a (PyTorch not compared)"))
 
