@@ -6,15 +6,48 @@ the forward pass kept (the output for sigmoid/tanh, the input sign for ReLU).
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .workspace import empty_ordered, memory_order
 
+# Hand-off between a ReLU and the max pooling that reads its output (both one-slot, held by
+# weak references so they never keep an array alive): the pooling layer recognises a ReLU
+# output by identity, applies ReLU's derivative itself at pooled resolution (exact, see
+# ``max_pool2d_backward(relu=True)``) and marks the gradient it returns, so the ReLU's
+# backward can hand it on without another full-size pass.
+_last_relu_output: weakref.ref | None = None
+_masked_grad: tuple[weakref.ref, weakref.ref] | None = None
+
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``y = max(x, 0)`` in one pass, in ``x``'s memory layout; the cache is ``y`` itself."""
+    global _last_relu_output
     y = np.maximum(x, 0, out=empty_ordered(x.shape, x.dtype, memory_order(x)))
+    _last_relu_output = weakref.ref(y)
     return y, y
+
+
+def is_relu_output(a: np.ndarray) -> bool:
+    """True when ``a`` is the very array the latest :func:`relu_forward` call returned."""
+    ref = _last_relu_output
+    return ref is not None and ref() is a
+
+
+def mark_relu_masked(dx: np.ndarray, y: np.ndarray) -> None:
+    """Record that ``dx`` is already zero wherever the ReLU output ``y`` is 0, i.e.
+    ``dx = dx · 1[y > 0]`` holds exactly (see :func:`take_relu_masked`)."""
+    global _masked_grad
+    _masked_grad = (weakref.ref(dx), weakref.ref(y))
+
+
+def take_relu_masked(dy: np.ndarray, y: np.ndarray) -> bool:
+    """True (once) when ``dy`` was marked by :func:`mark_relu_masked` for the output ``y``:
+    ReLU's backward ``dy · 1[y > 0]`` would then return ``dy``'s values unchanged."""
+    global _masked_grad
+    mark, _masked_grad = _masked_grad, None
+    return mark is not None and mark[0]() is dy and mark[1]() is y
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:

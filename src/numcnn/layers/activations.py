@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as Fn
+from ..functional.activation import take_relu_masked
 from .base import LAYERS, Layer
 
 
@@ -38,6 +39,13 @@ class ReLU(_Activation):
 
     _fwd = staticmethod(Fn.relu_forward)
     _bwd = staticmethod(Fn.relu_backward)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        if not self.need_input_grad:
+            return None
+        if take_relu_masked(dy, self._cache):
+            return dy  # a MaxPool2D reading this output already applied 1[y > 0]
+        return Fn.relu_backward(dy, self._cache)
 
 
 @LAYERS.register("LeakyReLU")

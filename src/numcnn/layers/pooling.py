@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..functional import Workspace
+from ..functional.activation import is_relu_output, mark_relu_masked
 from ..functional.conv import check_padding, conv_output_hw, pair, resolve_padding
 from ..functional.pool import (
     avg_pool2d_backward,
@@ -92,19 +93,31 @@ class MaxPool2D(_Pool2D):
     Shape:
         (N, C, H, W) → (N, C, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
 
+    When the input is the output of a ReLU (recognised by identity), the backward pass also
+    applies ReLU's derivative, exactly, at pooled resolution and the ReLU passes the result
+    on unchanged (see :func:`numcnn.functional.pool.max_pool2d_backward`).
+
     >>> MaxPool2D(2).output_shape((6, 28, 28))
     (6, 14, 14)
     """
 
+    _relu_input: np.ndarray | None = None  # the forward input, when a ReLU output
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
         y, self._cache = max_pool2d_forward(x, self.pool_size, self.stride, self.pads, self._ws)
+        # input straight from a ReLU: its derivative is applied here, at pooled resolution
+        self._relu_input = x if is_relu_output(x) else None
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         if not self.need_input_grad:
             return None
-        return max_pool2d_backward(dy, self._cache)
+        if self._relu_input is None:
+            return max_pool2d_backward(dy, self._cache)
+        dx = max_pool2d_backward(dy, self._cache, relu=True)
+        mark_relu_masked(dx, self._relu_input)  # the ReLU before passes dx on unchanged
+        return dx
 
 
 @LAYERS.register("AvgPool2D", "AveragePooling2D")

@@ -1,0 +1,110 @@
+"""ReLU → MaxPool2D: the pooling layer applies ReLU's derivative at pooled resolution and the
+ReLU hands the gradient on. The gradients must equal PyTorch's ReLU + max pooling, ties and
+all-zero windows included, and the shortcut must never fire for any other gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from numcnn.functional.workspace import empty_ordered
+from numcnn.layers import Conv2D, MaxPool2D, ReLU
+from numcnn.models import Sequential
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+CONFIGS = [  # (pool, stride, padding)
+    pytest.param(2, None, 0, id="2x2-tiled"),
+    pytest.param(3, 2, 1, id="3x3-s2-pad1-overlap"),
+    pytest.param((2, 3), (1, 2), 0, id="2x3-s1x2-overlap"),
+    pytest.param(2, None, 1, id="2x2-pad1"),
+]
+
+
+def _in_chwn(x: np.ndarray) -> np.ndarray:
+    """Same values, batch-innermost memory (the layout conv layers hand on)."""
+    out = empty_ordered(x.shape, x.dtype, (1, 2, 3, 0))
+    out[...] = x
+    return out
+
+
+def _torch_relu_pool(x, dy, pool, stride, padding):
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.nn.functional.max_pool2d(torch.relu(xt), pool, stride or pool, padding)
+    y.backward(torch.tensor(dy))
+    return y.detach().numpy(), xt.grad.numpy()
+
+
+@pytest.mark.parametrize("chwn", [False, True], ids=["nchw", "chwn"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("pool, stride, padding", CONFIGS)
+def test_relu_then_maxpool_gradient_matches_torch_with_ties(pool, stride, padding, dtype, chwn):
+    rng = np.random.default_rng(0)
+    # small integers: all-zero windows after the ReLU, and ties at positive values
+    x = rng.integers(-2, 3, (3, 2, 9, 8)).astype(dtype)
+    net = Sequential([ReLU(), MaxPool2D(pool, stride=stride, padding=padding)],
+                     input_shape=(2, 9, 8), dtype=dtype)
+    net.need_input_grad = True
+    y = net.forward(_in_chwn(x) if chwn else x, training=True)
+    assert net.layers[1]._relu_input is not None  # the shortcut is in use
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = net.backward(dy)
+    ty, tdx = _torch_relu_pool(x, dy, pool, stride, padding)
+    np.testing.assert_array_equal(y, ty)
+    assert dx.dtype == np.dtype(dtype) and dx.shape == x.shape
+    # routed values are copied, not computed: exact, except sums where windows overlap
+    np.testing.assert_allclose(dx, tdx, rtol=1e-6, atol=0)
+    assert np.all(dx[x <= 0] == 0)
+
+
+def test_conv_relu_pool_stack_matches_torch():
+    rng = np.random.default_rng(1)
+    net = Sequential([Conv2D(4, 3, padding=1), ReLU(), MaxPool2D(2)], input_shape=(2, 8, 8),
+                     seed=0)
+    net.need_input_grad = True
+    x = rng.standard_normal((5, 2, 8, 8)).astype(np.float32)
+    y = net.forward(x, training=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = net.backward(dy)
+    conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(net.layers[0].params["W"]))
+        conv.bias.copy_(torch.from_numpy(net.layers[0].params["b"]))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(torch.relu(conv(xt)), 2)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(net.layers[0].grads["W"], conv.weight.grad.numpy(),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(net.layers[0].grads["b"], conv.bias.grad.numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_relu_backward_masks_any_other_gradient():
+    rng = np.random.default_rng(2)
+    relu, pool = ReLU(), MaxPool2D(2)
+    relu.build((2, 6, 6))
+    pool.build((2, 6, 6))
+    x = rng.standard_normal((2, 2, 6, 6)).astype(np.float32)
+    h = relu.forward(x, training=True)
+    y = pool.forward(h, training=True)
+    dpool = pool.backward(np.ones_like(y))
+    other = dpool.copy() + 1  # not the array the pooling marked
+    np.testing.assert_array_equal(relu.backward(other), np.where(x > 0, other, 0))
+    # the mark is used once: the same array a second time is masked again (same values)
+    np.testing.assert_array_equal(relu.backward(dpool), np.where(x > 0, dpool, 0))
+
+
+def test_maxpool_on_a_non_relu_input_routes_plain_gradient():
+    rng = np.random.default_rng(3)
+    relu, pool = ReLU(), MaxPool2D(2)
+    relu.build((1, 4, 4))
+    pool.build((1, 4, 4))
+    relu.forward(rng.standard_normal((1, 1, 4, 4)).astype(np.float32))
+    x = -np.abs(rng.standard_normal((1, 1, 4, 4))).astype(np.float32) - 0.5  # all negative
+    y = pool.forward(x, training=True)
+    assert pool._relu_input is None
+    dx = pool.backward(np.ones_like(y))
+    assert dx.sum() == y.size  # nothing masked: every window routes its gradient
