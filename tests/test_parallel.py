@@ -16,7 +16,7 @@ from numcnn.layers import BatchNorm2D, Conv2D, Dense, Dropout, Flatten, Layer, R
 from numcnn.losses import Loss
 from numcnn.models import lenet5
 from numcnn.training import Callback
-from numcnn.training.parallel import DataParallel, split_sizes
+from numcnn.training.parallel import MIN_PART, DataParallel, split_sizes
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -130,19 +130,26 @@ def test_set_num_threads_trains_with_that_many_processes():
         def on_batch_end(self, batch, logs=None):
             workers.append(sorted(p.name for p in multiprocessing.active_children()))
 
-    x, y = data(8)
+    x, y = data(2 * 2 * MIN_PART)
     model = compiled_lenet5()
     with threads.num_threads(2):
-        model.fit(x, y, batch_size=4, verbose=0, callbacks=[Probe()])
-    assert workers == [["numcnn-data-parallel-1"]] * 2
-    assert multiprocessing.active_children() == []  # stopped when fit returns
+        model.fit(x, y, batch_size=2 * MIN_PART, verbose=0, callbacks=[Probe()])
+        assert workers == [["numcnn-data-parallel-1"]] * 2
+        assert multiprocessing.active_children() == []  # stopped when fit returns
+        workers.clear()  # parts smaller than MIN_PART: one process
+        model.fit(x, y, batch_size=2 * MIN_PART - 1, verbose=0, callbacks=[Probe()])
+        assert workers == [[], [], []]
+    workers.clear()
+    model.fit(x, y, batch_size=2 * MIN_PART, verbose=0, callbacks=[Probe()])  # 1 thread
+    assert workers == [[], []]
 
     bn = Sequential([Conv2D(2, 3), BatchNorm2D(), ReLU(), Flatten(), Dense(10)],
                     input_shape=(1, 28, 28), seed=0)
     bn.compile(optimizer="sgd", loss="softmax_cross_entropy")
     workers.clear()
     with threads.num_threads(2):  # BatchNorm couples the batch: one process, 2 BLAS threads
-        bn.fit(x.astype(np.float32), y, batch_size=4, verbose=0, callbacks=[Probe()])
+        bn.fit(x.astype(np.float32), y, batch_size=2 * MIN_PART, verbose=0,
+               callbacks=[Probe()])
     assert workers == [[], []]
     with pytest.raises(ValueError, match="BatchNorm2D mixes the samples"):
         bn.fit(x.astype(np.float32), y, batch_size=4, verbose=0, processes=2)

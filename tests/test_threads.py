@@ -57,16 +57,16 @@ def test_fit_runs_with_the_configured_count(two_threads):
 
     m = numcnn.Sequential([Flatten(), Dense(2)], input_shape=(1, 2, 2), seed=0)
     m.compile(optimizer="sgd", loss="softmax_cross_entropy")
-    x = np.zeros((8, 1, 2, 2), np.float32)
-    y = np.zeros(8, np.int64)
-    m.fit(x, y, batch_size=4, verbose=0, callbacks=[Probe()])
+    x = np.zeros((128, 1, 2, 2), np.float32)
+    y = np.zeros(128, np.int64)
+    m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()])
     assert seen == [1, 1]  # the default: one BLAS thread
     with threads.num_threads(2):
         seen.clear()  # one process whose BLAS uses both threads
-        m.fit(x, y, batch_size=4, verbose=0, callbacks=[Probe()], processes=1)
+        m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()], processes=1)
         assert seen == [2, 2]
         seen.clear()  # two data-parallel processes of one BLAS thread each
-        m.fit(x, y, batch_size=4, verbose=0, callbacks=[Probe()])
+        m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()])
         assert seen == [1, 1]
     assert threads.get_num_threads() == 1
     assert blas_count() == 2  # restored after fit

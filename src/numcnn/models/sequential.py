@@ -15,7 +15,7 @@ from ..layers.base import LAYERS, Layer, Shape, deserialize, serialize
 from ..threads import blas_threads, get_num_threads
 from ..training.callbacks import Callback, History
 from ..training.loop import as_inputs, batches, check_batch_size, check_targets, run_fit
-from ..training.parallel import parallel_problem
+from ..training.parallel import MIN_PART, parallel_problem
 
 
 @LAYERS.register("Sequential")
@@ -217,8 +217,9 @@ class Sequential(Layer):
             processes: how many processes share each batch (data-parallel, one BLAS thread
                 each; see :mod:`numcnn.training.parallel`). ``None`` (default): the count
                 :func:`numcnn.set_num_threads` set when the model and loss allow it (no
-                BatchNorm, a mean-over-samples loss, Linux), else 1 process whose BLAS uses
-                that many threads. ``1`` forces a single process; ``k ≥ 2`` requires
+                BatchNorm, a mean-over-samples loss, Linux) and each process gets at least
+                ``MIN_PART`` samples of a batch, else 1 process whose BLAS uses that many
+                threads. ``1`` forces a single process; ``k ≥ 2`` requires
                 data-parallel training and raises ``ValueError`` saying why it is impossible.
 
         Returns:
@@ -233,19 +234,24 @@ class Sequential(Layer):
                          (self.loss or "softmax_cross_entropy"),
                          metrics=list(self.metrics) if self.loss is not None else ["accuracy"])
         threads = get_num_threads()
-        processes = self._training_processes(processes, threads)
+        batch = len(x) if batch_size is None else batch_size
+        processes = self._training_processes(processes, threads, batch)
         with blas_threads(1 if processes > 1 else threads):
             return run_fit(self, x, y, batch_size=batch_size, epochs=epochs,
                            validation_data=validation_data, shuffle=shuffle, verbose=verbose,
                            seed=seed, callbacks=callbacks, initial_epoch=initial_epoch,
                            processes=processes)
 
-    def _training_processes(self, processes: int | None, threads: int | None) -> int:
+    def _training_processes(self, processes: int | None, threads: int | None,
+                            batch: Any) -> int:
         """The process count ``fit`` uses (see its ``processes`` argument)."""
         if processes is None:
-            if threads is None or threads < 2 or parallel_problem(self, self.loss) is not None:
+            # automatic: as many processes as threads while each gets MIN_PART samples
+            whole = isinstance(batch, (int, np.integer))
+            usable = min(threads or 1, int(batch) // MIN_PART if whole else 1)
+            if usable < 2 or parallel_problem(self, self.loss) is not None:
                 return 1
-            return threads
+            return usable
         if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) \
                 or processes < 1:
             raise ValueError(f"processes must be a positive int or None; received "
