@@ -1,4 +1,4 @@
-"""numcnn vs PyTorch on LeNet-5, side by side in one process.
+"""numcnn vs PyTorch on LeNet-5 (modern or 1998), side by side in one process.
 
 Same network, same initial weights (numcnn's, copied into a PyTorch twin), same optimizer
 (SGD, momentum 0.9), same batches in the same order, same thread count (threadpoolctl and
@@ -13,6 +13,7 @@ Examples::
     python benchmarks/lenet_vs_torch.py --epochs 1            # whole epochs, no extrapolation
     python benchmarks/lenet_vs_torch.py --inference-only --latency
     python benchmarks/lenet_vs_torch.py --memory --no-inference --steps 200
+    python benchmarks/lenet_vs_torch.py --model lenet5-1998 --threads 1 2
 """
 
 from __future__ import annotations
