@@ -29,6 +29,7 @@ import mmap
 import multiprocessing as mp
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,13 @@ class DataParallel:
                     target=_worker, name=f"numcnn-data-parallel-{rank}", daemon=True,
                     args=(child, model, model.loss, x, y, self._shared_params,
                           self._shared_grads[rank - 1], rank))
-                proc.start()
+                with warnings.catch_warnings():
+                    # Python ≥ 3.12 warns on fork() in a process with threads; here those are
+                    # BLAS pools (OpenBLAS shuts its pool down around fork via pthread_atfork)
+                    # and the child only runs NumPy on its own copy of the model.
+                    warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks",
+                                            category=DeprecationWarning)
+                    proc.start()
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
