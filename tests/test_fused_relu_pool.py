@@ -108,3 +108,57 @@ def test_maxpool_on_a_non_relu_input_routes_plain_gradient():
     assert pool._relu_input is None
     dx = pool.backward(np.ones_like(y))
     assert dx.sum() == y.size  # nothing masked: every window routes its gradient
+
+
+@pytest.fixture
+def always_winners(monkeypatch):
+    """Keep the 2×2 forward comparisons for inputs of any size."""
+    import numcnn.functional.pool as FP
+
+    monkeypatch.setattr(FP, "WINNERS_MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize("after_relu", [False, True], ids=["plain", "after-relu"])
+@pytest.mark.parametrize("chwn", [False, True], ids=["nchw", "chwn"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("H, W", [(8, 8), (9, 7)])
+def test_maxpool_2x2_kept_winners_match_torch_with_ties(always_winners, H, W, dtype, chwn,
+                                                        after_relu):
+    rng = np.random.default_rng(4)
+    # small integers: ties inside most windows, at zero and at positive/negative values
+    x = rng.integers(-2, 3, (4, 3, H, W)).astype(dtype)
+    layers = ([ReLU()] if after_relu else []) + [MaxPool2D(2)]
+    net = Sequential(layers, input_shape=(3, H, W), dtype=dtype)
+    net.need_input_grad = True
+    y = net.forward(_in_chwn(x) if chwn else x, training=True)
+    assert net.layers[-1]._cache["knockout"] is not None  # the comparisons were kept
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = net.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(torch.relu(xt) if after_relu else xt, 2)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    assert dx.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(dx, xt.grad.numpy())  # routed copies: exact
+
+
+def test_maxpool_kept_winners_not_used_in_inference(always_winners):
+    pool = MaxPool2D(2)
+    pool.build((1, 4, 4))
+    pool.need_input_grad = True
+    pool.forward(np.zeros((1, 1, 4, 4), np.float32), training=False)
+    assert pool._cache["knockout"] is None
+
+
+def test_maxpool_kept_winners_route_nothing_from_nan_windows(always_winners):
+    # as the comparison path: a NaN window (y = NaN) matches no offset, so gets no gradient
+    x = np.arange(32, dtype=np.float32).reshape(2, 1, 4, 4)
+    x[0, 0, 1, 1] = np.nan
+    pool = MaxPool2D(2)
+    pool.build((1, 4, 4))
+    pool.need_input_grad = True
+    y = pool.forward(x, training=True)
+    assert np.isnan(y[0, 0, 0, 0]) and pool._cache["knockout"] is not None
+    dx = pool.backward(np.ones_like(y))
+    assert np.all(dx[0, 0, :2, :2] == 0)
+    assert dx.sum() == y.size - 1  # every other window routes its 1

@@ -47,12 +47,19 @@ def _grad_output(dxp: np.ndarray, padded: bool, cache: dict) -> np.ndarray:
     return dx
 
 
+#: inputs at least this large keep the 2×2 winner comparisons in training (the backward
+#: pass then need not re-read ``x``, by then out of the L2 cache); for smaller inputs the
+#: three extra comparisons cost about what they save (LeNet-5's second pooling, 0.8 MB).
+WINNERS_MIN_BYTES = 1 << 20
+
+
 def max_pool2d_forward(
     x: np.ndarray,
     pool: tuple[int, int],
     stride: tuple[int, int],
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
     ws: Workspace | None = None,
+    winners: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Max pooling: ``y[n, c, p, q] = max over the window at (p·sh, q·sw) of x_padded``.
 
@@ -61,8 +68,17 @@ def max_pool2d_forward(
     ``np.maximum`` over the ``kh·kw`` strided slabs; the arg-max is recovered in the backward
     pass by comparing each slab with ``y``.
 
+    With ``winners`` (training) a 2×2 stride-2 unpadded pooling of an input of at least
+    :data:`WINNERS_MIN_BYTES` also keeps, while ``x`` is in the cache, the three comparisons
+    of a knock-out round that name the first maximum of each window ``(x0, x1 / x2, x3)``:
+    ``c01 = [x1 > x0]``, ``c23 = [x3 > x2]`` and ``c = [y > max(x0, x1)]`` (the winner is
+    in the second row). Strict comparisons keep the first of tied values, so the backward
+    pass routes exactly as before without reading ``x`` again.
+
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
+        ws: workspace for the padded input and the comparisons.
+        winners: keep the 2×2 comparisons for the backward pass.
 
     Returns:
         ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x`` (so a
@@ -81,7 +97,19 @@ def max_pool2d_forward(
     xp = pad_input(x, pads, ws, "xp", fill=-np.inf)
     offs = _offsets(kh, kw)
     y = empty_ordered((N, C, Ho, Wo), x.dtype, order)
-    if len(offs) == 1:
+    knockout = None
+    if (winners and pool == (2, 2) and tuple(stride) == (2, 2) and not any(pads)
+            and x.nbytes >= WINNERS_MIN_BYTES):
+        x0, x1, x2, x3 = (window(xp, i, j, (Ho, Wo), stride) for i, j in offs)
+        c01, c23, c = _stacked(ws, "knockout", 3, y.shape, np.bool_, order)
+        m01 = np.maximum(x0, x1, out=ws.empty_ordered("m01", y.shape, x.dtype, order))
+        np.maximum(m01, x2, out=y)  # the same three maxima, in the same order, as below
+        np.maximum(y, x3, out=y)
+        np.greater(x1, x0, out=c01)
+        np.greater(x3, x2, out=c23)
+        np.greater(y, m01, out=c)
+        knockout = (c01, c23, c)
+    elif len(offs) == 1:
         y[...] = window(xp, 0, 0, (Ho, Wo), stride)
     else:
         np.maximum(window(xp, *offs[0], (Ho, Wo), stride),
@@ -89,8 +117,14 @@ def max_pool2d_forward(
         for i, j in offs[2:]:
             np.maximum(y, window(xp, i, j, (Ho, Wo), stride), out=y)
     cache = {"xp": xp, "y": y, "order": order, "out_hw": (Ho, Wo), "x_shape": x.shape,
-             "pool": pool, "stride": stride, "pads": pads, "ws": ws}
+             "pool": pool, "stride": stride, "pads": pads, "ws": ws, "knockout": knockout}
     return y, cache
+
+
+def _stacked(ws: Workspace, name: str, k: int, shape: tuple[int, ...], dtype: np.dtype,
+             order: tuple[int, ...]) -> np.ndarray:
+    """``k`` scratch arrays of ``shape`` laid out like ``order``, from one workspace buffer."""
+    return ws.empty_ordered(name, (k, *shape), dtype, (0, *(a + 1 for a in order)))
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.ndarray:
@@ -123,6 +157,23 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
     dxp, padded = _grad_buffer(cache, dy.dtype)
     offs = _offsets(kh, kw)
     mask = ws.empty_ordered("mask", y.shape, np.bool_, order)
+    if cache.get("knockout") is not None:
+        # 2x2 winners from the forward comparisons; ``live`` excludes NaN windows (which
+        # match no offset above) or, with ``relu``, the windows whose maximum is 0
+        c01, c23, c = cache["knockout"]
+        live, top, bottom = _stacked(ws, "rows", 3, y.shape, np.bool_, order)
+        if relu:
+            np.greater(y, 0, out=live)
+        else:
+            np.equal(y, y, out=live)
+        np.greater(live, c, out=top)  # live & ~c
+        np.logical_and(live, c, out=bottom)
+        for (i, j), row, code, second in zip(offs, (top, top, bottom, bottom), (c01, c01, c23, c23),
+                                             (False, True, False, True)):
+            # first of the pair: row & ~code; second: row & code
+            (np.logical_and if second else np.greater)(row, code, out=mask)
+            np.multiply(dy, mask, out=window(dxp, i, j, cache["out_hw"], stride))
+        return _grad_output(dxp, padded, cache)
     part = ws.empty_ordered("part", y.shape, dy.dtype, order) if overlap else None
     rest = ws.empty_ordered("rest", y.shape, dy.dtype, order) if len(offs) > 1 else None
     r = dy

@@ -105,7 +105,8 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = max_pool2d_forward(x, self.pool_size, self.stride, self.pads, self._ws)
+        y, self._cache = max_pool2d_forward(x, self.pool_size, self.stride, self.pads, self._ws,
+                                            winners=training and self.need_input_grad)
         # input straight from a ReLU: its derivative is applied here, at pooled resolution
         self._relu_input = x if is_relu_output(x) else None
         return y
