@@ -1,0 +1,55 @@
+"""The row-by-row input gradient of ``conv2d_backward`` (kernel-column sum inside the matrix
+product, used for stride 1 along the width) against the naive loops and PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import numcnn.functional.conv as FC
+from numcnn.functional import conv2d_backward, conv2d_forward
+from references import conv2d_backward_ref
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "N, C, H, W, F, k, stride, pads",
+    [
+        (3, 6, 14, 14, 16, (5, 5), (1, 1), (0, 0, 0, 0)),  # LeNet-5 C3
+        (2, 3, 9, 8, 4, (3, 2), (2, 1), (1, 0, 2, 1)),  # row stride 2, asymmetric pads
+        (2, 3, 7, 9, 2, (2, 4), (3, 1), (0, 0, 3, 0)),
+        (1, 4, 5, 5, 2, (5, 5), (1, 1), (2, 2, 2, 2)),
+    ],
+)
+def test_row_gemm_input_gradient_matches_naive(N, C, H, W, F, k, stride, pads, dtype):
+    Wo = (W + pads[2] + pads[3] - k[1]) // stride[1] + 1
+    assert FC._use_row_gemm(C, F, k[0], k[1], Wo, W + pads[2] + pads[3], stride)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((F, C, *k)).astype(dtype)
+    y, cache = conv2d_forward(x, Wt, None, stride, pads)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dW, db = conv2d_backward(dy, cache)
+    rdx, rdW, rdb = conv2d_backward_ref(x, Wt, dy, stride, pads)
+    tol = 1e-4 if dtype == "float32" else 1e-11
+    assert dx.dtype == np.dtype(dtype) and dx.shape == x.shape
+    np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dW, rdW, rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, rdb, rtol=tol, atol=tol)
+
+
+def test_row_gemm_lenet_c3_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 6, 14, 14)).astype(np.float32)
+    Wt = (rng.standard_normal((16, 6, 5, 5)) * 0.1).astype(np.float32)
+    y, cache = conv2d_forward(x, Wt, None)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, _, _ = conv2d_backward(dy, cache)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.conv2d(xt, torch.tensor(Wt)).backward(torch.tensor(dy))
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_col2im_still_used_for_width_strides():
+    assert not FC._use_row_gemm(6, 16, 5, 5, 5, 14, (1, 2))
