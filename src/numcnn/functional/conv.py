@@ -378,7 +378,7 @@ def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[i
     For output row ``r`` and ``j′ = kw − 1 − j``, with ``δ`` zero-padded by ``kw − 1`` columns
     on both sides (``δp``)::
 
-        D[(f, j′), (w, n)] = δp[f, r, w + j′, n]                (one strided copy)
+        D[(f, j′), (w, n)] = δp[f, r, w + j′, n]                (kw shifted copies of δ's row)
         dxp[c, r·sh + i, w, n] += Σ_{f, j′} W[f, c, i, kw − 1 − j′] · D[(f, j′), (w, n)]
 
     i.e. ``(C·kh, F·kw) @ (F·kw, Wp·N)`` and one add of a ``(C, kh, Wp, N)`` slab — the
@@ -390,14 +390,13 @@ def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[i
     sh = stride[0]
     Wr = ws.empty("Wr", (C * kh, F * kw), W.dtype)
     Wr.reshape(C, kh, F, kw)[...] = W[:, :, :, ::-1].transpose(1, 2, 0, 3)
-    dpad = ws.padded("dpad", (F, Ho, Wo + 2 * (kw - 1), N), dyc.dtype, 0.0)
-    dpad[:, :, kw - 1 : kw - 1 + Wo] = dyc
-    D = ws.empty("D", (F, kw, Wp, N), dyc.dtype)
+    # D's columns outside each shifted copy are never written: zero since allocation
+    D = ws.padded("D", (F, kw, Wp, N), dyc.dtype, 0.0)
     G = ws.empty("G", (C * kh, Wp * N), np.result_type(dyc, W))
-    sF, _, sW, sN = dpad.strides
     for r in range(Ho):
-        np.copyto(D, as_strided(dpad[:, r], shape=D.shape, strides=(sF, sW, sW, sN),
-                                writeable=False))
+        for jp in range(kw):
+            lo = kw - 1 - jp
+            D[:, jp, lo : lo + Wo] = dyc[:, r]
         np.matmul(Wr, D.reshape(F * kw, Wp * N), out=G)
         dxp[:, r * sh : r * sh + kh] += G.reshape(C, kh, Wp, N)
 
