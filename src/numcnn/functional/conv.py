@@ -273,14 +273,62 @@ def conv2d_forward(
     W2 = W.reshape(F, K)
     bias = None if b is None else b.reshape(F, 1)
     y4 = RECYCLER.empty((F, Ho, Wo, N), np.result_type(x, W))
-    for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
-        cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q, stride)
-        # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
-        out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
-        if b is not None:
-            out += bias  # while the block is still in cache
-    cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
+    fields = None
+    if _use_row_fields(C, Wo, N):
+        fields = _row_fields(xp, kh, kw, Wo, stride, ws)
+        W2 = _fields_order(W)
+        sh = stride[0]
+        for a in range(Ho):
+            cols = fields[a * sh : a * sh + kh].reshape(K, Wo * N)  # a view
+            out = np.matmul(W2, cols, out=_block_view(y4, a, 1, 0, Wo))
+            if b is not None:
+                out += bias
+    else:
+        for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
+            cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q,
+                                 stride)
+            # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
+            out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
+            if b is not None:
+                out += bias  # while the block is still in cache
+    cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws,
+             "fields": fields}
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
+
+
+#: whole-row products over the row fields need this many columns (``Wo·N``) to be efficient;
+#: narrower rows (small batches) use the im2col blocks, which stack several rows per product.
+MIN_FIELD_COLS = 512
+
+
+def _use_row_fields(C: int, Wo: int, N: int) -> bool:
+    """Row fields for single-channel inputs with rows of ``MIN_FIELD_COLS``–``MAX_COLS``
+    columns: their columns keep im2col's ``(c, i, j)`` order, so results are unchanged."""
+    return C == 1 and MIN_FIELD_COLS <= Wo * N <= MAX_COLS
+
+
+def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int],
+                ws: Workspace) -> np.ndarray:
+    """``X[h, c, j, q, n] = xp[c, h, q·sw + j, n]``: every input row with its ``kw`` column
+    shifts, built by one strided copy (``kw``× the input, where im2col is ``kh·kw``×).
+
+    The im2col matrix of output row ``a`` is then the contiguous slice
+    ``X[a·sh : a·sh + kh]`` seen as ``(kh·C·kw, Wo·N)``: no copy per row, and the backward
+    pass reuses ``X`` instead of rebuilding the columns.
+    """
+    C, Hp, _, N = xp.shape
+    sC, sH, sW, sN = xp.strides
+    shape = (Hp, C, kw, Wo, N)
+    X = ws.empty("fields", shape, xp.dtype)
+    np.copyto(X, as_strided(xp, shape=shape, strides=(sH, sC, sW, sW * stride[1], sN),
+                            writeable=False))
+    return X
+
+
+def _fields_order(W: np.ndarray) -> np.ndarray:
+    """``W`` (F, C, kh, kw) as the (F, kh·C·kw) matrix matching :func:`_row_fields` rows."""
+    F, C, kh, kw = W.shape
+    return np.ascontiguousarray(W.transpose(0, 2, 1, 3)).reshape(F, kh * C * kw)
 
 
 def conv2d_backward(
@@ -331,10 +379,18 @@ def conv2d_backward(
         rows_dx = _use_row_gemm(C, F, kh, kw, Wo, shape[2], stride)
         if rows_dx:
             _dx_by_rows(dyc, W, dxp, stride, ws)
-    if need_dW or (need_dx and not rows_dx):
+    fields = cache.get("fields")
+    if need_dW and fields is not None:
+        sh = stride[0]
+        for a in range(Ho):  # dWᵀ in the fields' (kh, C, kw) row order
+            dWt += fields[a * sh : a * sh + kh].reshape(K, Wo * N) @ _block_view(dyc, a, 1, 0,
+                                                                                 Wo).T
+        dWt = dWt.reshape(kh, C, kw, F).transpose(1, 0, 2, 3).reshape(K, F)
+    fields_dW = fields is not None
+    if (need_dW and not fields_dW) or (need_dx and not rows_dx):
         for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize):
             d = _block_view(dyc, a, R, q, Q)  # (F, R*Q*N)
-            if need_dW:
+            if need_dW and not fields_dW:
                 cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
                                      q, stride)
                 dWt += cols @ d.T  # (C*kh*kw, R*Q*N) @ (R*Q*N, F)
