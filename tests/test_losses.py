@@ -406,3 +406,16 @@ def test_get_config_round_trip():
         clone = type(loss)(**loss.get_config())
         assert clone.get_config() == loss.get_config()
     assert losses.get("huber", delta=3.0).get_config() == {"delta": 3.0}
+
+
+def test_sparse_categorical_crossentropy_takes_probabilities_as_in_keras():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((6, 4))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    t = rng.integers(0, 4, 6)
+    loss = losses.get("sparse_categorical_crossentropy")
+    expected = torch.nn.functional.nll_loss(torch.log(torch.tensor(p)), torch.tensor(t)).item()
+    assert loss(p, t) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="probabilities"):
+        loss(z, t)  # logits are refused, not silently softmaxed twice

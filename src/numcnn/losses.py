@@ -107,7 +107,7 @@ def check_same_shape(y_pred: np.ndarray, y_true: np.ndarray, who: str) -> None:
         )
 
 
-@LOSSES.register("softmax_cross_entropy", "sparse_categorical_crossentropy")
+@LOSSES.register("softmax_cross_entropy")
 class SoftmaxCrossEntropy(Loss):
     """Fused softmax + cross-entropy on **logits** ``z`` (not probabilities).
 
@@ -370,7 +370,8 @@ class NLL(Loss):
         return g
 
 
-@LOSSES.register("categorical_cross_entropy", "categorical_crossentropy")
+@LOSSES.register("categorical_cross_entropy", "categorical_crossentropy",
+                 "sparse_categorical_crossentropy")
 class CategoricalCrossEntropy(Loss):
     """Cross-entropy on **probabilities** ``p`` (N, K) (e.g. after a softmax layer).
 
@@ -378,6 +379,7 @@ class CategoricalCrossEntropy(Loss):
     from below, and without Keras's re-normalisation of each row); ``dL/dp_nk =
     −y_nk / (N p_nk)`` where ``p_nk ≥ ε``, 0 where the clip is active. Targets are integer
     labels (N,), one-hot rows, or soft rows (N, K). For logits use ``softmax_cross_entropy``.
+    Keras's ``sparse_categorical_crossentropy`` (probabilities, integer labels) is an alias.
     Equals ``F.nll_loss(torch.log(p.clamp_min(1e-7)), t)`` for labels.
 
     >>> round(CategoricalCrossEntropy()(np.array([[0.2, 0.8]]), np.array([1])), 6)
