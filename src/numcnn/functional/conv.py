@@ -246,7 +246,10 @@ def conv2d_forward(
         The im2col matrix is ``(C·kh·kw, Ho·Wo·N)`` and the product is
         ``(F, C·kh·kw) @ (C·kh·kw, Ho·Wo·N)``, computed in blocks of output rows whose
         columns fit in the cache (:data:`BLOCK_BYTES`). With the batch innermost, every
-        im2col copy, col2im add and pooling slab moves contiguous runs of N values.
+        im2col copy, col2im add and pooling slab moves contiguous runs of N values. Rows of
+        512–4096 columns ``Wo·N`` (batches of about 32–128 for LeNet-5) use the row fields
+        of :func:`_row_fields` instead: one copy of ``kw`` shifted inputs whose slices are
+        the im2col matrices, one product per output row, re-used by the backward pass.
 
     >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
     >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
@@ -274,7 +277,7 @@ def conv2d_forward(
     bias = None if b is None else b.reshape(F, 1)
     y4 = RECYCLER.empty((F, Ho, Wo, N), np.result_type(x, W))
     fields = None
-    if _use_row_fields(C, Wo, N):
+    if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize):
         fields = _row_fields(xp, kh, kw, Wo, stride, ws)
         W2 = _fields_order(W)
         sh = stride[0]
@@ -299,12 +302,16 @@ def conv2d_forward(
 #: whole-row products over the row fields need this many columns (``Wo·N``) to be efficient;
 #: narrower rows (small batches) use the im2col blocks, which stack several rows per product.
 MIN_FIELD_COLS = 512
+#: the row fields are ``kw``× the (padded) input; larger ones use the im2col blocks.
+MAX_FIELD_BYTES = 8_000_000
 
 
-def _use_row_fields(C: int, Wo: int, N: int) -> bool:
-    """Row fields for single-channel inputs with rows of ``MIN_FIELD_COLS``–``MAX_COLS``
-    columns: their columns keep im2col's ``(c, i, j)`` order, so results are unchanged."""
-    return C == 1 and MIN_FIELD_COLS <= Wo * N <= MAX_COLS
+def _use_row_fields(Wo: int, N: int, nbytes: int) -> bool:
+    """Row fields (``nbytes`` large) for rows of ``MIN_FIELD_COLS``–``MAX_COLS`` columns, up
+    to ``MAX_FIELD_BYTES``. With one input channel their rows keep im2col's ``(c, i, j)``
+    order, so the sums are the same; with several channels each output sums its products
+    in ``(i, c, j)`` order, which changes results by float rounding only."""
+    return MIN_FIELD_COLS <= Wo * N <= MAX_COLS and nbytes <= MAX_FIELD_BYTES
 
 
 def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int],
