@@ -31,6 +31,10 @@ CONFIGS = [
     pytest.param(2, 2, 10, 9, 3, 4, 3, "valid", id="valid-uneven-s3"),
     pytest.param(1, 1, 7, 7, 1, 3, 2, 1, id="c1-f1-s2"),
     pytest.param(2, 3, 6, 5, 2, (2, 3), (3, 2), (2, 1), id="s3x2-pair"),
+    # the kernel covers the whole (padded) input, as LeNet-5's C5: the im2col-free path
+    pytest.param(3, 4, 5, 5, 6, 5, 1, 0, id="whole-C5"),
+    pytest.param(1, 2, 3, 4, 3, (3, 4), 2, 0, id="whole-batch1-s2"),
+    pytest.param(2, 2, 3, 2, 3, (5, 4), 1, (1, 1, 1, 1), id="whole-padded"),
 ]
 
 

@@ -566,3 +566,27 @@ def test_pad2d_matches_np_pad_in_batch_innermost_layout(padding):
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, ref)
     assert y.strides[0] == y.itemsize  # batch innermost: the next conv needs no transpose
+
+
+@pytest.mark.parametrize("layout", ["nchw", "batch_innermost"])
+@pytest.mark.parametrize("p,shape", [(2, (3, 6, 4)), (3, (2, 6, 9)), (2, (2, 5, 7))])
+def test_subsampling_backward_in_both_layouts_vs_torch(layout, p, shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4,) + shape)
+    if layout == "batch_innermost":  # what a convolution hands on: (C, H, W, N) memory
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    sub = Subsampling2D(p, dtype="float64")
+    sub.build(shape, rng)
+    y = sub.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = sub.backward(dy)
+    xt = torch.tensor(x, requires_grad=True)
+    coef, b = (torch.tensor(sub.params[k], requires_grad=True) for k in ("coef", "b"))
+    yt = torch.nn.functional.avg_pool2d(xt, p, divisor_override=1) * coef[:, None, None] \
+        + b[:, None, None]
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sub.grads["coef"], coef.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(sub.grads["b"], b.grad.numpy(), rtol=1e-10)

@@ -277,6 +277,15 @@ def conv2d_forward(
     W2 = W.reshape(F, K)
     bias = None if b is None else b.reshape(F, 1)
     y4 = RECYCLER.empty((F, Ho, Wo, N), np.result_type(x, W))
+    cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws,
+             "fields": None, "whole": xp.shape[1:3] == (kh, kw)}
+    if cache["whole"]:
+        # the kernel covers the whole (padded) input (LeNet-5's C5): the im2col matrix is the
+        # input itself, (C·kh·kw, N) in (c, i, j) row order — one product, no copy
+        out = np.matmul(W2, xp.reshape(K, N), out=y4.reshape(F, N))
+        if b is not None:
+            out += bias
+        return _nchw(y4), cache
     fields = None
     if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize):
         fields = _row_fields(xp, kh, kw, Wo, stride, ws)
@@ -295,8 +304,7 @@ def conv2d_forward(
             out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
             if b is not None:
                 out += bias  # while the block is still in cache
-    cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws,
-             "fields": fields}
+    cache["fields"] = fields
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
 
 
@@ -375,10 +383,12 @@ def conv2d_backward(
         dyc[...] = _hwn(dy)
     dt = np.result_type(dy, W)
     db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
-    dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
-    dx = dxp = None
     pt, pb, pl, pr = cache["pads"]
     padded = pt or pb or pl or pr
+    if cache.get("whole"):
+        return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
+    dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
+    dx = dxp = None
     rows_dx = False
     if need_dx:
         shape = (C, H + pt + pb, Wd + pl + pr, N)
@@ -423,6 +433,28 @@ def conv2d_backward(
             dx = dxp
         dx = _nchw(dx)
     return dx, dW, db
+
+
+def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, need_dx: bool,
+                    need_dW: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dx, dW)`` when the kernel covers the whole padded input ``xp`` (C, kh, kw, N):
+    ``dW = δ · colsᵀ`` and ``dcols = Wᵀ · δ`` with ``cols = xp`` as (C·kh·kw, N); ``dcols``
+    is the padded input gradient itself (no col2im)."""
+    F, C, kh, kw = W.shape
+    N = d.shape[1]
+    dW = (d @ xp.reshape(C * kh * kw, N).T).reshape(W.shape) if need_dW else None
+    if not need_dx:
+        return None, dW
+    dt = np.result_type(d, W)
+    dxp = RECYCLER.empty((C, kh, kw, N), dt)
+    np.matmul(W.reshape(F, -1).T, d, out=dxp.reshape(-1, N))
+    pt, pb, pl, pr = cache["pads"]
+    _, _, H, Wd = cache["x_shape"]
+    if pt or pb or pl or pr:
+        dx = RECYCLER.empty((C, H, Wd, N), dt)
+        dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
+        return _nchw(dx), dW
+    return _nchw(dxp), dW
 
 
 def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,

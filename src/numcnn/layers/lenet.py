@@ -261,12 +261,24 @@ class Subsampling2D(Layer):
         return y
 
     def _spread(self, d: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``dx[n, c, p·i + u, p·j + v] = w[c]·d[n, c, i, j]`` (0 in dropped rows/columns)."""
         p = self.pool_size
         _, H, W = self.input_shape
         shape = (d.shape[0],) + self.input_shape
         order = memory_order(d)
-        g = np.multiply(d, w[:, None, None], out=empty_ordered(d.shape, d.dtype, order))
         dx = empty_ordered(shape, d.dtype, order)
+        dm = d.transpose(order)
+        if order in ((1, 2, 3, 0), (0, 1, 2, 3)) and not (H % p or W % p) \
+                and dm.flags.c_contiguous:
+            # one pass: each window's p×p outputs as broadcast axes of dx's memory
+            h = order.index(2)  # position of the H axis in memory order
+            a, b = dm.shape[:h], dm.shape[h + 2:]
+            d6 = dm.reshape(a + (dm.shape[h], 1, dm.shape[h + 1], 1) + b)
+            w6 = w.reshape(-1, 1, 1, 1, 1, 1) if order[0] == 1 else w.reshape(-1, 1, 1, 1, 1)
+            out = dx.transpose(order).reshape(a + (H // p, p, W // p, p) + b)
+            np.multiply(d6, w6, out=out)
+            return dx
+        g = np.multiply(d, w[:, None, None], out=empty_ordered(d.shape, d.dtype, order))
         if H % p or W % p:  # dropped trailing rows/columns get no gradient
             dx.fill(0)
         for v in self._views(dx):
