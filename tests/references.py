@@ -492,3 +492,13 @@ def lenet_gn_diagonal_ref(x, labels, spec):
                     new[src] += w * w * d2[dst]
             d2 = new
     return hs
+
+
+def assert_conv_backward_matches_ref(grads, x, W, dy, stride, pads, dtype):
+    """Check ``(dx, dW, db)`` from ``conv2d_backward`` against :func:`conv2d_backward_ref`
+    (dtype-aware tolerance; shapes and dtypes too)."""
+    dx, dW, db = grads
+    tol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-11
+    for got, ref in zip((dx, dW, db), conv2d_backward_ref(x, W, dy, stride, pads)):
+        assert got.dtype == np.dtype(dtype) and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)

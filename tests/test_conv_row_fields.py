@@ -8,7 +8,7 @@ import pytest
 
 import numcnn.functional.conv as FC
 from numcnn.functional import conv2d_backward, conv2d_forward
-from references import conv2d_backward_ref, conv2d_ref
+from references import assert_conv_backward_matches_ref, conv2d_ref
 
 
 @pytest.fixture
@@ -40,12 +40,8 @@ def test_row_fields_match_naive(fields_always, N, C, H, W, F, k, stride, pads, d
     assert y.dtype == np.dtype(dtype)
     np.testing.assert_allclose(y, conv2d_ref(x, Wt, b, stride, pads), rtol=tol, atol=tol)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dx, dW, db = conv2d_backward(dy, cache)
-    rdx, rdW, rdb = conv2d_backward_ref(x, Wt, dy, stride, pads)
-    assert dW.dtype == np.dtype(dtype) and dW.shape == Wt.shape
-    np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
-    np.testing.assert_allclose(dW, rdW, rtol=tol, atol=tol)
-    np.testing.assert_allclose(db, rdb, rtol=tol, atol=tol)
+    assert_conv_backward_matches_ref(conv2d_backward(dy, cache), x, Wt, dy, stride, pads,
+                                     dtype)
 
 
 def test_row_fields_lenet_c1_batch_matches_torch():
