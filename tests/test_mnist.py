@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import numcnn.datasets.mnist as ds_mnist
-from numcnn.data import idx
-from numcnn.data import mnist as m
+from numcnn.datasets import idx
+from numcnn.datasets import mnist as m
 
 # Read once, before the autouse fixture below hides it from the code under test.
 REAL_DATA_DIR = os.environ.get("NUMCNN_DATA_DIR", "")
@@ -163,7 +162,7 @@ def check_mnist(data) -> None:
 @pytest.mark.mnist
 def test_real_files_load_from_env_dir(real_dir, monkeypatch):
     monkeypatch.setenv("NUMCNN_DATA_DIR", str(real_dir))
-    check_mnist(ds_mnist.load_data(download=False))
+    check_mnist(m.load_data(download=False))
 
 
 @pytest.mark.mnist

@@ -1,7 +1,0 @@
-"""Datasets and data-file readers: MNIST (download, cache, checksum) and the IDX format."""
-
-from . import mnist
-from .idx import DataError, load_idx, parse_idx
-from .mnist import DownloadError
-
-__all__ = ["DataError", "DownloadError", "load_idx", "mnist", "parse_idx"]
