@@ -1,9 +1,9 @@
 """numcnn: convolutional neural networks in NumPy, every forward and backward pass explicit."""
 
 from . import (
+    filters,
     functional,
     initializers,
-    kernels,
     layers,
     losses,
     metrics,
@@ -20,10 +20,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential",
+    "filters",
     "functional",
     "get_num_threads",
     "initializers",
-    "kernels",
     "layers",
     "load_model",
     "losses",

@@ -1,4 +1,4 @@
-"""Classic fixed convolution kernels from the course, and loading them into a ``Conv2D``.
+"""Fixed image filters (classic kernels from the course) and loading them into a ``Conv2D``.
 
 The course shows that different kernels extract different local features, with two 3×3 edge
 detectors (lesson 003, "卷积核1 提取水平边缘 / 卷积核2 提取垂直边缘")::

@@ -1,23 +1,23 @@
-"""Fixed kernels: the course's edge detectors, Sobel/Laplacian on closed-form images."""
+"""Fixed image filters: the course's edge detectors, Sobel/Laplacian on closed-form images."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from numcnn import kernels
+from numcnn import filters
 from numcnn.layers import Conv2D
 from references import conv2d_ref
 
 
 def test_course_edge_kernels_as_printed():
     # lesson 003: 卷积核1 提取水平边缘 / 卷积核2 提取垂直边缘
-    np.testing.assert_array_equal(kernels.get_kernel("horizontal_edge"),
+    np.testing.assert_array_equal(filters.get_kernel("horizontal_edge"),
                                   [[1, 1, 1], [0, 0, 0], [-1, -1, -1]])
-    np.testing.assert_array_equal(kernels.get_kernel("vertical_edge"),
+    np.testing.assert_array_equal(filters.get_kernel("vertical_edge"),
                                   [[1, 0, -1], [1, 0, -1], [1, 0, -1]])
-    assert kernels.get_kernel("sobel_x").dtype == np.float32
-    assert kernels.get_kernel("sobel_x", np.float64).dtype == np.float64
+    assert filters.get_kernel("sobel_x").dtype == np.float32
+    assert filters.get_kernel("sobel_x", np.float64).dtype == np.float64
 
 
 def _grid(h, w):
@@ -30,7 +30,7 @@ def _grid(h, w):
 def test_sobel_and_prewitt_on_a_ramp(a, b):
     i, j = _grid(7, 9)
     x = (a * j + b * i)[None, None]  # intensity a per column to the right, b per row down
-    conv = kernels.edge_detector(["sobel_x", "sobel_y", "prewitt_x", "prewitt_y"],
+    conv = filters.edge_detector(["sobel_x", "sobel_y", "prewitt_x", "prewitt_y"],
                                  input_shape=(1, 7, 9), dtype="float64")
     y = conv.forward(x)
     assert y.shape == (1, 4, 5, 7) and y.dtype == np.float64
@@ -43,7 +43,7 @@ def test_sobel_and_prewitt_on_a_ramp(a, b):
 def test_laplacians_on_a_paraboloid():
     i, j = _grid(6, 6)
     x = (i**2 + j**2)[None, None]  # ∇² = 2 + 2 exactly for the 5-point stencil
-    y = kernels.edge_detector(["laplacian", "laplacian_diagonal", "identity", "box_blur"],
+    y = filters.edge_detector(["laplacian", "laplacian_diagonal", "identity", "box_blur"],
                               input_shape=(1, 6, 6), dtype="float64").forward(x)
     np.testing.assert_allclose(y[0, 0], 4.0, atol=1e-12)
     # 8-neighbour: axis pairs give 2 + 2, the 4 diagonals give 2·(2 + 2) -> 12
@@ -55,13 +55,13 @@ def test_laplacians_on_a_paraboloid():
 def test_course_edges_find_the_edges():
     x = np.zeros((1, 1, 8, 8))
     x[..., :, :4] = 1.0  # bright left half: a vertical edge between columns 3 and 4
-    y = kernels.edge_detector(input_shape=(1, 8, 8), dtype="float64").forward(x)
+    y = filters.edge_detector(input_shape=(1, 8, 8), dtype="float64").forward(x)
     np.testing.assert_array_equal(y[0, 0], 0.0)  # no horizontal edge anywhere
     cols = np.nonzero(y[0, 1].any(axis=0))[0]
     np.testing.assert_array_equal(cols, [2, 3])  # windows straddling the edge
     assert np.all(y[0, 1][:, cols] == 3.0)
     xt = x.transpose(0, 1, 3, 2).copy()  # bright top half
-    yt = kernels.edge_detector(input_shape=(1, 8, 8), dtype="float64").forward(xt)
+    yt = filters.edge_detector(input_shape=(1, 8, 8), dtype="float64").forward(xt)
     np.testing.assert_array_equal(yt[0, 1], 0.0)
     assert yt[0, 0].max() == 3.0
 
@@ -71,7 +71,7 @@ def test_multichannel_feature_maps_match_naive_conv(padding):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6))
     names = ["horizontal_edge", "vertical_edge", "sobel_x"]
-    conv = kernels.edge_detector(names, input_shape=(3, 7, 6), padding=padding,
+    conv = filters.edge_detector(names, input_shape=(3, 7, 6), padding=padding,
                                  dtype="float64")
     W = np.zeros((3, 3, 3, 3))
     for f, k in enumerate([[[1, 1, 1], [0, 0, 0], [-1, -1, -1]],
@@ -86,15 +86,15 @@ def test_multichannel_feature_maps_match_naive_conv(padding):
 def test_load_kernels_into_existing_layer_and_errors():
     conv = Conv2D(2, 3, dtype="float64")
     conv.build((1, 5, 5), np.random.default_rng(0))
-    out = kernels.load_kernels(conv, ["sobel_x", np.eye(3)])
+    out = filters.load_kernels(conv, ["sobel_x", np.eye(3)])
     assert out is conv
     np.testing.assert_array_equal(conv.params["W"][1, 0], np.eye(3))
     np.testing.assert_array_equal(conv.params["b"], 0.0)
     with pytest.raises(ValueError, match="out_channels and kernel_size"):
-        kernels.load_kernels(conv, ["sobel_x"])
+        filters.load_kernels(conv, ["sobel_x"])
     with pytest.raises(ValueError, match="not built"):
-        kernels.load_kernels(Conv2D(1, 3), ["sobel_x"])
+        filters.load_kernels(Conv2D(1, 3), ["sobel_x"])
     with pytest.raises(ValueError, match="unknown kernel"):
-        kernels.get_kernel("roberts")
+        filters.get_kernel("roberts")
     with pytest.raises(ValueError, match="one shape"):
-        kernels.kernel_bank(["sobel_x", np.ones((2, 2))])
+        filters.kernel_bank(["sobel_x", np.ones((2, 2))])
