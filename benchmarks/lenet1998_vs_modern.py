@@ -17,7 +17,7 @@ import argparse
 import statistics
 import sys
 
-from numcnn.bench import build_numcnn, load_mnist, threads_limited, time_numcnn_train
+from numcnn.benchmark import build_numcnn, load_mnist, threads_limited, time_numcnn_train
 
 
 def main(argv: list[str] | None = None) -> int:

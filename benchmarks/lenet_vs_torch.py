@@ -3,8 +3,9 @@
 Same network, same initial weights (numcnn's, copied into a PyTorch twin), same optimizer
 (SGD, momentum 0.9), same batches in the same order, same thread count (threadpoolctl and
 ``torch.set_num_threads``), alternating repeats; medians with min–max, and the ratio
-numcnn/PyTorch as the last line. All the work is in :mod:`numcnn.bench` (also reachable as
-``numcnn bench``); this script only sets the defaults used for docs/performance.md.
+numcnn/PyTorch as the last line. All the work is in ``bench.py`` beside this script (with
+``torch_twins.py`` and ``memory.py``), which uses numcnn as an ordinary library; ``numcnn
+bench`` times numcnn alone.
 
 Examples::
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import sys
 
-from numcnn.bench import main
+from bench import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -1,5 +1,6 @@
 """The memory probes of the benchmark, checked against what child processes say of themselves
-and against allocations of known size (Linux ``/proc``)."""
+and against allocations of known size (Linux ``/proc``). The benchmark lives in
+``benchmarks/`` (``memory.py``, ``bench.py``), which ``conftest.py`` puts on ``sys.path``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import time
 
 import pytest
 
-from numcnn import bench, bench_memory
+import bench
+import memory
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"),
                                 reason="needs Linux /proc/<pid>/smaps_rollup")
@@ -35,22 +37,22 @@ def test_process_tree_and_pss_follow_real_processes():
     with subprocess.Popen([sys.executable, "-c", SCRIPT], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, text=True) as child:
         _check_tree_and_pss(child)
-    assert bench_memory.pss_mib(child.pid) == 0.0  # gone: nothing to count
+    assert memory.pss_mib(child.pid) == 0.0  # gone: nothing to count
 
 
 def _check_tree_and_pss(child):
     try:
         grand = int(child.stdout.readline())
-        tree = bench_memory.process_tree(child.pid)
+        tree = memory.process_tree(child.pid)
         assert tree[0] == child.pid and grand in tree and os.getpid() not in tree
-        before = bench_memory.pss_mib(child.pid)
+        before = memory.pss_mib(child.pid)
         child.stdin.write("\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "touched"
         time.sleep(0.05)
-        grown = bench_memory.pss_mib(child.pid) - before
+        grown = memory.pss_mib(child.pid) - before
         assert 60 <= grown <= 72  # the 64 MiB block, and little else
-        assert bench_memory.status_mib("VmHWM", child.pid) >= 64
+        assert memory.status_mib("VmHWM", child.pid) >= 64
     finally:
         child.stdin.write("\n")
         child.stdin.flush()
@@ -58,8 +60,8 @@ def _check_tree_and_pss(child):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_measure_memory_counts_data_parallel_workers(threads):
-    got = bench_memory.measure_memory("numcnn", "lenet5", 32, 40, threads, None, True,
-                                      interval=0.005)
+    got = memory.measure_memory("numcnn", "lenet5", 32, 40, threads, None, True,
+                                interval=0.005)
     # the synthetic set alone is 60,000 float32 images of 28x28 = 179 MiB, resident
     assert got["base_mib"] > 179 and got["peak_mib"] >= got["base_mib"]
     assert got["pss_peak_mib"] > 179

@@ -106,3 +106,26 @@ def test_train_with_adam_and_a_cosine_schedule(capsys):
     assert len(lrs) == 2 and lrs[0] < 0.002 and lrs[1] < 1e-4  # decayed to ~0 by the end
     acc = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
     assert acc >= 0.90, out
+
+
+def test_bench_times_numcnn_alone_on_synthetic_data(capsys):
+    code, out, err = run_cli(capsys, "bench", "--steps", "2", "--repeats", "2",
+                             "--batch-size", "16", "--synthetic")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("model lenet5; numcnn ") and "PyTorch" not in out
+    assert lines[1] == "| measure | threads | batch | numcnn median (min–max) |"
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[3:]}
+    assert set(rows) == {"train s/epoch", "train images/s", "infer images/s (batch 1000)"}
+    for line in rows.values():
+        med, lo, hi = map(float, re.search(r"\| ([0-9.]+) \(([0-9.]+)–([0-9.]+)\) \|$",
+                                           line).groups())
+        assert 0 < lo <= med <= hi
+    assert "| 1 | 16 |" in rows["train s/epoch"]
+
+
+def test_bench_help_points_to_the_comparison_with_pytorch(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench", "--help"])
+    assert e.value.code == 0
+    assert "python benchmarks/lenet_vs_torch.py" in " ".join(capsys.readouterr().out.split())

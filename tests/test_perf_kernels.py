@@ -4,7 +4,7 @@ Checks, against PyTorch and the naive references, the parts added for speed: the
 batch-innermost conv internals with row blocking (several blocks and a partial last block),
 inputs in any memory layout, layout-preserving pooling with exact first-maximum tie routing,
 the recycling allocator (never hands out memory someone still references), and a smoke run
-of ``numcnn.bench``.
+of the side-by-side benchmark (``benchmarks/bench.py``, on ``sys.path`` through conftest).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def test_recycler_never_hands_out_referenced_memory():
 
 
 def test_bench_smoke_without_torch(capsys, monkeypatch):
-    import numcnn.bench as bench
+    import bench
 
     rng = np.random.default_rng(6)
     data = (rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64),

@@ -3,6 +3,7 @@
     numcnn train --model lenet5 --epochs 1 --output model.npz
     numcnn evaluate model.npz
     numcnn summary lenet5
+    numcnn bench --threads 1 2 --batch-size 64 128
 
 Errors (unknown model, bad number, missing data) print one line on stderr and exit non-zero
 (set ``NUMCNN_DEBUG=1`` to see the traceback instead).
@@ -95,9 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print a model's layer table")
     s.add_argument("model", help="zoo model name, or a saved .npz model")
 
-    b = sub.add_parser("bench", add_help=False,
-                       help="time numcnn beside PyTorch on LeNet-5 (numcnn bench --help)")
-    b.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the benchmark")
+    b = sub.add_parser(
+        "bench", help="time numcnn alone (against PyTorch: python benchmarks/lenet_vs_torch.py)",
+        description="Time numcnn alone: training seconds per 60,000-image epoch and images/s, "
+                    "and inference images/s on the 10,000 test images, as medians (min–max) "
+                    "over the repeats. To compare with PyTorch and ONNX Runtime (same weights, "
+                    "batches and threads), run `python benchmarks/lenet_vs_torch.py` from a "
+                    "source checkout.")
+    b.add_argument("--model", default="lenet5", help="zoo model name (default lenet5)")
+    b.add_argument("--threads", type=_number(int, "--threads"), nargs="+", default=[1],
+                   help="thread counts to time at (default 1)")
+    b.add_argument("--batch-size", type=_number(int, "--batch-size"), nargs="+", default=[128],
+                   dest="batch_sizes", help="training batch sizes (default 128)")
+    g = b.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=_number(int, "--steps"), default=100,
+                   help="batches timed per repeat, extrapolated to an epoch (default 100)")
+    g.add_argument("--epochs", type=_number(int, "--epochs"), default=None,
+                   help="time whole epochs instead")
+    b.add_argument("--repeats", type=_number(int, "--repeats"), default=5,
+                   help="runs per measure (default 5)")
+    b.add_argument("--no-inference", action="store_false", dest="inference",
+                   help="skip the 10,000-image inference timing")
+    b.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    b.add_argument("--synthetic", action="store_true", help="random images instead of MNIST")
+    b.add_argument("--seed", type=_number(int, "--seed", allow_zero=True), default=0)
     return p
 
 
@@ -240,12 +262,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from . import bench
-    except ImportError as e:  # pragma: no cover - the module ships with the package
-        raise CLIError(f"the benchmark is unavailable: {e}") from None
-    rest = args.args[1:] if args.args[:1] == ["--"] else args.args
-    return int(bench.main(rest) or 0)
+    from .benchmark import run_benchmark
+
+    run_benchmark(threads=args.threads, batch_sizes=args.batch_sizes,
+                  steps=None if args.epochs is not None else args.steps,
+                  epochs=args.epochs or 1, repeats=args.repeats, inference=args.inference,
+                  model=args.model, data_dir=args.data_dir, synthetic=args.synthetic,
+                  seed=args.seed)
+    return 0
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
@@ -263,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        if argv[:1] == ["bench"]:  # the benchmark owns all of its options, --help included
-            argv = ["bench", "--", *argv[1:]]
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except CLIError as e:

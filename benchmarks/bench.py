@@ -15,15 +15,19 @@ Measures:
     * ``latency``: one image, milliseconds (median of many calls);
     * ``memory``: peak resident memory of a child process that trains ``steps`` batches,
       one child per framework so that neither pollutes the other, and the peak PSS summed
-      over that child and its data-parallel workers (:mod:`numcnn.bench_memory`).
+      over that child and its data-parallel workers (``memory.py`` beside this file).
 
 At ``n ≥ 2`` threads numcnn's ``fit`` trains data-parallel in ``n`` processes of one BLAS
 thread each (:mod:`numcnn.training.parallel`), the way it runs for users after
 ``numcnn.set_num_threads(n)``; PyTorch runs ``n`` intra-op threads. Both use ``n`` cores.
 
-PyTorch is imported lazily; without it numcnn is timed alone. numcnn itself never needs it.
+PyTorch is imported lazily; without it numcnn is timed alone. numcnn itself never needs it:
+this file and its neighbours (``torch_twins.py``, ``memory.py``) live in ``benchmarks/`` of
+the source checkout, not in the package, and use numcnn as an ordinary library (the timing
+of numcnn alone is :mod:`numcnn.benchmark`, also behind ``numcnn bench``). Run it through
+``python benchmarks/lenet_vs_torch.py``, or from Python with ``benchmarks/`` on ``sys.path``:
 
->>> from numcnn.bench import run_bench
+>>> from bench import run_bench
 >>> rows = run_bench(threads=(1,), batch_sizes=(128,), steps=20, repeats=3)  # doctest: +SKIP
 """
 
@@ -44,12 +48,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import models as zoo
-from .bench_memory import measure_memory
-from .bench_torch import torch_twin
-from .optimizers import SGD
-
-EPOCH_IMAGES = 60000
+import numcnn
+from memory import measure_memory
+from numcnn import benchmark
+from numcnn import models as zoo
+from numcnn.benchmark import (
+    EPOCH_IMAGES,
+    build_numcnn,
+    load_mnist,
+    time_numcnn_infer,
+    time_numcnn_train,
+)
+from torch_twins import torch_twin
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -69,44 +79,12 @@ def threads_limited(n: int):
     old = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
-    from .threads import blas_threads, num_threads
-
     try:
-        with blas_threads(n), num_threads(n):  # numcnn's fit/predict use n threads too
+        with benchmark.threads_limited(n):  # numcnn's fit/predict use n threads too
             yield
     finally:
         if torch is not None and old is not None:
             torch.set_num_threads(old)
-
-
-def load_mnist(data_dir: str | None = None, synthetic: bool = False):
-    """MNIST as resident float32 arrays in [0, 1], shaped (N, 1, 28, 28), plus int64 labels.
-
-    Falls back to random images (same shapes) when the files are not found and cannot be
-    downloaded, saying so on stderr; timing does not depend on the pixel values.
-    """
-    if not synthetic:
-        try:
-            from .datasets import mnist
-
-            (xtr, ytr), (xte, yte) = mnist.load_data(data_dir, verbose=False)
-        except Exception as err:  # any failure to get MNIST: time on random data instead
-            print(f"note: MNIST unavailable ({err}); timing on random images", file=sys.stderr)
-        else:
-            def prep(a):
-                return (a.astype(np.float32) / np.float32(255))[:, None]
-            return prep(xtr), ytr.astype(np.int64), prep(xte), yte.astype(np.int64)
-    rng = np.random.default_rng(0)
-    return (rng.random((EPOCH_IMAGES, 1, 28, 28), dtype=np.float32),
-            rng.integers(0, 10, EPOCH_IMAGES), rng.random((10000, 1, 28, 28), dtype=np.float32),
-            rng.integers(0, 10, 10000))
-
-
-def build_numcnn(model: str, seed: int, lr: float, momentum: float):
-    """A compiled zoo model (no metrics: both frameworks time the bare training step)."""
-    net = zoo.get(model, seed=seed)
-    net.compile(SGD(lr, momentum=momentum), "softmax_cross_entropy", metrics=[])
-    return net
 
 
 def check_float32_step(net, x: np.ndarray, y: np.ndarray) -> None:
@@ -126,14 +104,6 @@ def check_float32_step(net, x: np.ndarray, y: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------- timers
-def time_numcnn_train(net, x: np.ndarray, y: np.ndarray, bs: int, steps: int) -> float:
-    """Seconds for ``steps`` batches of ``net.fit`` on the (pre-shuffled) data, no shuffle."""
-    n = steps * bs
-    t = time.perf_counter()
-    net.fit(x[:n], y[:n], batch_size=bs, epochs=1, shuffle=False, verbose=0)
-    return time.perf_counter() - t
-
-
 def time_torch_train(module, opt, xt, yt, bs: int, steps: int) -> float:
     """Seconds for ``steps`` batches of the usual PyTorch loop on the same batches."""
     torch = _torch()
@@ -147,12 +117,6 @@ def time_torch_train(module, opt, xt, yt, bs: int, steps: int) -> float:
         loss.backward()
         opt.step()
         loss.item()
-    return time.perf_counter() - t
-
-
-def time_numcnn_infer(net, x: np.ndarray, bs: int) -> float:
-    t = time.perf_counter()
-    net.predict(x, batch_size=bs)
     return time.perf_counter() - t
 
 
@@ -381,9 +345,7 @@ def _row(measure: str, th: int, bs: int, unit: str, vn: list[float], vt: list[fl
 
 
 def _header(tch, threads, model, steps, repeats) -> str:
-    import numpy
-
-    from . import __version__ as ver
+    ver = numcnn.__version__
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
@@ -393,7 +355,7 @@ def _header(tch, threads, model, steps, repeats) -> str:
                     break
     tv = tch.__version__ if tch is not None else "not installed"
     mode = f"{steps} batches per repeat, extrapolated to 60,000 images" if steps else "epochs"
-    return (f"model {model}; numcnn {ver}, NumPy {numpy.__version__}, PyTorch {tv}, "
+    return (f"model {model}; numcnn {ver}, NumPy {np.__version__}, PyTorch {tv}, "
             f"Python {platform.python_version()}; CPU {cpu} ({os.cpu_count()} logical); "
             f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}"
             + ("; numcnn at n ≥ 2 threads: fit in n data-parallel processes of 1 BLAS thread "
@@ -441,7 +403,6 @@ def print_table(rows: list[dict], print_fn=print, header: str = "") -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="numcnn bench",
         description="Time numcnn against PyTorch (same net, weights, optimizer, batches and "
                     "thread count) and print a table; the last line is numcnn/PyTorch.")
     p.add_argument("--threads", type=int, nargs="+", default=[1], help="thread counts")
@@ -471,15 +432,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``numcnn bench`` entry point; returns the exit status."""
-    a = build_parser().parse_args(argv)
+    """Entry point of ``python benchmarks/lenet_vs_torch.py``; returns the exit status."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
     bad = [v for v in [*a.threads, *a.batch_sizes, a.repeats] if v <= 0]
     if bad or (a.steps is not None and a.steps <= 0) or (a.epochs is not None and a.epochs <= 0):
-        print("numcnn bench: threads, batch sizes, steps, epochs and repeats must be positive",
+        print(f"{parser.prog}: threads, batch sizes, steps, epochs and repeats must be positive",
               file=sys.stderr)
         return 2
     if a.model.lower() not in zoo.ZOO:
-        print(f"numcnn bench: unknown model {a.model!r}; expected one of: "
+        print(f"{parser.prog}: unknown model {a.model!r}; expected one of: "
               f"{', '.join(sorted(zoo.ZOO))}", file=sys.stderr)
         return 2
     steps = None if a.epochs is not None else a.steps

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from .layers.lenet import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
+from numcnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from numcnn.layers.lenet import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
 
 
 @functools.lru_cache(maxsize=1)
 def _modules() -> dict[str, type]:
-    """The twin module classes (defined on first use, so numcnn never imports torch)."""
+    """The twin module classes (defined on first use: importing this file needs no torch)."""
     import torch
     from torch import nn
     from torch.nn import functional as F

@@ -1,5 +1,7 @@
 """Peak memory of training, measured in a fresh child process per framework (Linux).
 
+Part of the side-by-side benchmark (``bench.py`` beside this file), not of the package.
+
 Two figures per run, both over the training window only (after data loading and model
 building):
 
@@ -26,6 +28,8 @@ import sys
 import time
 
 _READY = "numcnn-bench-memory: training"
+#: this folder (benchmarks/), put on the child's sys.path so that it finds this module
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def status_mib(key: str, pid: int | str = "self") -> float | None:
@@ -79,7 +83,7 @@ def _reset_peak() -> None:
 def child_memory(framework: str, model: str, bs: int, steps: int, threads: int,
                  data_dir: str | None, synthetic: bool) -> dict:
     """Run in the child: load, build, announce training on stdout, train, report MiB."""
-    from . import bench
+    import bench  # here, not at the top: bench imports this module
 
     x, y, _, _ = bench.load_mnist(data_dir, synthetic)
     net = bench.build_numcnn(model, 0, 0.05, 0.9)
@@ -115,10 +119,11 @@ def measure_memory(framework: str, model: str, bs: int, steps: int, threads: int
         PSS of the child and its worker processes (None where ``/proc`` is missing).
     """
     args = json.dumps([framework, model, bs, steps, threads, data_dir, synthetic])
-    code = ("import json, sys; from numcnn.bench_memory import child_memory; "
+    code = ("import json, sys; sys.path.insert(0, sys.argv[2]); "
+            "from memory import child_memory; "
             "print(json.dumps(child_memory(*json.loads(sys.argv[1]))))")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    proc = subprocess.Popen([sys.executable, "-c", code, args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", code, args, HERE], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     sampling = os.path.exists(f"/proc/{os.getpid()}/smaps_rollup")
     peak_pss = 0.0
