@@ -86,6 +86,11 @@ class Conv2D(Layer):
     def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
         return resolve_padding(self.padding, self.kernel_size, self.stride, hw)
 
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Explicit ``(top, bottom, left, right)`` padding for the built input size."""
+        return self._pads(tuple(self.input_shape[1:3]))
+
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
             raise ValueError(

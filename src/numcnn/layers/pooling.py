@@ -48,6 +48,11 @@ class _Pool2D(Layer):
     def kernel_size(self) -> tuple[int, int]:
         return self.pool_size
 
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Explicit ``(top, bottom, left, right)`` padding for the built input size."""
+        return self._pads(tuple(self.input_shape[1:3]))
+
     def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
         pads = resolve_padding(self.padding, self.pool_size, self.stride, hw)
         kh, kw = self.pool_size

@@ -381,6 +381,12 @@ class Model(Layer):
                                        input_grads=self.need_input_grad)
         return outs if self._list_out else outs[0]
 
+    @property
+    def last_calls(self) -> list[Call]:
+        """The calls of the latest :meth:`forward`, one per step of the graph in order: each
+        holds its cache and whether it computes an input gradient (``need_dx``)."""
+        return list(self._tape or [])
+
     def backward(self, dy: Any) -> Any:
         """Back-propagate through the latest :meth:`forward`; fills every layer's ``grads``
         and returns dL/dx when ``need_input_grad`` (else None)."""

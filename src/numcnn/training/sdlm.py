@@ -70,7 +70,8 @@ def _gn_backward(model: Model, tape: list[Any], d2ys: list[Any],
     return [d2[s] for s in graph.input_slots]
 
 
-def gauss_newton_diagonal(model: Model, loss: Any, x: Any, y: Any) -> dict[str, np.ndarray]:
+def gauss_newton_diagonal(model: Model, loss: Any, x: Any, y: Any,
+                          trainable_only: bool = True) -> dict[str, np.ndarray]:
     """Diagonal Gauss–Newton curvature of the batch-mean loss for every trainable parameter.
 
     Forward pass, then ``d2 = loss.backward_gn()`` propagated back through every layer's
@@ -82,6 +83,8 @@ def gauss_newton_diagonal(model: Model, loss: Any, x: Any, y: Any) -> dict[str, 
         model: a built single-output model whose layers have Gauss–Newton rules.
         loss: a loss with ``backward_gn()`` (e.g. :class:`numcnn.losses.LeNetMAP`).
         x: inputs (N, *input_shape) in the model dtype. y: targets.
+        trainable_only: only the trainable parameters (what SDLM needs); False adds the
+            frozen ones (e.g. LeNet-5's fixed RBF centres).
 
     Returns:
         ``{name: h}`` with the names and shapes of ``model.trainable_params()`` (all ≥ 0).
@@ -92,7 +95,7 @@ def gauss_newton_diagonal(model: Model, loss: Any, x: Any, y: Any) -> dict[str, 
     _gn_backward(model, tape, [loss.backward_gn()], h)
     out = {}
     for q, layer, key in model.named_params():
-        if layer.trainable:
+        if layer.trainable or not trainable_only:
             v = h.get(id(layer), {}).get(key)
             out[q] = np.zeros_like(layer.params[key]) if v is None else np.array(v)
     return out
