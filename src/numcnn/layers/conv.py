@@ -84,7 +84,11 @@ class Conv2D(Layer):
         self.mask: np.ndarray | None = None
 
     def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
-        return resolve_padding(self.padding, self.kernel_size, self.stride, hw)
+        cache = self.__dict__.setdefault("_pads_of", {})
+        pads = cache.get(hw)
+        if pads is None:
+            pads = cache[hw] = resolve_padding(self.padding, self.kernel_size, self.stride, hw)
+        return pads
 
     @property
     def pads(self) -> tuple[int, int, int, int]:

@@ -54,6 +54,9 @@ class _Pool2D(Layer):
         return self._pads(tuple(self.input_shape[1:3]))
 
     def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        cache = self.__dict__.setdefault("_pads_of", {})
+        if hw in cache:
+            return cache[hw]
         pads = resolve_padding(self.padding, self.pool_size, self.stride, hw)
         kh, kw = self.pool_size
         if max(pads[0], pads[1]) > kh // 2 or max(pads[2], pads[3]) > kw // 2:
@@ -61,6 +64,7 @@ class _Pool2D(Layer):
                 f"{self.display_name}: padding must be at most half the pool size "
                 f"{self.pool_size}; received padding={self.padding!r}"
             )
+        cache[hw] = pads
         return pads
 
     def output_shape(self, input_shape: Shape) -> Shape:

@@ -38,7 +38,7 @@ class Step:
     """One node of the graph in execution order, with the slots of its tensors."""
 
     __slots__ = ("index", "node", "layer", "in_slots", "out_slots", "list_input", "multi",
-                 "free")
+                 "free", "nested", "single_in", "single_out")
 
     def __init__(self, index: int, node: Node, in_slots: list[int], out_slots: list[int]):
         self.index = index
@@ -49,6 +49,9 @@ class Step:
         self.list_input = node.list_input
         self.multi = isinstance(node.layer.output_shape(node.layer.input_shape), list)
         self.free: list[int] = []  # slots whose last reader this step is
+        self.nested = getattr(node.layer, "backprop_call", None) is not None  # a model
+        self.single_in = None if self.list_input else in_slots[0]
+        self.single_out = None if self.multi else out_slots[0]
 
 
 def _toposort(outputs: list[SymbolicTensor]) -> list[Node]:
@@ -140,6 +143,16 @@ class Graph:
         for st in self.steps:
             for s in st.in_slots:
                 self.consumers.setdefault(s, []).append(st)
+        # a chain (each step reads the previous step's only output): the runs below then
+        # hand one array from step to step, with no slot bookkeeping
+        prev = self.input_slots[0] if len(inputs) == 1 else None
+        self.chain = len(inputs) == 1 and len(outputs) == 1 and bool(self.steps)
+        for st in self.steps:
+            if st.list_input or st.multi or st.in_slots != [prev]:
+                self.chain = False
+                break
+            prev = st.out_slots[0]
+        self.chain = self.chain and self.output_slots == [prev]
 
     # ---------------------------------------------------------------- gradients
     def grad_plan(self, input_grads: bool) -> list[Any]:
@@ -155,6 +168,13 @@ class Graph:
         return plan
 
     # ------------------------------------------------------------------- runs
+    def workspaces(self, ws: Workspace) -> list[Workspace]:
+        """One workspace per step, children of ``ws`` (made once, then looked up)."""
+        per = ws._children.get(self)
+        if per is None:
+            per = ws._children[self] = [ws.child(st.index) for st in self.steps]
+        return per
+
     def forward(self, xs: list[np.ndarray], training: bool, ws: Workspace, plan: list[Any],
                 fused: dict[int, str], keep: set[int] | None = None,
                 record: bool = True) -> tuple[list[np.ndarray], list[Call] | None,
@@ -165,20 +185,34 @@ class Graph:
             ``(outputs, tape, kept)``: the output arrays, the calls in step order (None unless
             ``record``) and ``{slot: array}`` for the slots in ``keep``.
         """
+        tape: list[Call] | None = [] if record else None
+        kept: dict[int, Any] = {}
+        if self.chain:
+            x = xs[0]
+            if keep and self.input_slots[0] in keep:
+                kept[self.input_slots[0]] = x
+            for st, sws in zip(self.steps, self.workspaces(ws)):
+                call = Call(training, plan[st.index], sws, fused.get(st.index))
+                x = st.layer.fprop(x, call)
+                if tape is not None:
+                    tape.append(call)
+                if keep and st.single_out in keep:
+                    kept[st.single_out] = x
+            return [x], tape, kept
         vals: list[Any] = [None] * self.n_slots
         for s, x in zip(self.input_slots, xs):
             vals[s] = x
-        tape: list[Call] | None = [] if record else None
-        kept: dict[int, Any] = {}
-        for st in self.steps:
-            x = [vals[s] for s in st.in_slots] if st.list_input else vals[st.in_slots[0]]
-            call = Call(training, plan[st.index], ws.child(st.index), fused.get(st.index))
-            y = run_fprop(st.layer, x, call)
-            if st.multi:
+        for st, sws in zip(self.steps, self.workspaces(ws)):
+            k = st.single_in
+            x = vals[k] if k is not None else [vals[s] for s in st.in_slots]
+            call = Call(training, plan[st.index], sws, fused.get(st.index))
+            y = st.layer.fprop(x, call)
+            k = st.single_out
+            if k is not None:
+                vals[k] = y
+            else:
                 for s, v in zip(st.out_slots, y):
                     vals[s] = v
-            else:
-                vals[st.out_slots[0]] = y
             if keep:
                 for s in st.out_slots:
                     if s in keep:
@@ -198,6 +232,24 @@ class Graph:
         """Back-propagate ``dys`` (one per output; None for an output without a gradient)
         through the recorded ``tape``. Returns the gradients of the inputs (``None`` each
         unless ``input_grads``)."""
+        if self.chain:
+            seen = grad_pass.seen
+            dy = dys[0]
+            for st in reversed(self.steps):
+                if dy is None:
+                    break
+                call = tape[st.index]
+                if st.nested:
+                    dy = st.layer.backprop_call(dy, call, grad_pass)
+                else:
+                    layer = st.layer
+                    first = id(layer) not in seen
+                    if first:
+                        seen.add(id(layer))
+                    dy = layer.bprop(dy, call, not first)
+                if not call.need_dx:
+                    dy = None
+            return [dy if input_grads else None]
         grads: list[Any] = [None] * self.n_slots
         owned = [False] * self.n_slots
         for s, dy in zip(self.output_slots, dys):
@@ -215,7 +267,15 @@ class Graph:
             for s in st.out_slots:
                 grads[s] = None
             call = tape[st.index]
-            dx = run_bprop(st.layer, dy, call, grad_pass)
+            if st.nested:
+                dx = st.layer.backprop_call(dy, call, grad_pass)
+            else:
+                layer = st.layer
+                seen = grad_pass.seen
+                first = id(layer) not in seen
+                if first:
+                    seen.add(id(layer))
+                dx = layer.bprop(dy, call, not first)
             need = call.need_dx
             if st.list_input:
                 for s, n, d in zip(st.in_slots, need, dx):
@@ -247,22 +307,6 @@ class GradPass:
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
-
-
-def run_fprop(layer: Layer, x: Any, call: Call) -> Any:
-    """``layer.fprop`` — a nested model runs its own graph with the call's workspace."""
-    return layer.fprop(x, call)
-
-
-def run_bprop(layer: Layer, dy: Any, call: Call, grad_pass: GradPass) -> Any:
-    """``layer.bprop`` with ``accumulate`` from ``grad_pass``; a nested model back-propagates
-    through its own graph within the same pass."""
-    inner = getattr(layer, "backprop_call", None)
-    if inner is not None:
-        return inner(dy, call, grad_pass)
-    first = id(layer) not in grad_pass.seen
-    grad_pass.seen.add(id(layer))
-    return layer.bprop(dy, call, accumulate=not first)
 
 
 def has_trainable(layer: Layer) -> bool:

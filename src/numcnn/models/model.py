@@ -28,7 +28,7 @@ from ..functional import Workspace
 from ..layers.base import LAYERS, Call, Layer, deserialize, serialize
 from ..layers.input import InputLayer
 from ..layers.node import SymbolicTensor, format_shape
-from .graph import Graph, GradPass, has_trainable
+from .graph import Graph, GradPass
 from .passes import PASSES
 
 _TRAINER_FACTORY: list[Callable[[Any], Any]] = []
@@ -232,11 +232,23 @@ class Model(Layer):
 
     def leaf_layers(self) -> list[Layer]:
         """Every layer that is not a model, nested models flattened, each once."""
-        out: dict[int, Layer] = {}
-        for layer in self.graph.layers:
-            for leaf in (layer.leaf_layers() if isinstance(layer, Model) else [layer]):
-                out.setdefault(id(leaf), leaf)
-        return list(out.values())
+        leaves = self.__dict__.get("_leaves")
+        if leaves is None or leaves[0] is not self.graph:
+            out: dict[int, Layer] = {}
+            for layer in self.graph.layers:
+                for leaf in (layer.leaf_layers() if isinstance(layer, Model) else [layer]):
+                    out.setdefault(id(leaf), leaf)
+            leaves = self._leaves = (self.graph, list(out.values()),
+                                     [lay for lay in out.values() if lay.grads])
+        return list(leaves[1])
+
+    def _grad_layers(self) -> list[Layer]:
+        """The leaf layers that have gradients."""
+        leaves = self.__dict__.get("_leaves")
+        if leaves is None or leaves[0] is not self.graph:
+            self.leaf_layers()
+            leaves = self._leaves
+        return leaves[2]
 
     # ------------------------------------------------------------- parameters
     def _named(self, store: str) -> list[tuple[str, Layer, str]]:
@@ -328,7 +340,8 @@ class Model(Layer):
 
     # ---------------------------------------------------- running the graph
     def _plan(self, input_grads: bool) -> list[Any]:
-        key = (input_grads, tuple(has_trainable(lay) for lay in self.graph.layers))
+        """``need_dx`` per step, cached by which leaf layers are trainable."""
+        key = (input_grads, tuple([lay.trainable for lay in self._grad_layers()]))
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self.graph.grad_plan(input_grads)
@@ -364,11 +377,12 @@ class Model(Layer):
         if top:
             grad_pass = GradPass()
             if accumulate:
-                grad_pass.seen.update(id(lay) for lay in self.leaf_layers())
+                grad_pass.seen.update(id(lay) for lay in self._grad_layers())
         dxs = self.graph.backward(tape, dys, grad_pass, input_grads)
         if top:
-            for layer in self.leaf_layers():
-                if id(layer) not in grad_pass.seen:
+            seen = grad_pass.seen
+            for layer in self._grad_layers():
+                if id(layer) not in seen:
                     for g in layer.grads.values():
                         g.fill(0)
         return dxs

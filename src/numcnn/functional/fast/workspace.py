@@ -38,6 +38,7 @@ def _free_refs() -> int:
 
 
 _FREE_REFS = _free_refs()
+_IDENTITY = [tuple(range(n)) for n in range(9)]
 
 
 class StaleCacheError(RuntimeError):
@@ -129,10 +130,11 @@ class Workspace:
         uses it — so the caller gets memory nobody else can see, exactly as with
         ``np.empty``, without the page faults of new memory.
         """
-        shape, dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        dtype = np.dtype(dtype)
         nbytes = dtype.itemsize * math.prod(shape)
         if nbytes < self.min_fresh_bytes:
             return np.empty(shape, dtype)
+        shape = tuple(int(d) for d in shape)
         arrays = self._pool.setdefault((shape, dtype), [])
         for a in arrays:
             if sys.getrefcount(a) == _FREE_REFS:
@@ -147,8 +149,11 @@ class Workspace:
                       order: tuple[int, ...] | None = None, zero: bool = False) -> np.ndarray:
         """A fresh array of ``shape`` whose memory follows ``order`` (axis ``order[0]``
         outermost; C order when None)."""
-        if order is None:
-            order = tuple(range(len(shape)))
+        if order is None or order == _IDENTITY[len(shape)]:
+            a = self.fresh(shape, dtype)
+            if zero:
+                a.fill(0)
+            return a
         a = self.fresh(tuple(shape[ax] for ax in order), dtype)
         if zero:
             a.fill(0)
@@ -180,6 +185,10 @@ def memory_order(a: np.ndarray) -> tuple[int, ...]:
     >>> memory_order(np.empty((2, 3, 4, 5)).transpose(3, 0, 1, 2))
     (1, 2, 3, 0)
     """
+    if a.flags.c_contiguous:
+        st = a.strides
+        if all(x >= y for x, y in zip(st, st[1:])):  # size-1 axes may carry any stride
+            return _IDENTITY[a.ndim]
     st = a.strides
     return tuple(sorted(range(a.ndim), key=lambda i: -st[i]))  # sorted() is stable
 
