@@ -89,18 +89,18 @@ def threads_limited(n: int):
 
 def check_float32_step(net, x: np.ndarray, y: np.ndarray) -> None:
     """One training step with every activation, gradient and parameter asserted float32."""
-    h = x
-    for layer in net.layers:
-        h = layer.forward(h, training=True)
-        assert h.dtype == np.float32, f"{layer.display_name} output is {h.dtype}"
+    names = list(net.intermediates(x[:2]))
+    for name, h in net.intermediates(x, names).items():
+        assert h.dtype == np.float32, f"{name} output is {h.dtype}"
+    h = net.forward(x, training=True)
     net.loss.forward(h, y)
     d = net.loss.backward()
     assert d.dtype == np.float32, f"loss gradient is {d.dtype}"
-    for layer in reversed(net.layers):
-        d = layer.backward(d)
-        assert d is None or d.dtype == np.float32, f"{layer.display_name} dx is {d.dtype}"
-    for p, g in zip(net.trainable_params(), net.trainable_grads()):
-        assert p.dtype == g.dtype == np.float32, f"parameter/gradient dtype {p.dtype}/{g.dtype}"
+    net.backward(d)
+    params, grads = net.trainable_params(), net.trainable_grads()
+    for name, p in params.items():
+        g = grads[name]
+        assert p.dtype == g.dtype == np.float32, f"{name}: parameter/gradient dtype {p.dtype}/{g.dtype}"
 
 
 # ---------------------------------------------------------------------------- timers

@@ -11,8 +11,8 @@ aliases are resolved through the registry) to a list of examples. Each example i
 * ``"make_input"``: ``f(rng, shape, dtype) -> x`` for layers that need special inputs
   (positive values, tie-free values, integer-like labels ...).
 
-Every registered layer (except ``Sequential``, tested on its own) must appear here, or the
-contract suite fails. Pick awkward cases: non-square kernels, stride > 1, padding, sizes that
+Every registered layer (except the models ``Sequential`` and ``Model``, tested on their own)
+must appear here, or the contract suite fails. Merge layers take a list of input shapes. Pick awkward cases: non-square kernels, stride > 1, padding, sizes that
 do not divide evenly. Keep the inputs tiny — the contract test runs every example in float32
 and float64.
 """
@@ -76,5 +76,13 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
         ({"units": 3, "centers": "random", "trainable": True}, (5,), {"count_params": 15}),
     ],
     "Rescale": [({"scale": 0.5, "offset": -0.1}, (2, 3, 3))],
+    "Reshape": [({"target_shape": (3, -1)}, (2, 3, 2)), ({"target_shape": (2, 2, 3)}, (12,))],
+    "InputLayer": [({"shape": (2, 3, 4)}, (2, 3, 4))],
+    # --- merge layers: a list of per-sample input shapes (graph engine, issue 9)
+    "Add": [({}, [(2, 3, 3), (2, 3, 3), (2, 3, 3)])],
+    "Subtract": [({}, [(4,), (4,)])],
+    "Multiply": [({}, [(2, 3, 3), (2, 3, 3)])],
+    "Average": [({}, [(5,), (5,), (5,)])],
+    "Concatenate": [({}, [(2, 3, 3), (1, 3, 3)]), ({"axis": -1}, [(3, 2), (3, 4), (3, 1)])],
     "Pad2D": [({"padding": (1, 0, 2, 3), "value": -0.1}, (2, 3, 4)), ({"padding": 2}, (1, 2, 2))],
 }

@@ -44,7 +44,7 @@ def test_twin_matches_outputs_and_gradients(name):
     np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-10)
     assert loss == pytest.approx(tloss.item(), rel=1e-10)
     theirs = [p.grad.numpy() for p in opt.param_groups[0]["params"]]
-    ours = net.trainable_grads()
+    ours = list(net.trainable_grads().values())
     assert len(ours) == len(theirs)
     for g, t in zip(ours, theirs):
         np.testing.assert_allclose(g, t.T if g.ndim == 2 else t, rtol=1e-8, atol=1e-12)

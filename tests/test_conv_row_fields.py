@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import numcnn.functional.conv as FC
+import numcnn.functional.fast.conv as FC
 from numcnn.functional import conv2d_backward, conv2d_forward
 from references import assert_conv_backward_matches_ref, conv2d_ref
 

@@ -75,8 +75,10 @@ def test_part_gradients_combine_to_the_full_batch_gradient(m, processes):
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y[idx]))
     loss.backward()
 
-    with DataParallel(model, x, y, processes) as dp:
-        value, out = dp.forward_backward(idx, x[idx], y[idx])
+    with DataParallel(model.trainer, [x], [y], processes) as dp:
+        value, parts, outs = dp.forward_backward(idx, [x[idx]], [y[idx]])
+    out = outs[0]
+    assert parts == [value]
 
     assert value == pytest.approx(loss.item(), rel=1e-12)
     np.testing.assert_allclose(out, logits.detach().numpy(), rtol=1e-10, atol=1e-12)
@@ -119,7 +121,7 @@ def test_shuffled_fit_matches_one_process_to_rounding():
     h1 = one.fit(x, y, batch_size=10, epochs=2, seed=4, verbose=0, processes=1)
     h2 = two.fit(x, y, batch_size=10, epochs=2, seed=4, verbose=0, processes=2)
     np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-10)
-    for p1, p2 in zip(one.trainable_params(), two.trainable_params()):
+    for p1, p2 in zip(one.trainable_params().values(), two.trainable_params().values()):
         np.testing.assert_allclose(p2, p1, rtol=1e-9, atol=1e-12)
 
 
@@ -161,8 +163,8 @@ def test_dropout_parts_draw_their_own_masks_reproducibly():
                            seed=0)
         model.compile(optimizer="sgd", loss="softmax_cross_entropy")
         x = np.ones((8, 1, 4, 4), np.float32)  # identical samples in both halves
-        with DataParallel(model, x, np.zeros(8, np.int64), 2) as dp:
-            return dp.forward_backward(np.arange(8), x, np.zeros(8, np.int64))[1]
+        with DataParallel(model.trainer, [x], [np.zeros(8, np.int64)], 2) as dp:
+            return dp.forward_backward(np.arange(8), [x], [np.zeros(8, np.int64)])[2][0]
 
     out = run()
     assert not np.array_equal(out[:4], out[4:])  # not a copy of the main process's masks
@@ -187,14 +189,14 @@ class InWorker(Layer):
         super().__init__(**kwargs)
         self.action, self.main_pid = action, os.getpid()
 
-    def forward(self, x, training=False):
+    def fprop(self, x, call):
         if os.getpid() != self.main_pid:
             if self.action == "exit":
                 os._exit(7)
             raise ArithmeticError("raised inside the worker")
         return x
 
-    def backward(self, dy):
+    def bprop(self, dy, call, accumulate=False):
         return dy
 
 
@@ -223,5 +225,5 @@ def test_bad_processes_and_ineligible_losses_are_refused():
     with pytest.raises(ValueError, match=r"SumLoss does not declare .*Loss.batch_mean"):
         model.fit(x, y, verbose=0, processes=2)
     with pytest.raises(ValueError, match="processes must be an int >= 2"):
-        DataParallel(model, x, y, 1)
+        DataParallel(model.trainer, [x], [y], 1)
     assert numcnn.losses.SoftmaxCrossEntropy.batch_mean and not SumLoss.batch_mean

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import numcnn.functional.conv as FC
+import numcnn.functional.fast.conv as FC
+from numcnn.functional import conv as reference_conv
 from numcnn.functional import (
     conv2d_backward,
     conv2d_forward,
@@ -21,7 +22,8 @@ from numcnn.functional import (
     relu_backward,
     relu_forward,
 )
-from numcnn.functional.workspace import Recycler, empty_ordered, memory_order
+from numcnn.functional import StaleCacheError, Workspace
+from numcnn.functional.fast.workspace import memory_order
 from references import conv2d_backward_ref, conv2d_ref, max_pool2d_ref
 
 LAYOUTS = {
@@ -34,7 +36,7 @@ LAYOUTS = {
 
 def in_layout(x: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
     """The same values as ``x`` (N, C, H, W), stored with axis ``order[0]`` outermost."""
-    out = empty_ordered(x.shape, x.dtype, order)
+    out = Workspace().fresh_ordered(x.shape, x.dtype, order)
     out[...] = x
     assert memory_order(out) == order or min(x.shape) == 1
     return out
@@ -156,22 +158,52 @@ def test_relu_keeps_layout_and_matches_definition():
     np.testing.assert_array_equal(dx, np.where(x > 0, dy, 0))
 
 
-def test_recycler_never_hands_out_referenced_memory():
-    r = Recycler(min_bytes=0)
-    a = r.empty((100,), np.float32)
-    b = r.empty((100,), np.float32)
+def test_fresh_arrays_never_hand_out_referenced_memory():
+    ws = Workspace(min_fresh_bytes=0)
+    a = ws.fresh((100,), np.float32)
+    b = ws.fresh((100,), np.float32)
     assert not np.shares_memory(a, b)  # a is still referenced
     view = a[10:20]
     del a
-    c = r.empty((100,), np.float32)
+    c = ws.fresh((100,), np.float32)
     assert not np.shares_memory(c, view)  # a view keeps its base in use
     del view, c
-    d = r.empty((100,), np.float32)
-    e = r.empty((100,), np.float32)
+    d = ws.fresh((100,), np.float32)
+    e = ws.fresh((100,), np.float32)
     assert not np.shares_memory(d, e)
     ids = {id(d), id(e)}
     del d, e
-    assert id(r.empty((100,), np.float32)) in ids  # released arrays are re-used
+    assert id(ws.fresh((100,), np.float32)) in ids  # released arrays are re-used
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1)])
+@pytest.mark.parametrize("N", [2, 64])  # 64: the row-field path for a 12-wide output
+def test_stale_conv_cache_raises_instead_of_returning_wrong_numbers(N, pads):
+    """Two forward calls on one workspace, then the first call's backward: the buffers it
+    kept were re-used, so it must refuse (the defect: weight gradients off by 33–144)."""
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    ws = Workspace()
+    x1, x2 = (rng.standard_normal((N, 3, 14, 14)).astype(np.float32) for _ in range(2))
+    y1, c1 = conv2d_forward(x1, W, None, (1, 1), pads, ws)
+    y2, c2 = conv2d_forward(x2, W, None, (1, 1), pads, ws)
+    with pytest.raises(StaleCacheError, match="stale"):
+        conv2d_backward(np.ones_like(y1), c1)
+    _, dW2, _ = conv2d_backward(np.ones_like(y2), c2)  # the latest call is fine
+    _, rc = reference_conv.conv2d_forward(x2.astype(np.float64), W.astype(np.float64), None,
+                                          (1, 1), pads)
+    _, dW_ref, _ = reference_conv.conv2d_backward(np.ones(y2.shape), rc)
+    np.testing.assert_allclose(dW2, dW_ref, rtol=1e-4, atol=1e-3)
+
+
+def test_stale_max_pool_cache_raises():
+    rng = np.random.default_rng(8)
+    ws = Workspace()
+    x = rng.standard_normal((4, 2, 8, 8)).astype(np.float32)
+    y1, c1 = max_pool2d_forward(x, (2, 2), (2, 2), (1, 1, 1, 1), ws)
+    max_pool2d_forward(x + 1, (2, 2), (2, 2), (1, 1, 1, 1), ws)
+    with pytest.raises(StaleCacheError):
+        max_pool2d_backward(np.ones_like(y1), c1)
 
 
 def test_bench_smoke_without_torch(capsys, monkeypatch):

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -36,3 +37,19 @@ def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
     same = namespace["same"]
     x = namespace["x_test"][:50]
     assert (same.predict(x) == namespace["model"].predict(x)).all()
+
+
+def test_functional_api_example_runs(capsys):
+    """The residual example of "Graphs: the Functional API" runs as written."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Graphs: the Functional API"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    model, maps = namespace["model"], namespace["maps"]
+    assert "Connected to" in capsys.readouterr().out
+    assert maps["conv2d"].shape == (4, 8, 28, 28) and maps["conv2d"].flags.c_contiguous
+    assert maps["add"].shape == (4, 8, 14, 14)
+    feats = namespace["features"].predict(namespace["xs"][:4])
+    np.testing.assert_array_equal(feats, maps["add"])  # the sub-model shares the weights
+    assert model.count_params() == 8 * 10 + 2 * (8 * 73) + 392 * 10 + 10

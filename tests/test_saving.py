@@ -73,7 +73,8 @@ def test_file_is_plain_npz_without_pickle(tmp_path):
         cfg = json.loads(str(f["__config__"]))
         for q, layer, k in model.named_params():
             np.testing.assert_array_equal(f[f"param/{q}"], layer.params[k])
-    assert cfg["model"]["layers"][0]["class_name"] == "Conv2D"
+    assert cfg["model"]["class_name"] == "Sequential"
+    assert cfg["model"]["config"]["layers"][0]["class_name"] == "Conv2D"
     assert sum(n.startswith("param/") for n in names) == len(model.named_params())
 
 

@@ -12,16 +12,22 @@ from . import (
     preprocessing,
     schedules,
 )
+from . import training  # installs the trainer behind Model.fit (models never import it)
+from .functional import get_kernels, set_kernels, use_kernels
 from .io.saving import load_model, save_model
-from .models import Sequential
+from .layers import Input
+from .models import Model, Sequential
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Input",
+    "Model",
     "Sequential",
     "filters",
     "functional",
+    "get_kernels",
     "get_num_threads",
     "initializers",
     "layers",
@@ -33,5 +39,8 @@ __all__ = [
     "preprocessing",
     "save_model",
     "schedules",
+    "set_kernels",
     "set_num_threads",
+    "training",
+    "use_kernels",
 ]

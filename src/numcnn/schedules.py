@@ -130,6 +130,16 @@ class Schedule:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def state_dict(self) -> dict[str, Any]:
+        """A schedule is a pure function of the epoch: nothing to save (the position is the
+        epoch, which the trainer saves)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"a {type(self).__name__} schedule has no state; received "
+                             f"{sorted(state)}")
+
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.get_config() == self.get_config()
 
@@ -463,3 +473,28 @@ def _build(name: str, kwargs: dict[str, Any], shown: str) -> Schedule:
 def serialize(schedule: Schedule) -> dict[str, Any]:
     """``{"name": ..., **config}``; ``get`` of it rebuilds the schedule (JSON-friendly)."""
     return {"name": schedule.name, **schedule.get_config()}
+
+
+#: LeNet-5's global learning-rate schedule for SDLM (LeCun et al. 1998, section V.A):
+#: (η, number of passes), then 1e-5 for every later pass.
+LENET5_ETA_SCHEDULE = ((5e-4, 2), (2e-4, 3), (1e-4, 3), (5e-5, 4), (1e-5, None))
+
+
+def lenet5_eta(pass_index: int) -> float:
+    """η for pass ``pass_index`` (0-based) under :data:`LENET5_ETA_SCHEDULE`.
+
+    >>> [lenet5_eta(k) for k in (0, 1, 2, 5, 8, 12, 19)]
+    [0.0005, 0.0005, 0.0002, 0.0001, 5e-05, 1e-05, 1e-05]
+    """
+    if pass_index < 0:
+        raise ValueError(f"pass_index must be >= 0; received pass_index={pass_index}")
+    start = 0
+    for eta, n in LENET5_ETA_SCHEDULE:
+        if n is None or pass_index < start + n:
+            return eta
+        start += n
+    raise AssertionError("unreachable")
+
+
+#: the same schedule as a :class:`Piecewise` schedule by epoch
+LENET5_ETA = Piecewise({0: 5e-4, 2: 2e-4, 5: 1e-4, 8: 5e-5, 12: 1e-5})

@@ -1,43 +1,59 @@
-"""Pure NumPy kernels: ``forward(...) -> (y, cache)`` and ``backward(dy, cache) -> grads``."""
+"""Pure NumPy kernels: ``forward(...) -> (y, cache)`` and ``backward(dy, cache) -> grads``.
+
+Two paths compute every op that has a fast version:
+
+* the **reference** modules — :mod:`.conv`, :mod:`.pool`, :mod:`.activation`,
+  :mod:`.norm` — write the course's math out (im2col, the full convolution with the rotated
+  kernel, the Kronecker up-sampling of pooling), short enough to read in one sitting;
+* :mod:`.fast` re-orders the same arithmetic for speed (batch-innermost layouts, row
+  fields, blocked im2col, kept pooling comparisons) with scratch memory from a caller-owned
+  :class:`Workspace`.
+
+The functions exported here (``conv2d_forward``, ``max_pool2d_forward``, …) go through the
+dispatcher (:mod:`.dispatch`): the fast path by default, the reference path after
+``set_kernels("reference")`` or inside ``use_kernels("reference")``. Geometry shared by both
+(``output_size``, padding) lives in :mod:`.geometry`. Nothing here keeps state between calls.
+"""
 
 from .activation import (
     leaky_relu_backward,
     leaky_relu_forward,
     log_softmax,
-    relu_backward,
-    relu_forward,
     sigmoid_backward,
     sigmoid_forward,
     softmax_backward,
     softmax_forward,
-    tanh_backward,
-    tanh_forward,
 )
-from .conv import (
-    check_padding,
-    conv2d_backward,
-    conv2d_forward,
-    conv_output_hw,
-    output_size,
-    pair,
-    resolve_padding,
-)
-from .pool import (
+from .conv import connection_mask
+from .dispatch import (
     avg_pool2d_backward,
     avg_pool2d_forward,
+    conv2d_backward,
+    conv2d_forward,
+    get_kernels,
     max_pool2d_backward,
     max_pool2d_forward,
+    relu_backward,
+    relu_forward,
+    set_kernels,
+    tanh_backward,
+    tanh_forward,
+    use_kernels,
 )
-from .workspace import Workspace
+from .fast.workspace import StaleCacheError, Workspace
+from .geometry import check_padding, conv_output_hw, output_size, pair, resolve_padding
 
 __all__ = [
+    "StaleCacheError",
     "Workspace",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "check_padding",
+    "connection_mask",
     "conv2d_backward",
     "conv2d_forward",
     "conv_output_hw",
+    "get_kernels",
     "leaky_relu_backward",
     "leaky_relu_forward",
     "log_softmax",
@@ -48,10 +64,12 @@ __all__ = [
     "relu_backward",
     "relu_forward",
     "resolve_padding",
+    "set_kernels",
     "sigmoid_backward",
     "sigmoid_forward",
     "softmax_backward",
     "softmax_forward",
     "tanh_backward",
     "tanh_forward",
+    "use_kernels",
 ]

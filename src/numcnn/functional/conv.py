@@ -1,256 +1,82 @@
-"""2-D convolution (cross-correlation, as in every deep-learning framework), forward and backward.
+"""2-D convolution, forward and backward, written the way the course derives it.
 
-The course derives the convolution layer's back-propagation with *sensitivity maps*
-δ = dL/dy. For one output map ``f`` and input map ``c``:
+Deep-learning "convolution" is cross-correlation. With the sensitivity map ``δ = dL/dy`` of
+the output, for output map ``f`` and input map ``c``:
 
-* forward:  ``y[f] = Σ_c x[c] ⋆ W[f, c] + b[f]``  (⋆ = valid cross-correlation)
-* input:    ``dx[c] = Σ_f full_conv(δ[f], rot180(W[f, c]))`` — the "full convolution with the
-  rotated kernel" of the course, zero-inserted between samples when the stride is > 1
-* weights:  ``dW[f, c] = x[c] ⋆ δ[f]``  — the correlation of the input with the sensitivity
-* bias:     ``db[f] = Σ δ[f]``
+* forward:  ``y[f] = Σ_c x[c] ⋆ W[f, c] + b[f]``, ⋆ the valid cross-correlation, computed
+  as im2col (every receptive field as a row) and one matrix product;
+* input:    ``dx[c] = Σ_f full_conv(δ[f], rot180(W[f, c]))`` — the *full* convolution of
+  the sensitivity map with the kernel rotated by 180°. With stride ``s > 1``, ``s − 1`` zeros
+  are first inserted between the samples of δ (the positions the stride skipped);
+* weights:  ``dW[f, c] = x[c] ⋆ δ[f]`` — the correlation of the input with the sensitivity
+  map, one kernel offset ``(i, j)`` at a time;
+* bias:     ``db[f] = Σ δ[f]``.
 
-All three are computed here as matrix products over an im2col buffer, which is exactly the
-same arithmetic re-ordered: the columns hold every receptive field, ``W @ cols`` is the
-correlation, ``Wᵀ @ δ`` followed by col2im (scatter-add back to the field positions) is the
-full convolution with the rotated kernel, and ``δ @ colsᵀ`` is the input–sensitivity
-correlation. The loops run only over the ``kh·kw`` kernel offsets; each iteration moves a
-whole strided slab of data.
+This module is the readable reference path: short, literal and checked against naive loops
+and PyTorch. :mod:`numcnn.functional.fast.conv` computes the same numbers faster, and
+:func:`numcnn.functional.conv2d_forward` chooses between them
+(:func:`numcnn.functional.set_kernels`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numpy.lib.stride_tricks import sliding_window_view
 
-from .workspace import RECYCLER, Workspace, empty_ordered, get_workspace
-
-Padding = Union[str, int, tuple[int, int], tuple[int, int, int, int]]
+from .geometry import conv_output_hw, window
 
 
-def pair(value: Any, what: str) -> tuple[int, int]:
-    """Normalise an int or an ``(h, w)`` pair to a tuple of two positive ints."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = (int(value), int(value))
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-    ):
-        out = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f"{what} must be an int or a pair of ints; received {what}={value!r}")
-    if min(out) <= 0:
-        raise ValueError(f"{what} must be positive; received {what}={value!r}")
-    return out
-
-
-def output_size(n: int, k: int, s: int, p_before: int, p_after: int | None = None) -> int:
-    """Output length of a sliding window: ``m = (n + p_before + p_after − k) // s + 1``.
-
-    With symmetric padding ``p`` this is the course's ``m = (n + 2p − k) / s + 1``. Used by
-    convolution and pooling alike.
-
-    Args:
-        n: input length. k: window length. s: stride.
-        p_before, p_after: zero padding on each side (``p_after`` defaults to ``p_before``).
-
-    >>> output_size(7, 3, 2, 1)
-    4
-    """
-    if p_after is None:
-        p_after = p_before
-    span = n + p_before + p_after - k
-    if span < 0:
-        raise ValueError(
-            f"window of size {k} does not fit an input of size {n} with padding "
-            f"({p_before}, {p_after})"
-        )
-    return span // s + 1
-
-
-def check_padding(padding: Padding) -> Padding:
-    """Validate a padding argument at construction time and return it in canonical form.
-
-    Accepted: ``"valid"``, ``"same"``, an int ``p``, ``(ph, pw)`` or
-    ``(top, bottom, left, right)``; all numbers non-negative.
-    """
-    if isinstance(padding, str):
-        if padding.lower() not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
-        return padding.lower()
-    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-        vals: tuple[int, ...] = (int(padding),)
-    elif isinstance(padding, (tuple, list)) and len(padding) in (2, 4) and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in padding
-    ):
-        vals = tuple(int(v) for v in padding)
-    else:
-        raise TypeError(
-            "padding must be 'valid', 'same', an int, (ph, pw) or (top, bottom, left, right); "
-            f"received padding={padding!r}"
-        )
-    if min(vals) < 0:
-        raise ValueError(f"padding must be non-negative; received padding={padding!r}")
-    return vals[0] if len(vals) == 1 else vals
-
-
-def resolve_padding(
-    padding: Padding, kernel: tuple[int, int], stride: tuple[int, int], in_hw: tuple[int, int]
-) -> tuple[int, int, int, int]:
-    """Turn a padding argument into explicit ``(top, bottom, left, right)`` amounts.
-
-    ``"same"`` follows TensorFlow/Keras: output size ``ceil(n / s)``, total padding
-    ``max((m − 1)·s + k − n, 0)`` split with the extra pixel at the bottom/right. For stride 1
-    and odd ``k`` this is ``(k − 1) / 2`` on each side, as in PyTorch's ``padding="same"``.
-    """
-    padding = check_padding(padding)
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    if padding == "same":
-        out = []
-        for n, k, s in zip(in_hw, kernel, stride):
-            m = -(-n // s)
-            total = max((m - 1) * s + k - n, 0)
-            out += [total // 2, total - total // 2]
-        return (out[0], out[1], out[2], out[3])
-    if isinstance(padding, int):
-        return (padding,) * 4
-    if len(padding) == 2:
-        return (padding[0], padding[0], padding[1], padding[1])
-    return tuple(padding)  # type: ignore[return-value]
-
-
-def conv_output_hw(
-    in_hw: tuple[int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-) -> tuple[int, int]:
-    """``(Ho, Wo)`` from the shared :func:`output_size` formula."""
-    return (
-        output_size(in_hw[0], kernel[0], stride[0], pads[0], pads[1]),
-        output_size(in_hw[1], kernel[1], stride[1], pads[2], pads[3]),
-    )
-
-
-def pad_input(
-    x: np.ndarray, pads: tuple[int, int, int, int], ws: Workspace, name: str, fill: float = 0.0
-) -> np.ndarray:
-    """Copy ``x`` (N, C, H, W) into a re-used buffer bordered by ``fill``; no copy if no pads."""
+def pad(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
+    """``x`` (N, C, H, W) bordered by ``(top, bottom, left, right)`` rows/columns of ``value``."""
     pt, pb, pl, pr = pads
-    if not (pt or pb or pl or pr):
-        return x
-    N, C, H, W = x.shape
-    xp = ws.padded(name, (N, C, H + pt + pb, W + pl + pr), x.dtype, fill)
-    xp[:, :, pt : pt + H, pl : pl + W] = x
-    return xp
+    return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
 
 
-def window(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]):
-    """The strided view of ``a[..., H, W]`` hit by kernel offset ``(i, j)`` at every output."""
-    Ho, Wo = out_hw
-    sh, sw = stride
-    return a[..., i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw]
-
-
-def _hwn(x: np.ndarray) -> np.ndarray:
-    """``x`` (N, C, H, W) seen as (C, H, W, N): the batch-innermost order used internally."""
-    return x.transpose(1, 2, 3, 0)
-
-
-def _nchw(a: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_hwn`: a (C, H, W, N) array seen as (N, C, H, W)."""
-    return a.transpose(3, 0, 1, 2)
-
-
-#: bytes of im2col columns built at a time: a block of output rows is built, multiplied and
-#: (in backward) scattered back while still cached, which measured ≈1.6× faster for LeNet-5's
-#: C1 than one full-size im2col buffer. Blocks are also capped at :data:`MAX_COLS` columns.
-#: 1.6 MB rather than 400 kB: fewer, larger BLAS calls measured faster (LeNet-5 C3 at batch
-#: 128, before it moved to row fields: forward 1.38 -> 1.17 ms, backward 2.81 -> 2.63 ms;
-#: one forward at batch 1000: C1 8.3 -> 7.8 ms, C3 12.2 -> 10.9 ms).
-BLOCK_BYTES = 1_600_000
-#: a single output row whose columns exceed this is split into parts of ``BLOCK_BYTES``
-#: (very large batches); below it whole rows are kept (fewer, larger calls measured better).
-ROW_SPLIT_BYTES = 4_000_000
-#: a row is also split when its GEMM would have more than this many columns (``Wo·N``):
-#: OpenBLAS multiplies LeNet-5's C1 block (6, 25) @ (25, n) ≈3× slower per column at
-#: n = 7168 (batch 256) than at n = 3584; splitting measured 12–15 % faster at batch 256.
-MAX_COLS = 4096
-
-
-def _blocks(Ho: int, Wo: int, K: int, N: int, itemsize: int) -> list[tuple[int, int, int, int]]:
-    """``(row, n_rows, col, n_cols)`` blocks of output positions, each about
-    :data:`BLOCK_BYTES` of columns and at most :data:`MAX_COLS` columns: whole rows, or parts
-    of single rows for huge rows."""
-    per_pos = max(1, K * N * itemsize)
-    if Wo * per_pos <= ROW_SPLIT_BYTES and Wo * N <= MAX_COLS:
-        R = max(1, min(Ho, BLOCK_BYTES // (Wo * per_pos), MAX_COLS // (Wo * N)))
-        return [(a, min(R, Ho - a), 0, Wo) for a in range(0, Ho, R)]
-    Q = max(1, min(BLOCK_BYTES // per_pos, MAX_COLS // N))
-    return [(a, 1, q, min(Q, Wo - q)) for a in range(Ho) for q in range(0, Wo, Q)]
-
-
-def _im2col_block(xp: np.ndarray, cols: np.ndarray, a: int, q: int,
-                  stride: tuple[int, int]) -> np.ndarray:
-    """Fill ``cols`` (C, kh, kw, R, Q, N) with the receptive fields of output rows a..a+R−1,
-    columns q..q+Q−1.
-
-    ``cols[c, i, j, r, u, n] = xp[c, (a + r)·sh + i, (q + u)·sw + j, n]``: one strided view of
-    ``xp`` (no data moved) copied in a single call, instead of one copy per kernel offset.
-    Returns the (C·kh·kw, R·Q·N) matrix view.
-    """
-    C, kh, kw, R, Q, N = cols.shape
-    sh, sw = stride
-    sC, sH, sW, sN = xp.strides
-    fields = as_strided(xp[:, a * sh :, q * sw :], shape=cols.shape,
-                        strides=(sC, sH, sW, sH * sh, sW * sw, sN), writeable=False)
-    np.copyto(cols, fields)
-    return cols.reshape(C * kh * kw, R * Q * N)
-
-
-def _block_view(a4: np.ndarray, a: int, R: int, q: int, Q: int) -> np.ndarray:
-    """(F, R·Q·N) matrix view of ``a4[:, a:a+R, q:q+Q]`` for a (F, Ho, Wo, N) array."""
-    F, _, _, N = a4.shape
-    v = a4[:, a : a + R, q : q + Q].reshape(F, R * Q * N)
-    assert v.base is not None  # a view by construction (whole rows, or one row)
-    return v
-
-
-def conv2d_forward(
-    x: np.ndarray,
-    W: np.ndarray,
-    b: np.ndarray | None,
-    stride: tuple[int, int] = (1, 1),
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-    ws: Workspace | None = None,
-) -> tuple[np.ndarray, dict]:
-    """Convolution forward pass.
+def im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Every receptive field of the (already padded) input as one row.
 
     Args:
-        x: input, shape (N, C, H, W) (any memory layout).
-        W: kernels, shape (F, C, kh, kw).
-        b: bias, shape (F,), or None.
-        stride: (sh, sw).
-        pads: explicit (top, bottom, left, right) zero padding (see :func:`resolve_padding`).
-        ws: optional workspace whose buffers are re-used across calls of the same shape.
+        xp: (N, C, Hp, Wp). kernel: (kh, kw). stride: (sh, sw).
 
     Returns:
-        ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
-        ``y`` is an NCHW *view* of (F, Ho, Wo, N) memory — batch innermost. Element-wise
-        layers and pooling keep that layout, and the next convolution reads it without a
-        transpose.
+        ``cols`` of shape (N·Ho·Wo, C·kh·kw), rows in (n, p, q) order, columns in (c, i, j)
+        order: ``cols[(n, p, q), (c, i, j)] = xp[n, c, p·sh + i, q·sw + j]``.
+    """
+    kh, kw = kernel
+    sh, sw = stride
+    N, C, Hp, Wp = xp.shape
+    Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+    fields = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    # (N, C, Ho, Wo, kh, kw) -> (N, Ho, Wo, C, kh, kw)
+    return fields.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
 
-    Shape:
-        The im2col matrix is ``(C·kh·kw, Ho·Wo·N)`` and the product is
-        ``(F, C·kh·kw) @ (C·kh·kw, Ho·Wo·N)``, computed in blocks of output rows whose
-        columns fit in the cache (:data:`BLOCK_BYTES`). With the batch innermost, every
-        im2col copy, col2im add and pooling slab moves contiguous runs of N values. Rows of
-        512–4096 columns ``Wo·N`` (batches of about 32–128 for LeNet-5) use the row fields
-        of :func:`_row_fields` instead: one copy of ``kw`` shifted inputs whose slices are
-        the im2col matrices, one product per output row, re-used by the backward pass.
+
+def correlate(xp: np.ndarray, W: np.ndarray, stride: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Valid cross-correlation ``y[n, f] = Σ_c xp[n, c] ⋆ W[f, c]`` (no bias).
+
+    Returns:
+        (N, F, Ho, Wo), C-contiguous.
+    """
+    N = xp.shape[0]
+    F, C, kh, kw = W.shape
+    Ho, Wo = (xp.shape[2] - kh) // stride[0] + 1, (xp.shape[3] - kw) // stride[1] + 1
+    y = im2col(xp, (kh, kw), stride) @ W.reshape(F, C * kh * kw).T  # (N·Ho·Wo, C·kh·kw)@(…, F)
+    return np.ascontiguousarray(y.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2))
+
+
+def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
+                   stride: tuple[int, int] = (1, 1),
+                   pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[np.ndarray, dict]:
+    """Convolution forward pass ``y[f] = Σ_c x[c] ⋆ W[f, c] + b[f]``.
+
+    Args:
+        x: input (N, C, H, W). W: kernels (F, C, kh, kw). b: bias (F,) or None.
+        stride: (sh, sw). pads: explicit (top, bottom, left, right) zero padding.
+
+    Returns:
+        ``(y, cache)``, y of shape (N, F, Ho, Wo) with ``Ho = (H + pt + pb − kh) // sh + 1``.
 
     >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
     >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
@@ -258,243 +84,65 @@ def conv2d_forward(
     array([[15., 16.],
            [ 6., 15.]])
     """
-    ws = get_workspace(ws)
-    N, C, H, Wd = x.shape
-    F, Cw, kh, kw = W.shape
-    if Cw != C:
-        raise ValueError(f"kernel expects {Cw} input channels; input has {C} (shape {x.shape})")
-    Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
-    pt, pb, pl, pr = pads
-    K = C * kh * kw
-    xp = _hwn(x)  # (C, H, W, N)
-    if pt or pb or pl or pr:
-        xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
-        xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
-    elif not xp.flags.c_contiguous and N > 1:
-        # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values
-        xp = ws.empty("xc", xp.shape, x.dtype)
-        xp[...] = _hwn(x)
-    W2 = W.reshape(F, K)
-    bias = None if b is None else b.reshape(F, 1)
-    y4 = RECYCLER.empty((F, Ho, Wo, N), np.result_type(x, W))
-    cache = {"xp": xp, "W": W, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws,
-             "fields": None, "whole": xp.shape[1:3] == (kh, kw)}
-    if cache["whole"]:
-        # the kernel covers the whole (padded) input (LeNet-5's C5): the im2col matrix is the
-        # input itself, (C·kh·kw, N) in (c, i, j) row order — one product, no copy
-        out = np.matmul(W2, xp.reshape(K, N), out=y4.reshape(F, N))
-        if b is not None:
-            out += bias
-        return _nchw(y4), cache
-    fields = None
-    if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize):
-        fields = _row_fields(xp, kh, kw, Wo, stride, ws)
-        W2 = _fields_order(W)
-        sh = stride[0]
-        for a in range(Ho):
-            cols = fields[a * sh : a * sh + kh].reshape(K, Wo * N)  # a view
-            out = np.matmul(W2, cols, out=_block_view(y4, a, 1, 0, Wo))
-            if b is not None:
-                out += bias
-    else:
-        for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
-            cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q,
-                                 stride)
-            # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
-            out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
-            if b is not None:
-                out += bias  # while the block is still in cache
-    cache["fields"] = fields
-    return _nchw(y4), cache  # (N, F, Ho, Wo) view
+    if W.shape[1] != x.shape[1]:
+        raise ValueError(f"kernel expects {W.shape[1]} input channels; input has {x.shape[1]} "
+                         f"(shape {x.shape})")
+    conv_output_hw(x.shape[2:], W.shape[2:], stride, pads)  # validates that the kernel fits
+    y = correlate(pad(x, pads), W, stride)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y, {"kernel": "reference", "x": x, "W": W, "stride": stride, "pads": pads}
 
 
-#: whole-row products over the row fields need this many columns (``Wo·N``) to be efficient;
-#: narrower rows (small batches) use the im2col blocks, which stack several rows per product.
-MIN_FIELD_COLS = 512
-#: the row fields are ``kw``× the (padded) input; larger ones use the im2col blocks.
-MAX_FIELD_BYTES = 8_000_000
+def dilate(d: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+    """Insert ``s − 1`` zeros between neighbouring samples of ``d`` (N, F, Ho, Wo)."""
+    sh, sw = stride
+    N, F, Ho, Wo = d.shape
+    out = np.zeros((N, F, (Ho - 1) * sh + 1, (Wo - 1) * sw + 1), d.dtype)
+    out[:, :, ::sh, ::sw] = d
+    return out
 
 
-def _use_row_fields(Wo: int, N: int, nbytes: int) -> bool:
-    """Row fields (``nbytes`` large) for rows of ``MIN_FIELD_COLS``–``MAX_COLS`` columns, up
-    to ``MAX_FIELD_BYTES``. With one input channel their rows keep im2col's ``(c, i, j)``
-    order, so the sums are the same; with several channels each output sums its products
-    in ``(i, c, j)`` order, which changes results by float rounding only."""
-    return MIN_FIELD_COLS <= Wo * N <= MAX_COLS and nbytes <= MAX_FIELD_BYTES
+def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: bool = True,
+                    need_db: bool = True):
+    """Convolution backward pass from the sensitivity map ``δ = dy``.
 
-
-def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int],
-                ws: Workspace) -> np.ndarray:
-    """``X[h, c, j, q, n] = xp[c, h, q·sw + j, n]``: every input row with its ``kw`` column
-    shifts, built by one strided copy (``kw``× the input, where im2col is ``kh·kw``×).
-
-    The im2col matrix of output row ``a`` is then the contiguous slice
-    ``X[a·sh : a·sh + kh]`` seen as ``(kh·C·kw, Wo·N)``: no copy per row, and the backward
-    pass reuses ``X`` instead of rebuilding the columns.
-    """
-    C, Hp, _, N = xp.shape
-    sC, sH, sW, sN = xp.strides
-    shape = (Hp, C, kw, Wo, N)
-    X = ws.empty("fields", shape, xp.dtype)
-    np.copyto(X, as_strided(xp, shape=shape, strides=(sH, sC, sW, sW * stride[1], sN),
-                            writeable=False))
-    return X
-
-
-def _fields_order(W: np.ndarray) -> np.ndarray:
-    """``W`` (F, C, kh, kw) as the (F, kh·C·kw) matrix matching :func:`_row_fields` rows."""
-    F, C, kh, kw = W.shape
-    return np.ascontiguousarray(W.transpose(0, 2, 1, 3)).reshape(F, kh * C * kw)
-
-
-def conv2d_backward(
-    dy: np.ndarray,
-    cache: dict,
-    need_dx: bool = True,
-    need_dW: bool = True,
-    need_db: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """Convolution backward pass from the sensitivity map ``dy = dL/dy``.
-
-    The im2col columns are rebuilt block by block (cheaper than keeping the full matrix:
-    the block stays in cache for both products): ``dW += δ_block · cols_blockᵀ`` and
-    ``dcols = Wᵀ · δ_block``, which col2im adds straight back onto the input rows.
+    * ``dx``: δ dilated by the stride, zero-padded by ``k − 1`` on every side and correlated
+      with the 180°-rotated kernels (input and output maps swapped) — the full convolution;
+      rows and columns the forward windows never reached get 0, then the padding is cropped.
+    * ``dW[:, :, i, j] = Σ_{n, p, q} δ[n, :, p, q] · x_padded[n, :, p·sh + i, q·sw + j]``.
+    * ``db = Σ_{n, p, q} δ``.
 
     Args:
-        dy: (N, F, Ho, Wo) (any memory layout).
-        cache: from :func:`conv2d_forward`.
+        dy: (N, F, Ho, Wo). cache: from :func:`conv2d_forward`.
         need_dx, need_dW, need_db: compute only the gradients asked for.
 
     Returns:
-        ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
-        ``dx`` is a fresh array, an NCHW view of (C, H, W, N) memory.
+        ``(dx, dW, db)`` shaped (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
     """
-    W = cache["W"]
-    xp = cache["xp"]
-    stride = cache["stride"]
-    ws: Workspace = cache["ws"]
-    N, C, H, Wd = cache["x_shape"]
+    x, W, stride, pads = cache["x"], cache["W"], cache["stride"], cache["pads"]
+    N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
-    K = C * kh * kw
     Ho, Wo = dy.shape[2:]
-    dyc = _hwn(dy)  # (F, Ho, Wo, N)
-    if not dyc.flags.c_contiguous:
-        dyc = ws.empty("dy", dyc.shape, dy.dtype)
-        dyc[...] = _hwn(dy)
-    dt = np.result_type(dy, W)
-    db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
-    pt, pb, pl, pr = cache["pads"]
-    padded = pt or pb or pl or pr
-    if cache.get("whole"):
-        return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
-    dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
-    dx = dxp = None
-    rows_dx = False
+    pt, pb, pl, pr = pads
+    db = dy.sum(axis=(0, 2, 3)) if need_db else None
+    dW = None
+    if need_dW:
+        xp = pad(x, pads)
+        dW = np.empty(W.shape, np.result_type(dy, x))
+        for i in range(kh):
+            for j in range(kw):  # correlation of the input with the sensitivity map
+                xs = window(xp, i, j, (Ho, Wo), stride)  # (N, C, Ho, Wo)
+                dW[:, :, i, j] = np.tensordot(dy, xs, axes=([0, 2, 3], [0, 2, 3]))
+    dx = None
     if need_dx:
-        shape = (C, H + pt + pb, Wd + pl + pr, N)
-        dxp = ws.zeros("dxp", shape, dt) if padded else empty_ordered(shape, dt, zero=True)
-        W2t = W.reshape(F, K).T
-        rows_dx = _use_row_gemm(C, F, kh, kw, Wo, shape[2], stride)
-        if rows_dx:
-            _dx_by_rows(dyc, W, dxp, stride, ws)
-    fields = cache.get("fields")
-    if need_dW and fields is not None:
-        sh = stride[0]
-        for a in range(Ho):  # dWᵀ in the fields' (kh, C, kw) row order
-            dWt += fields[a * sh : a * sh + kh].reshape(K, Wo * N) @ _block_view(dyc, a, 1, 0,
-                                                                                 Wo).T
-        dWt = dWt.reshape(kh, C, kw, F).transpose(1, 0, 2, 3).reshape(K, F)
-    fields_dW = fields is not None
-    if (need_dW and not fields_dW) or (need_dx and not rows_dx):
-        for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize):
-            d = _block_view(dyc, a, R, q, Q)  # (F, R*Q*N)
-            if need_dW and not fields_dW:
-                cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
-                                     q, stride)
-                dWt += cols @ d.T  # (C*kh*kw, R*Q*N) @ (R*Q*N, F)
-            if need_dx and not rows_dx:
-                dcols = ws.empty("dcols", (K, R * Q * N), dt)
-                np.matmul(W2t, d, out=dcols)  # (C*kh*kw, F) @ (F, R*Q*N)
-                dcols = dcols.reshape(C, kh, kw, R, Q, N)
-                sh, sw = stride
-                for r in range(R):
-                    top = (a + r) * sh
-                    for j in range(kw):
-                        # col2im: the kh kernel rows of one output row land on kh distinct
-                        # input rows, so they are added in one call: (C, kh, Q, N) slabs
-                        c = q * sw + j
-                        dxp[:, top : top + kh, c : c + sw * (Q - 1) + 1 : sw] += dcols[:, :, j, r]
-    dW = dWt.T.reshape(W.shape) if need_dW else None
-    if need_dx:
-        if padded:
-            dx = RECYCLER.empty((C, H, Wd, N), dt)
-            dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
-        else:
-            dx = dxp
-        dx = _nchw(dx)
+        full = pad(dilate(dy, stride), (kh - 1, kh - 1, kw - 1, kw - 1))
+        rot = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, kh, kw), rotated 180°
+        reached = correlate(full, np.ascontiguousarray(rot))  # (N, C, (Ho−1)·sh + kh, …)
+        dxp = np.zeros((N, C, H + pt + pb, Wd + pl + pr), reached.dtype)
+        dxp[:, :, : reached.shape[2], : reached.shape[3]] = reached
+        dx = np.ascontiguousarray(dxp[:, :, pt : pt + H, pl : pl + Wd])
     return dx, dW, db
-
-
-def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, need_dx: bool,
-                    need_dW: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dx, dW)`` when the kernel covers the whole padded input ``xp`` (C, kh, kw, N):
-    ``dW = δ · colsᵀ`` and ``dcols = Wᵀ · δ`` with ``cols = xp`` as (C·kh·kw, N); ``dcols``
-    is the padded input gradient itself (no col2im)."""
-    F, C, kh, kw = W.shape
-    N = d.shape[1]
-    dW = (d @ xp.reshape(C * kh * kw, N).T).reshape(W.shape) if need_dW else None
-    if not need_dx:
-        return None, dW
-    dt = np.result_type(d, W)
-    dxp = RECYCLER.empty((C, kh, kw, N), dt)
-    np.matmul(W.reshape(F, -1).T, d, out=dxp.reshape(-1, N))
-    pt, pb, pl, pr = cache["pads"]
-    _, _, H, Wd = cache["x_shape"]
-    if pt or pb or pl or pr:
-        dx = RECYCLER.empty((C, H, Wd, N), dt)
-        dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
-        return _nchw(dx), dW
-    return _nchw(dxp), dW
-
-
-def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,
-                  stride: tuple[int, int]) -> bool:
-    """Whether :func:`_dx_by_rows` moves less memory than the col2im scatter (stride 1
-    along the width only): per output row it writes and reads ``F·kw·Wp`` shifted ``δ``
-    values and adds ``C·kh·Wp`` results once, where col2im writes ``C·kh·kw·Wo`` columns
-    and adds them in ``kw`` passes (LeNet-5's C3: 3,500 against 6,000 values per sample)."""
-    return stride[1] == 1 and 2 * F * kw * Wp + 3 * C * kh * Wp < 4 * C * kh * kw * Wo
-
-
-def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[int, int],
-                ws: Workspace) -> None:
-    """Add the input gradient into ``dxp`` (C, Hp, Wp, N) one output row at a time, the sum
-    over the kernel columns done by the matrix product (stride 1 along the width).
-
-    For output row ``r`` and ``j′ = kw − 1 − j``, with ``δ`` zero-padded by ``kw − 1`` columns
-    on both sides (``δp``)::
-
-        D[(f, j′), (w, n)] = δp[f, r, w + j′, n]                (kw shifted copies of δ's row)
-        dxp[c, r·sh + i, w, n] += Σ_{f, j′} W[f, c, i, kw − 1 − j′] · D[(f, j′), (w, n)]
-
-    i.e. ``(C·kh, F·kw) @ (F·kw, Wp·N)`` and one add of a ``(C, kh, Wp, N)`` slab — the
-    course's full convolution with the rotated kernel, row by row.
-    """
-    F, Ho, Wo, N = dyc.shape
-    _, C, kh, kw = W.shape
-    Wp = dxp.shape[2]
-    sh = stride[0]
-    Wr = ws.empty("Wr", (C * kh, F * kw), W.dtype)
-    Wr.reshape(C, kh, F, kw)[...] = W[:, :, :, ::-1].transpose(1, 2, 0, 3)
-    # D's columns outside each shifted copy are never written: zero since allocation
-    D = ws.padded("D", (F, kw, Wp, N), dyc.dtype, 0.0)
-    G = ws.empty("G", (C * kh, Wp * N), np.result_type(dyc, W))
-    for r in range(Ho):
-        for jp in range(kw):
-            lo = kw - 1 - jp
-            D[:, jp, lo : lo + Wo] = dyc[:, r]
-        np.matmul(Wr, D.reshape(F * kw, Wp * N), out=G)
-        dxp[:, r * sh : r * sh + kh] += G.reshape(C, kh, Wp, N)
 
 
 def connection_mask(table: np.ndarray, kernel_size: tuple[int, int], dtype: Any) -> np.ndarray:

@@ -1,273 +1,168 @@
-"""Pooling over 2-D windows, forward and backward, on one window primitive.
+"""Pooling, forward and backward, written the way the course derives it.
 
-Every pooling variant visits the ``kh·kw`` offsets of the window; at each offset
-:func:`numcnn.functional.conv.window` gives the strided slab of the (padded) input that sits
-under that offset for every output position. Max pooling keeps the running maximum and the
-offset that produced it; average pooling sums. The backward passes are the course's
-"up-sampling" of the sensitivity map: average pooling spreads ``δ / (kh·kw)`` to every input
-of the window, max pooling routes ``δ`` to the arg-max only.
+A pooling layer summarises each ``kh×kw`` window of a feature map (windows ``sh, sw`` apart,
+possibly overlapping). The backward pass hands each output's sensitivity δ back to the
+window it summarised — the course's *up-sampling* of the sensitivity map:
 
-For 2×2 stride-2 windows this is ``np.maximum`` over four strided slices, which is the fast
-path the design notes measured (≈50× faster than a reshape-and-reduce).
+* average pooling: every input of the window receives ``δ / d`` (``d`` the divisor); for
+  tiled windows (stride = window, no padding) this is the Kronecker product
+  ``up(δ) = δ ⊗ 1_{kh×kw}`` scaled by ``1/d``;
+* max pooling: the input that won the window receives δ, the others 0; for tiled windows
+  ``dx = up(δ) ⊙ M`` with ``M`` the 0/1 map of the winners (the first maximum in row-major
+  window order, as PyTorch).
+
+Overlapping or padded windows generalise the up-sampling: each window offset ``(i, j)``
+adds its share into the strided slab of the input it covers (:func:`window`). This module
+is the readable reference path; :mod:`numcnn.functional.fast.pool` computes the same
+numbers in the input's memory layout, and :func:`numcnn.functional.max_pool2d_forward`
+chooses between them. The pooling variants at the end (Lp, distance-weighted, global) have
+one implementation each.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from .conv import conv_output_hw, pad_input, window
-from .workspace import Workspace, empty_ordered, get_workspace, memory_order
-
-
-def _offsets(kh: int, kw: int):
-    return [(i, j) for i in range(kh) for j in range(kw)]
+from .conv import pad
+from .geometry import conv_output_hw, window
 
 
-def _grad_buffer(cache: dict, dtype: np.dtype) -> tuple[np.ndarray, bool]:
-    """Zeroed (padded) gradient planes; fresh when it can be returned without a copy."""
-    N, C, H, W = cache["x_shape"]
-    kh, kw = cache["pool"]
-    sh, sw = cache["stride"]
-    pt, pb, pl, pr = cache["pads"]
-    Ho, Wo = cache["out_hw"]
-    if pt or pb or pl or pr:
-        return cache["ws"].zeros("dxp", (N, C, H + pt + pb, W + pl + pr), dtype), True
-    tiled = (sh, sw) == (kh, kw) and Ho * sh == H and Wo * sw == W
-    return empty_ordered((N, C, H, W), dtype, cache["order"], zero=not tiled), False
+def _windows(xp: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
+             out_hw: tuple[int, int]) -> np.ndarray:
+    """(N, C, Ho, Wo, kh, kw) view of every window of the padded input ``xp``."""
+    (sh, sw), (Ho, Wo) = stride, out_hw
+    return sliding_window_view(xp, pool, axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
 
 
-def _grad_output(dxp: np.ndarray, padded: bool, cache: dict) -> np.ndarray:
-    """Strip the padding (into a fresh array laid out like the forward input)."""
-    if not padded:
-        return dxp
-    N, C, H, W = cache["x_shape"]
-    pt, _, pl, _ = cache["pads"]
-    dx = empty_ordered((N, C, H, W), dxp.dtype, cache["order"])
-    dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
-    return dx
+def _tiled(x_shape: tuple[int, ...], pool: tuple[int, int], stride: tuple[int, int],
+           pads: tuple[int, int, int, int]) -> bool:
+    """Windows that tile the input exactly: stride = window, no padding, sizes divide."""
+    H, W = x_shape[2:]
+    return (tuple(stride) == tuple(pool) and not any(pads)
+            and H % pool[0] == 0 and W % pool[1] == 0)
 
 
-#: inputs at least this large keep the 2×2 winner comparisons in training (the backward
-#: pass then need not re-read ``x``, by then out of the L2 cache); for smaller inputs the
-#: three extra comparisons cost about what they save (LeNet-5's second pooling, 0.8 MB).
-WINNERS_MIN_BYTES = 1 << 20
+def upsample(d: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
+    """The Kronecker up-sampling ``d ⊗ 1_{kh×kw}`` of (N, C, Ho, Wo) maps: each value
+    repeated over its ``kh×kw`` block.
+
+    >>> upsample(np.array([[[[1.0, 2.0]]]]), (2, 2))[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.]])
+    """
+    return np.kron(d, np.ones((1, 1) + tuple(pool), d.dtype))
 
 
-def max_pool2d_forward(
-    x: np.ndarray,
-    pool: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-    ws: Workspace | None = None,
-    winners: bool = False,
-) -> tuple[np.ndarray, dict]:
-    """Max pooling: ``y[n, c, p, q] = max over the window at (p·sh, q·sw) of x_padded``.
+def _spread(share: np.ndarray, x_shape: tuple[int, ...], pool: tuple[int, int],
+            stride: tuple[int, int], pads: tuple[int, int, int, int]) -> np.ndarray:
+    """Add each window's share ``share[..., i, j]`` (N, C, Ho, Wo, kh, kw) back onto the input
+    position it came from, summing where windows overlap; crop the padding."""
+    N, C, H, W = x_shape
+    pt, pb, pl, pr = pads
+    out_hw = share.shape[2:4]
+    dxp = np.zeros((N, C, H + pt + pb, W + pl + pr), share.dtype)
+    for i in range(pool[0]):
+        for j in range(pool[1]):
+            window(dxp, i, j, out_hw, stride)[...] += share[..., i, j]
+    return np.ascontiguousarray(dxp[:, :, pt : pt + H, pl : pl + W])
 
-    Padding is with −∞, so padded positions never win (PyTorch's convention). Ties go to the
-    first offset in row-major window order, as in PyTorch. The forward pass is
-    ``np.maximum`` over the ``kh·kw`` strided slabs; the arg-max is recovered in the backward
-    pass by comparing each slab with ``y``.
 
-    With ``winners`` (training) a 2×2 stride-2 unpadded pooling of an input of at least
-    :data:`WINNERS_MIN_BYTES` also keeps, while ``x`` is in the cache, the three comparisons
-    of a knock-out round that name the first maximum of each window ``(x0, x1 / x2, x3)``:
-    ``c01 = [x1 > x0]``, ``c23 = [x3 > x2]`` and ``c = [y > max(x0, x1)]`` (the winner is
-    in the second row). Strict comparisons keep the first of tied values, so the backward
-    pass routes exactly as before without reading ``x`` again.
+def max_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
+                       pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+                       ) -> tuple[np.ndarray, dict]:
+    """Max pooling ``y[n, c, p, q] = max`` of the window at ``(p·sh, q·sw)`` of ``x`` padded
+    with −∞ (padding never wins, as in PyTorch).
 
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
-        ws: workspace for the padded input and the comparisons.
-        winners: keep the 2×2 comparisons for the backward pass.
 
     Returns:
-        ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x`` (so a
-        convolution's batch-innermost output stays batch-innermost).
+        ``(y, cache)``, y of shape (N, C, Ho, Wo).
 
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> max_pool2d_forward(x, (2, 2), (2, 2))[0][0, 0]
     array([[ 5.,  7.],
            [13., 15.]])
     """
-    ws = get_workspace(ws)
-    N, C, H, W = x.shape
-    kh, kw = pool
-    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
-    order = memory_order(x)
-    xp = pad_input(x, pads, ws, "xp", fill=-np.inf)
-    offs = _offsets(kh, kw)
-    y = empty_ordered((N, C, Ho, Wo), x.dtype, order)
-    knockout = None
-    if (winners and pool == (2, 2) and tuple(stride) == (2, 2) and not any(pads)
-            and x.nbytes >= WINNERS_MIN_BYTES):
-        x0, x1, x2, x3 = (window(xp, i, j, (Ho, Wo), stride) for i, j in offs)
-        c01, c23, c = _stacked(ws, "knockout", 3, y.shape, np.bool_, order)
-        m01 = np.maximum(x0, x1, out=ws.empty_ordered("m01", y.shape, x.dtype, order))
-        np.maximum(m01, x2, out=y)  # the same three maxima, in the same order, as below
-        np.maximum(y, x3, out=y)
-        np.greater(x1, x0, out=c01)
-        np.greater(x3, x2, out=c23)
-        np.greater(y, m01, out=c)
-        knockout = (c01, c23, c)
-    elif len(offs) == 1:
-        y[...] = window(xp, 0, 0, (Ho, Wo), stride)
-    else:
-        np.maximum(window(xp, *offs[0], (Ho, Wo), stride),
-                   window(xp, *offs[1], (Ho, Wo), stride), out=y)
-        for i, j in offs[2:]:
-            np.maximum(y, window(xp, i, j, (Ho, Wo), stride), out=y)
-    cache = {"xp": xp, "y": y, "order": order, "out_hw": (Ho, Wo), "x_shape": x.shape,
-             "pool": pool, "stride": stride, "pads": pads, "ws": ws, "knockout": knockout}
-    return y, cache
-
-
-def _stacked(ws: Workspace, name: str, k: int, shape: tuple[int, ...], dtype: np.dtype,
-             order: tuple[int, ...]) -> np.ndarray:
-    """``k`` scratch arrays of ``shape`` laid out like ``order``, from one workspace buffer."""
-    return ws.empty_ordered(name, (k, *shape), dtype, (0, *(a + 1 for a in order)))
+    out_hw = conv_output_hw(x.shape[2:], pool, stride, pads)
+    win = _windows(pad(x, pads, -np.inf), pool, stride, out_hw)
+    y = np.ascontiguousarray(win.max(axis=(4, 5)))
+    return y, {"kernel": "reference", "x": x, "pool": pool, "stride": stride, "pads": pads}
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.ndarray:
-    """Route each ``dy`` to the input position that won its window (summing on overlaps).
+    """Route each δ to the input that won its window (the first maximum, row-major).
 
-    The winner of a window is the first offset ``k`` (row-major) whose slab equals ``y``;
-    ``r`` holds the part of ``dy`` not yet routed: ``dx_k = r · [x_k = y]``, ``r ← r − dx_k``
-    (exact: each element of ``r`` is either kept or zeroed).
+    Tiled windows: ``dx = up(δ) ⊙ M``, ``M`` the 0/1 map of the winners. Otherwise each
+    window adds δ at its winner's position (sums where windows overlap).
 
-    With ``relu=True`` the forward input was a ReLU output ``x = max(z, 0)`` and the gradient
-    with respect to ``z`` is returned: ``dz = dx · 1[x > 0]``. It is computed at pooled
-    resolution, routing ``r = dy · 1[y > 0]``: a winner has ``x = y``, so ``1[x > 0]`` is
-    ``1[y > 0]`` wherever anything is routed, and every other position gets 0 either way —
-    the same values as the pooling backward followed by ReLU's, a quarter of the work.
+    With ``relu=True`` the input was a ReLU output and the gradient with respect to the
+    ReLU's input is returned: ``dx ⊙ 1[x > 0]``.
 
     Args:
         dy: (N, C, Ho, Wo). cache: from :func:`max_pool2d_forward`.
-        relu: the input was ``max(z, 0)``; apply ReLU's derivative too.
 
     Returns:
-        dx of shape (N, C, H, W), laid out in memory like the forward input.
+        dx of shape (N, C, H, W).
     """
-    kh, kw = cache["pool"]
-    stride = cache["stride"]
-    xp, y = cache["xp"], cache["y"]
-    out_hw = cache["out_hw"]
-    order = cache["order"]
-    ws: Workspace = cache["ws"]
-    overlap = stride[0] < kh or stride[1] < kw
-    dxp, padded = _grad_buffer(cache, dy.dtype)
-    offs = _offsets(kh, kw)
-    mask = ws.empty_ordered("mask", y.shape, np.bool_, order)
-    if cache.get("knockout") is not None:
-        # 2x2 winners from the forward comparisons; ``live`` excludes NaN windows (which
-        # match no offset above) or, with ``relu``, the windows whose maximum is 0
-        c01, c23, c = cache["knockout"]
-        live, top, bottom = _stacked(ws, "rows", 3, y.shape, np.bool_, order)
-        if relu:
-            np.greater(y, 0, out=live)
-        else:
-            np.equal(y, y, out=live)
-        np.greater(live, c, out=top)  # live & ~c
-        np.logical_and(live, c, out=bottom)
-        for (i, j), row, code, second in zip(offs, (top, top, bottom, bottom), (c01, c01, c23, c23),
-                                             (False, True, False, True)):
-            # first of the pair: row & ~code; second: row & code
-            (np.logical_and if second else np.greater)(row, code, out=mask)
-            np.multiply(dy, mask, out=window(dxp, i, j, cache["out_hw"], stride))
-        return _grad_output(dxp, padded, cache)
-    part = ws.empty_ordered("part", y.shape, dy.dtype, order) if overlap else None
-    rest = ws.empty_ordered("rest", y.shape, dy.dtype, order) if len(offs) > 1 else None
-    r = dy
+    x, pool, stride, pads = cache["x"], cache["pool"], cache["stride"], cache["pads"]
+    kh, kw = pool
+    win = _windows(pad(x, pads, -np.inf), pool, stride, dy.shape[2:])
+    N, C, Ho, Wo = dy.shape
+    first = win.reshape(N, C, Ho, Wo, kh * kw).argmax(axis=4)  # first maximum of a window
+    winner = (np.arange(kh * kw) == first[..., None]).reshape(N, C, Ho, Wo, kh, kw)
+    if _tiled(x.shape, pool, stride, pads):
+        M = winner.transpose(0, 1, 2, 4, 3, 5).reshape(x.shape)  # the 0/1 map of winners
+        dx = upsample(dy, pool) * M
+    else:
+        dx = _spread(dy[..., None, None] * winner, x.shape, pool, stride, pads)
     if relu:
-        np.greater(y, 0, out=mask)
-        r = np.multiply(dy, mask, out=ws.empty_ordered("relu_dy", y.shape, dy.dtype, order))
-    for k, (i, j) in enumerate(offs):
-        np.equal(window(xp, i, j, out_hw, stride), y, out=mask)
-        target = window(dxp, i, j, out_hw, stride)
-        if overlap:
-            np.multiply(r, mask, out=part)
-            target += part
-        else:
-            np.multiply(r, mask, out=target)
-            part = target
-        if k < len(offs) - 1:
-            np.subtract(r, part, out=rest)
-            r = rest
-    return _grad_output(dxp, padded, cache)
+        dx *= x > 0
+    return dx.astype(dy.dtype, copy=False)
 
 
-def avg_pool2d_forward(
-    x: np.ndarray,
-    pool: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-    count_include_pad: bool = True,
-    ws: Workspace | None = None,
-) -> tuple[np.ndarray, dict]:
-    """Average pooling: ``y = (1 / d) · Σ_window x_padded`` with zero padding.
+def window_counts(in_hw: tuple[int, int], pool: tuple[int, int], stride: tuple[int, int],
+                  pads: tuple[int, int, int, int], count_include_pad: bool,
+                  dtype: np.dtype) -> np.ndarray:
+    """The divisor ``d`` per output position: ``kh·kw``, or (``count_include_pad=False``)
+    the number of real, non-padding inputs under each window, shape (Ho, Wo)."""
+    out_hw = conv_output_hw(in_hw, pool, stride, pads)
+    if count_include_pad:
+        return np.full(out_hw, pool[0] * pool[1], dtype)
+    real = pad(np.ones((1, 1) + tuple(in_hw), dtype), pads)
+    return _windows(real, pool, stride, out_hw).sum(axis=(4, 5))[0, 0].astype(dtype)
 
-    ``d = kh·kw`` when ``count_include_pad`` (PyTorch's default), else the number of real
-    (non-padding) inputs under each window.
+
+def avg_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
+                       pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                       count_include_pad: bool = True) -> tuple[np.ndarray, dict]:
+    """Average pooling ``y = (1/d) · Σ_window x`` with zero padding; ``d = kh·kw`` when
+    ``count_include_pad`` (PyTorch's default), else the real inputs under the window.
 
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
 
     Returns:
-        ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x``.
+        ``(y, cache)``, y of shape (N, C, Ho, Wo).
     """
-    ws = get_workspace(ws)
-    N, C, H, W = x.shape
-    kh, kw = pool
-    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
-    order = memory_order(x)
-    xp = pad_input(x, pads, ws, "xp")
-    offs = _offsets(kh, kw)
-    y = empty_ordered((N, C, Ho, Wo), x.dtype, order)
-    y[...] = window(xp, *offs[0], (Ho, Wo), stride)
-    for i, j in offs[1:]:
-        y += window(xp, i, j, (Ho, Wo), stride)
-    div = window_counts((H, W), pool, stride, pads, count_include_pad, x.dtype)
-    y /= div
-    cache = {"div": div, "order": order, "out_hw": (Ho, Wo), "x_shape": x.shape,
-             "pool": pool, "stride": stride, "pads": pads, "ws": ws}
-    return y, cache
-
-
-def window_counts(
-    in_hw: tuple[int, int],
-    pool: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    count_include_pad: bool,
-    dtype: np.dtype,
-) -> np.ndarray:
-    """Divisor per output position: a scalar ``kh·kw`` array, or the count of real inputs."""
-    kh, kw = pool
-    if count_include_pad or not any(pads):
-        return np.asarray(kh * kw, dtype=dtype)
-    ones = np.ones((1, 1) + tuple(in_hw), dtype=dtype)
-    onesp = np.pad(ones, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
-    out_hw = conv_output_hw(in_hw, pool, stride, pads)
-    cnt = np.zeros((1, 1) + out_hw, dtype=dtype)
-    for i, j in _offsets(kh, kw):
-        cnt += window(onesp, i, j, out_hw, stride)
-    return cnt[0, 0]
+    out_hw = conv_output_hw(x.shape[2:], pool, stride, pads)
+    d = window_counts(x.shape[2:], pool, stride, pads, count_include_pad, x.dtype)
+    y = _windows(pad(x, pads), pool, stride, out_hw).sum(axis=(4, 5)) / d
+    cache = {"kernel": "reference", "x_shape": x.shape, "d": d, "pool": pool,
+             "stride": stride, "pads": pads}
+    return np.ascontiguousarray(y, dtype=x.dtype), cache
 
 
 def avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
-    """Spread each ``dy / d`` evenly over its window (summing on overlaps)."""
-    kh, kw = cache["pool"]
-    stride = cache["stride"]
-    out_hw = cache["out_hw"]
-    g = dy / cache["div"]
-    dxp, padded = _grad_buffer(cache, dy.dtype)
-    overlap = stride[0] < kh or stride[1] < kw
-    for i, j in _offsets(kh, kw):
-        target = window(dxp, i, j, out_hw, stride)
-        if overlap:
-            target += g
-        else:
-            target[...] = g  # each input position is under one window at most
-    return _grad_output(dxp, padded, cache)
+    """Spread ``δ / d`` evenly over each window: ``up(δ / d)`` for tiled windows, else each
+    window adds its share to the inputs it covers (sums where windows overlap)."""
+    x_shape, pool, stride, pads = cache["x_shape"], cache["pool"], cache["stride"], cache["pads"]
+    g = (dy / cache["d"]).astype(dy.dtype, copy=False)
+    if _tiled(x_shape, pool, stride, pads):
+        return upsample(g, pool)
+    share = np.broadcast_to(g[..., None, None], g.shape + tuple(pool))
+    return _spread(share, x_shape, pool, stride, pads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,7 +178,6 @@ def lp_pool2d_forward(
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
     mean: bool = False,
     abs_input: bool = False,
-    ws: Workspace | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Lp pooling: ``y = (Σ_window v^p)^(1/p)`` (sum form) or ``(mean_window v^p)^(1/p)``.
 
@@ -306,13 +200,12 @@ def lp_pool2d_forward(
     >>> float(lp_pool2d_forward(x, 2.0, (2, 2), (2, 2))[0][0, 0, 0, 0])
     5.0
     """
-    ws = get_workspace(ws)
     kh, kw = pool
     N, C, H, W = x.shape
     Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
     v = np.abs(x) if abs_input else x
     vp = np.square(v) if p == 2 else np.power(v, p)
-    vpp = pad_input(vp, pads, ws, "lp_xp")
+    vpp = pad(vp, pads)
     s = window(vpp, 0, 0, (Ho, Wo), stride).copy()
     for i in range(kh):
         for j in range(kw):
@@ -325,7 +218,7 @@ def lp_pool2d_forward(
         y = np.sqrt(s) if p == 2 else np.power(s, 1.0 / p)
     y = y.astype(x.dtype, copy=False)
     cache = {"x": x, "y": y, "p": p, "K": K, "abs": abs_input, "pool": pool,
-             "stride": stride, "pads": pads, "ws": ws}
+             "stride": stride, "pads": pads}
     return y, cache
 
 
@@ -340,14 +233,13 @@ def lp_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     stride = cache["stride"]
     pt, pb, pl, pr = cache["pads"]
     N, C, H, W = x.shape
-    ws: Workspace = cache["ws"]
     zero = y == 0
     ysafe = np.where(zero, x.dtype.type(1), y)
     g = dy / ysafe if p == 2 else dy * np.power(ysafe, 1.0 - p)
     if K != 1:
         g /= x.dtype.type(K)
     g[zero] = 0
-    dxp = ws.zeros("lp_dxp", (N, C, H + pt + pb, W + pl + pr), dy.dtype)
+    dxp = np.zeros((N, C, H + pt + pb, W + pl + pr), dy.dtype)
     for i in range(kh):
         for j in range(kw):
             window(dxp, i, j, dy.shape[2:], stride)[...] += g
@@ -388,7 +280,6 @@ def weighted_pool2d_forward(
     weights: np.ndarray,
     stride: tuple[int, int],
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-    ws: Workspace | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Weighted average pooling: ``y[n, c, p, q] = Σ_ij w_ij · x_padded[n, c, p·sh+i, q·sw+j]``.
 
@@ -401,17 +292,16 @@ def weighted_pool2d_forward(
     Returns:
         ``(y, cache)``, y of shape (N, C, Ho, Wo).
     """
-    ws = get_workspace(ws)
     kh, kw = weights.shape
     N, C, H, W = x.shape
     Ho, Wo = conv_output_hw((H, W), (kh, kw), stride, pads)
     w = weights.astype(x.dtype)
-    xp = pad_input(x, pads, ws, "wp_xp")
+    xp = pad(x, pads)
     y = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             y += w[i, j] * window(xp, i, j, (Ho, Wo), stride)
-    cache = {"w": w, "x_shape": x.shape, "stride": stride, "pads": pads, "ws": ws}
+    cache = {"w": w, "x_shape": x.shape, "stride": stride, "pads": pads}
     return y, cache
 
 
@@ -421,8 +311,7 @@ def weighted_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     kh, kw = w.shape
     N, C, H, W = cache["x_shape"]
     pt, pb, pl, pr = cache["pads"]
-    ws: Workspace = cache["ws"]
-    dxp = ws.zeros("wp_dxp", (N, C, H + pt + pb, W + pl + pr), dy.dtype)
+    dxp = np.zeros((N, C, H + pt + pb, W + pl + pr), dy.dtype)
     for i in range(kh):
         for j in range(kw):
             window(dxp, i, j, dy.shape[2:], cache["stride"])[...] += w[i, j] * dy

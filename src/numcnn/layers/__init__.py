@@ -1,10 +1,13 @@
 """Layers: thin classes that own parameters and call :mod:`numcnn.functional`."""
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .base import LAYERS, Layer, deserialize, serialize
+from .base import LAYERS, Call, Layer, RandomLayer, deserialize, serialize
 from .conv import Conv2D
 from .core import Dense, Flatten
-from .lenet import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
+from .input import Input, InputLayer
+from .lenet import RBFOutput, ScaledTanh, Subsampling2D
+from .merge import Add, Average, Concatenate, Multiply, Subtract
+from .node import SymbolicTensor
 from .norm import BatchNorm1D, BatchNorm2D, LocalResponseNorm
 from .pooling import (
     AvgPool2D,
@@ -15,33 +18,46 @@ from .pooling import (
     WeightedPool2D,
 )
 from .regularization import Dropout
+from .rescaling import Rescale
+from .reshaping import Pad2D, Reshape
 
 __all__ = [
     "LAYERS",
+    "Add",
+    "Average",
     "AvgPool2D",
     "BatchNorm1D",
     "BatchNorm2D",
-    "Dropout",
-    "GlobalAvgPool2D",
-    "GlobalMaxPool2D",
-    "LocalResponseNorm",
-    "LpPool2D",
-    "WeightedPool2D",
+    "Call",
+    "Concatenate",
     "Conv2D",
     "Dense",
+    "Dropout",
     "Flatten",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
+    "Input",
+    "InputLayer",
     "Layer",
     "LeakyReLU",
+    "LocalResponseNorm",
+    "LpPool2D",
     "MaxPool2D",
+    "Multiply",
     "Pad2D",
     "RBFOutput",
+    "RandomLayer",
     "ReLU",
     "Rescale",
+    "Reshape",
     "ScaledTanh",
     "Sigmoid",
     "Softmax",
     "Subsampling2D",
+    "Subtract",
+    "SymbolicTensor",
     "Tanh",
+    "WeightedPool2D",
     "deserialize",
     "serialize",
 ]

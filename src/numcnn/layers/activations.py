@@ -7,26 +7,21 @@ from typing import Any
 import numpy as np
 
 from .. import functional as Fn
-from ..functional.activation import take_relu_masked
-from .base import LAYERS, Layer
+from .base import LAYERS, Call, Layer
 
 
 class _Activation(Layer):
-    """An element-wise activation: ``forward`` keeps the cache its ``backward`` needs."""
+    """An element-wise activation: ``fprop`` keeps the cache its ``bprop`` needs."""
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._cache: Any = None
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = self._fwd(x)
+        y, call.cache = self._fwd(x)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return self._bwd(dy, self._cache)
+        return self._bwd(dy, call.cache)
 
 
 @LAYERS.register("ReLU")
@@ -37,15 +32,17 @@ class ReLU(_Activation):
     array([[0., 2.]], dtype=float32)
     """
 
-    _fwd = staticmethod(Fn.relu_forward)
-    _bwd = staticmethod(Fn.relu_backward)
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        y, call.cache = Fn.relu_forward(x, call.ws)
+        return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        if take_relu_masked(dy, self._cache):
-            return dy  # a MaxPool2D reading this output already applied 1[y > 0]
-        return Fn.relu_backward(dy, self._cache)
+        if call.fused == "relu_out":
+            return dy  # the MaxPool2D reading this output already applied 1[y > 0]
+        return Fn.relu_backward(dy, call.cache, call.ws)
 
 
 @LAYERS.register("LeakyReLU")
@@ -81,8 +78,15 @@ class Sigmoid(_Activation):
 class Tanh(_Activation):
     """``y = tanh(x)``; ``dx = dy · (1 − y²)``."""
 
-    _fwd = staticmethod(Fn.tanh_forward)
-    _bwd = staticmethod(Fn.tanh_backward)
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        y, call.cache = Fn.tanh_forward(x, ws=call.ws)
+        return y
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
+            return None
+        return Fn.tanh_backward(dy, call.cache, ws=call.ws)
 
 
 @LAYERS.register("Softmax")

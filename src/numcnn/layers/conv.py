@@ -7,15 +7,12 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from ..functional import Workspace, conv2d_backward, conv2d_forward
-from ..functional.conv import (
-    check_padding,
-    connection_mask,
-    conv_output_hw,
-    pair,
-    resolve_padding,
-)
-from .base import LAYERS, Layer, Shape
+from ..functional import conv2d_backward, conv2d_forward
+from ..functional.conv import connection_mask
+from ..functional.geometry import check_padding, conv_output_hw, pair, resolve_padding
+from .base import LAYERS, Call, Layer
+from .gauss_newton import gauss_newton_rule
+from .node import Shape
 
 
 @LAYERS.register("Conv2D")
@@ -71,8 +68,6 @@ class Conv2D(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self._ws = Workspace()
-        self._cache: dict | None = None
         self.connection_table: np.ndarray | None = None
         if connection_table is not None:
             t = np.asarray(connection_table)
@@ -87,22 +82,25 @@ class Conv2D(Layer):
                 raise ValueError("connection_table: every output map must read some input map")
             self.connection_table = t.astype(bool)
         self.mask: np.ndarray | None = None
-        self._x: np.ndarray | None = None
 
-    def _pads(self, input_shape: Shape) -> tuple[int, int, int, int]:
-        return resolve_padding(self.padding, self.kernel_size, self.stride, input_shape[1:3])
+    def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        cache = self.__dict__.setdefault("_pads_of", {})
+        pads = cache.get(hw)
+        if pads is None:
+            pads = cache[hw] = resolve_padding(self.padding, self.kernel_size, self.stride, hw)
+        return pads
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Explicit ``(top, bottom, left, right)`` padding for the built input size."""
+        return self._pads(tuple(self.input_shape[1:3]))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
             raise ValueError(
                 f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
             )
-        ho, wo = conv_output_hw(
-            tuple(input_shape[1:3]), self.kernel_size, self.stride, self._pads(input_shape)
-        )
-        if ho <= 0 or wo <= 0:
-            raise ValueError(f"{self.display_name}: input {input_shape} gives an empty output")
-        return (self.out_channels, ho, wo)
+        return (self.out_channels,) + _spatial_out(self, tuple(input_shape[1:3]))
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)
@@ -136,46 +134,24 @@ class Conv2D(Layer):
             self.add_param("W", W * self.mask)
             if self.use_bias:
                 self.add_param("b", b)
-        self.pads = self._pads(self.input_shape)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        self._x = x
-        y, self._cache = conv2d_forward(
-            x, self.params["W"], self.params.get("b"), self.stride, self.pads, self._ws
-        )
+        pads = self._pads(x.shape[2:])
+        y, cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride,
+                                  pads, call.ws)
+        call.cache = (x, pads, cache)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        dx, dW, db = conv2d_backward(
-            dy, self._cache, need_dx=self.need_input_grad, need_db=self.use_bias
-        )
-        self.grads["W"][...] = dW
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        dx, dW, db = conv2d_backward(dy, call.cache[2], need_dx=call.need_dx,
+                                     need_db=self.use_bias)
         if self.mask is not None:
-            self.grads["W"] *= self.mask  # absent connections get no gradient
+            dW *= self.mask  # absent connections get no gradient
+        self.store_grad("W", dW, accumulate)
         if self.use_bias:
-            self.grads["b"][...] = db
+            self.store_grad("b", db, accumulate)
         return dx
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """Diagonal Gauss–Newton pass (LeCun et al. 1998, appendix C).
-
-        ``h_W[o, c, i, j] = Σ_{n, p} x[n, c, p + (i, j)]² · d2y[n, o, p]`` (summed over the
-        connections sharing the weight), ``h_b[o] = Σ_{n, p} d2y[n, o, p]`` and
-        ``d2x = full_conv(d2y, rot180(W²))`` — the usual backward with every weight and
-        input squared. Absent connections get ``h = 0``.
-        """
-        W2 = self.params["W"] * self.params["W"]
-        if not hasattr(self, "_gn_ws"):
-            self._gn_ws = Workspace()
-        _, cache = conv2d_forward(self._x * self._x, W2, None, self.stride, self.pads,
-                                  self._gn_ws)
-        d2x, hW, hb = conv2d_backward(d2y, cache, need_dx=self.need_input_grad,
-                                      need_db=self.use_bias)
-        self.hdiag["W"] = hW if self.mask is None else hW * self.mask
-        if self.use_bias:
-            self.hdiag["b"] = hb
-        return d2x
 
     def count_params(self) -> int:
         if self.connection_table is None or not self.trainable:
@@ -185,6 +161,8 @@ class Conv2D(Layer):
 
     def count_connections(self, input_shape: Shape) -> int | None:
         F, Ho, Wo = self.output_shape(input_shape)
+        if Ho is None or Wo is None:
+            return None
         if self.connection_table is not None:
             live = int(self.connection_table.sum())  # Σ_o |inputs of map o|
             kk = self.kernel_size[0] * self.kernel_size[1]
@@ -218,3 +196,40 @@ class Conv2D(Layer):
             if key in config:
                 config[key] = initializers.deserialize(config[key])
         return cls(**config)
+
+
+def _spatial_out(layer: Any, hw: tuple) -> tuple:
+    """``(Ho, Wo)`` of a convolution or pooling ``layer`` for input ``(H, W)``; ``None``
+    where the input size is free, a clear error where the window does not fit."""
+    if hw[0] is None or hw[1] is None:
+        out = []
+        for n, k, s in zip(hw, layer.kernel_size, layer.stride):
+            out.append(None if n is None else -(-n // s) if layer.padding == "same" else None)
+        return tuple(out)
+    pads = layer._pads(hw)
+    try:
+        ho, wo = conv_output_hw(hw, layer.kernel_size, layer.stride, pads)
+    except ValueError as e:
+        raise ValueError(f"{layer.display_name}: input {hw} is too small: {e}") from None
+    if ho <= 0 or wo <= 0:
+        raise ValueError(f"{layer.display_name}: input {hw} gives an empty output")
+    return (ho, wo)
+
+
+@gauss_newton_rule(Conv2D)
+def _conv_gn(layer: Conv2D, d2y: np.ndarray, call: Call):
+    """Diagonal Gauss–Newton pass (LeCun et al. 1998, appendix C).
+
+    ``h_W[o, c, i, j] = Σ_{n, p} x[n, c, p + (i, j)]² · d2y[n, o, p]`` (summed over the
+    connections sharing the weight), ``h_b[o] = Σ_{n, p} d2y[n, o, p]`` and
+    ``d2x = full_conv(d2y, rot180(W²))`` — the usual backward with every weight and input
+    squared. Absent connections get ``h = 0``.
+    """
+    x, pads, _ = call.cache
+    W = layer.params["W"]
+    _, cache = conv2d_forward(x * x, W * W, None, layer.stride, pads)
+    d2x, hW, hb = conv2d_backward(d2y, cache, need_dx=call.need_dx, need_db=layer.use_bias)
+    h = {"W": hW if layer.mask is None else hW * layer.mask}
+    if layer.use_bias:
+        h["b"] = hb
+    return d2x, h

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from .base import LAYERS, Layer, Shape
+from .base import LAYERS, Call, Layer
+from .gauss_newton import gauss_newton_rule
+from .node import Shape
 
 
 @LAYERS.register("Dense")
@@ -38,7 +40,6 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self._x: np.ndarray | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -56,38 +57,30 @@ class Dense(Layer):
         if self.use_bias:
             self.add_param("b", self.bias_initializer((self.units,), n_in, self.units, rng))
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        self._x = x
+        call.cache = x
         y = x @ self.params["W"]  # (N, in) @ (in, units)
         if self.use_bias:
             y += self.params["b"]
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        np.matmul(self._x.T, dy, out=self.grads["W"])  # (in, N) @ (N, units)
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        x = call.cache
+        if accumulate:
+            self.grads["W"] += x.T @ dy
+        else:
+            np.matmul(x.T, dy, out=self.grads["W"])  # (in, N) @ (N, units)
         if self.use_bias:
-            np.sum(dy, axis=0, out=self.grads["b"])
-        if not self.need_input_grad:
+            self.store_grad("b", dy.sum(axis=0), accumulate)
+        if not call.need_dx:
             return None
         W = self.params["W"]
-        if self._x.T.flags.c_contiguous and not self._x.flags.c_contiguous:
+        if x.T.flags.c_contiguous and not x.flags.c_contiguous:
             # batch-innermost input (a Flatten view of a conv/pool output): return dx in the
             # same layout, dxᵀ = W dyᵀ, so the pooling backward before it reads matching runs
             return np.matmul(W, dy.T).T  # (in, units) @ (units, N)
         return dy @ W.T  # (N, units) @ (units, in)
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """Diagonal Gauss–Newton pass: ``h_W = (x²)ᵀ d2y``, ``h_b = Σ_n d2y``,
-        ``d2x = d2y (W²)ᵀ`` (see :meth:`Layer.backward_gn`)."""
-        x = self._x
-        self.hdiag["W"] = (x * x).T @ d2y  # (in, N) @ (N, units)
-        if self.use_bias:
-            self.hdiag["b"] = d2y.sum(axis=0)
-        if not self.need_input_grad:
-            return None
-        W = self.params["W"]
-        return d2y @ (W * W).T  # (N, units) @ (units, in)
 
     def count_connections(self, input_shape: Shape) -> int | None:
         return self.units * (input_shape[0] + self.use_bias)
@@ -120,17 +113,35 @@ class Flatten(Layer):
     """
 
     def output_shape(self, input_shape: Shape) -> Shape:
+        if any(d is None for d in input_shape):
+            return (None,)
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
+        call.cache = x.shape[1:]
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return dy.reshape((dy.shape[0],) + self.input_shape)
+        return dy.reshape((dy.shape[0],) + tuple(call.cache))
 
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """Diagonal Gauss–Newton pass: a reshape, like ``backward``."""
-        return self.backward(d2y)
+
+@gauss_newton_rule(Dense)
+def _dense_gn(layer: Dense, d2y: np.ndarray, call: Call):
+    """``h_W = (x²)ᵀ d2y``, ``h_b = Σ_n d2y``, ``d2x = d2y (W²)ᵀ``."""
+    x = call.cache
+    h = {"W": (x * x).T @ d2y}  # (in, N) @ (N, units)
+    if layer.use_bias:
+        h["b"] = d2y.sum(axis=0)
+    if not call.need_dx:
+        return None, h
+    W = layer.params["W"]
+    return d2y @ (W * W).T, h  # (N, units) @ (units, in)
+
+
+@gauss_newton_rule(Flatten)
+def _flatten_gn(layer: Flatten, d2y: np.ndarray, call: Call):
+    """A reshape, like the backward pass."""
+    return layer.bprop(d2y, call), {}

@@ -1,15 +1,15 @@
 """The layers of LeNet-5 as LeCun et al. (1998) built it.
 
-* :class:`Rescale` and :class:`Pad2D` — the input normalisation (background −0.1,
-  foreground 1.175) and the 28 → 32 padding, stored with the model;
 * :class:`Subsampling2D` — trainable subsampling: each map's ``p×p`` inputs summed, times a
   trainable coefficient, plus a trainable bias (one pair per map);
 * :class:`ScaledTanh` — the squashing function ``f(a) = A·tanh(S·a)``;
 * :class:`RBFOutput` — Euclidean radial-basis output units ``y_i = Σ_j (x_j − w_ij)²`` whose
   centres are the stylised 7×12 digit bitmaps of the paper's Fig. 3.
 
-Every layer also implements ``backward_gn`` (the diagonal Gauss–Newton pass of the paper's
-appendix C, used by :class:`numcnn.optimizers.SDLM`).
+Each layer registers its rule for the diagonal Gauss–Newton pass of the paper's appendix C
+(:mod:`numcnn.layers.gauss_newton`, used by :class:`numcnn.optimizers.SDLM`) right after
+its definition. The input normalisation and the 28 → 32 padding are the generic
+:class:`numcnn.layers.Rescale` and :class:`numcnn.layers.Pad2D`.
 """
 
 from __future__ import annotations
@@ -20,147 +20,10 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from ..functional.conv import check_padding
-from ..functional.workspace import empty_ordered, memory_order
-from ..initializers import INITIALIZERS, Initializer
-from .base import LAYERS, Layer, Shape
-
-if "lecun98_uniform" not in INITIALIZERS:  # pragma: no cover - provided by initializers.py
-
-    @INITIALIZERS.register("lecun98_uniform")
-    class _Lecun98Uniform(Initializer):
-        """LeCun et al. (1998): ``w ~ U(−2.4 / fan_in, 2.4 / fan_in)``."""
-
-        def sample(self, shape, fan_in, fan_out, rng):
-            a = 2.4 / fan_in
-            return rng.uniform(-a, a, size=shape)
-
-
-# ------------------------------------------------------------------------------ input
-
-
-@LAYERS.register("Rescale")
-class Rescale(Layer):
-    """Affine rescaling of the input: ``y = scale·x + offset``.
-
-    LeNet-5's normalisation of MNIST grey levels ``x ∈ [0, 255]`` to background −0.1 and
-    foreground 1.175 (mean ≈ 0, variance ≈ 1) is ``Rescale(1.275 / 255, -0.1)``.
-
-    Args:
-        scale: multiplier. offset: added after scaling.
-
-    >>> Rescale(1.275 / 255, -0.1)(np.array([[0.0, 255.0]], np.float32))
-    array([[-0.1  ,  1.175]], dtype=float32)
-    """
-
-    def __init__(self, scale: float = 1.0, offset: float = 0.0, **kwargs: Any):
-        super().__init__(**kwargs)
-        for what, v in (("scale", scale), ("offset", offset)):
-            if not isinstance(v, (int, float)) or not np.isfinite(v):
-                raise ValueError(f"{what} must be a finite number; received {what}={v!r}")
-        self.scale = float(scale)
-        self.offset = float(offset)
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
-        t = x.dtype.type
-        y = np.multiply(x, t(self.scale), out=empty_ordered(x.shape, x.dtype, memory_order(x)))
-        y += t(self.offset)
-        return y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
-            return None
-        return dy * dy.dtype.type(self.scale)
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """``d2x = scale² · d2y``."""
-        if not self.need_input_grad:
-            return None
-        return d2y * d2y.dtype.type(self.scale * self.scale)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
-
-
-@LAYERS.register("Pad2D")
-class Pad2D(Layer):
-    """Constant padding of the two spatial axes of NCHW input.
-
-    Args:
-        padding: int ``p``, ``(ph, pw)`` or ``(top, bottom, left, right)``.
-        value: the fill value (LeNet-5 pads with the background level −0.1).
-
-    Shape:
-        (N, C, H, W) → (N, C, H + top + bottom, W + left + right); the output is an NCHW
-        view of batch-innermost ``(C, H, W, N)`` memory, the layout a following convolution
-        computes in.
-
-    >>> Pad2D(2, value=-0.1).output_shape((1, 28, 28))
-    (1, 32, 32)
-    """
-
-    def __init__(self, padding: Any = 0, value: float = 0.0, **kwargs: Any):
-        super().__init__(**kwargs)
-        padding = check_padding(padding)
-        if isinstance(padding, str):
-            raise ValueError(f"padding must be numbers, not a mode; received padding={padding!r}")
-        if isinstance(padding, int):
-            padding = (padding,) * 4
-        elif len(padding) == 2:
-            padding = (padding[0], padding[0], padding[1], padding[1])
-        self.padding: tuple[int, int, int, int] = tuple(padding)  # type: ignore[assignment]
-        if not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise ValueError(f"value must be a finite number; received value={value!r}")
-        self.value = float(value)
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
-            )
-        pt, pb, pl, pr = self.padding
-        C, H, W = input_shape
-        return (C, H + pt + pb, W + pl + pr)
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
-        pt, pb, pl, pr = self.padding
-        N, C, H, W = x.shape
-        # batch-innermost (C, H, W, N) memory, the order convolutions compute in: the conv
-        # after the padding then reads its input without a transposing copy
-        y = empty_ordered((N, C, H + pt + pb, W + pl + pr), x.dtype, (1, 2, 3, 0))
-        v = x.dtype.type(self.value)
-        y[:, :, :pt] = v
-        y[:, :, pt + H :] = v
-        y[:, :, pt : pt + H, :pl] = v
-        y[:, :, pt : pt + H, pl + W :] = v
-        y[:, :, pt : pt + H, pl : pl + W] = x
-        return y
-
-    def _crop(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
-            return None
-        pt, _, pl, _ = self.padding
-        _, H, W = self.input_shape
-        return dy[:, :, pt : pt + H, pl : pl + W].copy()
-
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        return self._crop(dy)
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """Second derivatives are cropped like first derivatives."""
-        return self._crop(d2y)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "padding": list(self.padding), "value": self.value}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Pad2D:
-        config = dict(config)
-        if isinstance(config.get("padding"), list):
-            config["padding"] = tuple(config["padding"])
-        return cls(**config)
+from ..functional.fast.workspace import Workspace, memory_order
+from .base import LAYERS, Call, Layer
+from .gauss_newton import gauss_newton_rule
+from .node import Shape
 
 
 # ------------------------------------------------------------------------- subsampling
@@ -213,8 +76,6 @@ class Subsampling2D(Layer):
         self.pool_size = int(pool_size)
         self.coef_initializer = initializers.get(coef_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self._x: np.ndarray | None = None
-        self._s: np.ndarray | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
@@ -236,37 +97,38 @@ class Subsampling2D(Layer):
         self.add_param("coef", self.coef_initializer((C,), k, k, rng))
         self.add_param("b", self.bias_initializer((C,), k, k, rng))
 
-    def _views(self, a: np.ndarray):
+    def _views(self, a: np.ndarray) -> list[np.ndarray]:
+        """The ``p²`` strided slabs of ``a`` (N, C, H, W), one per window offset."""
         p = self.pool_size
-        _, Ho, Wo = self.output_shape(self.input_shape)
+        Ho, Wo = a.shape[2] // p, a.shape[3] // p
         return [a[:, :, i : i + p * Ho : p, j : j + p * Wo : p] for i, j in _offsets(p)]
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         views = self._views(x)
         # window sums and output in x's memory order (batch-innermost after a convolution)
         order = memory_order(x)
-        s = empty_ordered(views[0].shape, x.dtype, order)
+        s = call.ws.fresh_ordered(views[0].shape, x.dtype, order)
         if len(views) > 1:
             np.add(views[0], views[1], out=s)
         else:
             s[...] = views[0]
         for v in views[2:]:
             s += v
-        self._x, self._s = x, s
+        call.cache = (x, s)
         c, b = self.params["coef"], self.params["b"]
-        y = empty_ordered(s.shape, np.result_type(s, c, b), order)
+        y = call.ws.fresh_ordered(s.shape, np.result_type(s, c, b), order)
         np.multiply(s, c[:, None, None], out=y)
         y += b[:, None, None]
         return y
 
-    def _spread(self, d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def spread(self, d: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+               ws: Workspace) -> np.ndarray:
         """``dx[n, c, p·i + u, p·j + v] = w[c]·d[n, c, i, j]`` (0 in dropped rows/columns)."""
         p = self.pool_size
-        _, H, W = self.input_shape
-        shape = (d.shape[0],) + self.input_shape
+        _, _, H, W = x_shape
         order = memory_order(d)
-        dx = empty_ordered(shape, d.dtype, order)
+        dx = ws.fresh_ordered(x_shape, d.dtype, order)
         dm = d.transpose(order)
         if order in ((1, 2, 3, 0), (0, 1, 2, 3)) and not (H % p or W % p) \
                 and dm.flags.c_contiguous:
@@ -278,33 +140,20 @@ class Subsampling2D(Layer):
             out = dx.transpose(order).reshape(a + (H // p, p, W // p, p) + b)
             np.multiply(d6, w6, out=out)
             return dx
-        g = np.multiply(d, w[:, None, None], out=empty_ordered(d.shape, d.dtype, order))
+        g = np.multiply(d, w[:, None, None], out=ws.fresh_ordered(d.shape, d.dtype, order))
         if H % p or W % p:  # dropped trailing rows/columns get no gradient
             dx.fill(0)
         for v in self._views(dx):
             v[...] = g
         return dx
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        self.grads["coef"][...] = _channel_dot(dy, self._s)
-        self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        x, s = call.cache
+        self.store_grad("coef", _channel_dot(dy, s), accumulate)
+        self.store_grad("b", dy.sum(axis=(0, 2, 3)), accumulate)
+        if not call.need_dx:
             return None
-        return self._spread(dy, self.params["coef"])
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """``h_coef[c] = Σ d2y[c] · Σ_{window} x²`` (the p² connections share ``coef``),
-        ``h_b[c] = Σ d2y[c]``, ``d2x = coef[c]² · d2y`` spread to the window."""
-        views = self._views(self._x)
-        s2 = views[0] * views[0]
-        for v in views[1:]:
-            s2 += v * v
-        self.hdiag["coef"] = np.einsum("nchw,nchw->c", d2y, s2)
-        self.hdiag["b"] = d2y.sum(axis=(0, 2, 3))
-        if not self.need_input_grad:
-            return None
-        c = self.params["coef"]
-        return self._spread(d2y, c * c)
+        return self.spread(dy, self.params["coef"], x.shape, call.ws)
 
     def count_connections(self, input_shape: Shape) -> int | None:
         C, Ho, Wo = self.output_shape(input_shape)
@@ -352,47 +201,35 @@ class ScaledTanh(Layer):
                 raise ValueError(f"{what} must be a positive number; received {what}={v!r}")
         self.A = float(A)
         self.S = float(S)
-        self._y: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         t = x.dtype.type
         # one fresh array in x's memory order, updated in place: y = A·tanh(S·x)
-        y = np.multiply(x, t(self.S), out=empty_ordered(x.shape, x.dtype, memory_order(x)))
+        y = np.multiply(x, t(self.S), out=call.ws.fresh_ordered(x.shape, x.dtype,
+                                                                 memory_order(x)))
         np.tanh(y, out=y)
         y *= t(self.A)
-        self._y = y
+        call.cache = y
         return y
 
-    def _deriv(self, dtype) -> np.ndarray:
-        """``f′ = (A² − y²)·(S/A)`` as a fresh array in ``y``'s memory order."""
+    def derivative(self, y: np.ndarray, dtype: Any, ws: Workspace) -> np.ndarray:
+        """``f′ = (A² − y²)·(S/A)`` from the output ``y``, a fresh array in its memory order."""
         t = np.dtype(dtype).type
-        y = self._y
         if np.dtype(dtype) != y.dtype:  # mixed precision: let NumPy promote
             return (t(self.A * self.A) - y * y) * t(self.S / self.A)
-        d = np.multiply(y, y, out=empty_ordered(y.shape, y.dtype, memory_order(y)))
+        d = np.multiply(y, y, out=ws.fresh_ordered(y.shape, y.dtype, memory_order(y)))
         np.subtract(t(self.A * self.A), d, out=d)
         d *= t(self.S / self.A)
         return d
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        d = self._deriv(dy.dtype)
+        d = self.derivative(call.cache, dy.dtype, call.ws)
         if d.dtype != np.result_type(dy, d):
             return dy * d
         return np.multiply(dy, d, out=d)  # d is ours and fresh: reuse it for dx
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """``d2a = f′(a)² · d2y`` (the ``f″`` term is dropped, as Gauss–Newton does)."""
-        if not self.need_input_grad:
-            return None
-        d = self._deriv(d2y.dtype)
-        if d.dtype != np.result_type(d2y, d):
-            return d2y * d * d
-        r = np.multiply(d2y, d, out=empty_ordered(d.shape, d.dtype, memory_order(d)))
-        r *= d
-        return r
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "A": self.A, "S": self.S}
@@ -458,7 +295,6 @@ class RBFOutput(Layer):
             raise ValueError(f"centers must be 'digits' or 'random'; received centers={centers!r}")
         self.units = int(units)
         self.centers = centers
-        self._diff: np.ndarray | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -479,37 +315,72 @@ class RBFOutput(Layer):
             W = rng.choice([-1.0, 1.0], size=(self.units, D))
         self.add_param("W", W)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         diff = x[:, None, :] - self.params["W"][None]  # (N, units, D)
-        self._diff = diff
+        call.cache = diff
         return np.einsum("nij,nij->ni", diff, diff)
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
         t = dy.dtype.type
-        g = dy[:, :, None] * self._diff  # (N, units, D)
-        self.grads["W"][...] = g.sum(axis=0) * t(-2.0)  # filled even when frozen (cheap)
-        if not self.need_input_grad:
+        g = dy[:, :, None] * call.cache  # (N, units, D)
+        self.store_grad("W", g.sum(axis=0) * t(-2.0), accumulate)  # even when frozen (cheap)
+        if not call.need_dx:
             return None
         return g.sum(axis=1) * t(2.0)
-
-    def backward_gn(self, d2y: np.ndarray) -> np.ndarray | None:
-        """Gauss–Newton pass for squared-distance units.
-
-        Here ``d2y[n, i] ≥ 0`` is the Gauss–Newton weight of the squared residual
-        ``‖x − w_i‖²`` in the loss (what :meth:`numcnn.losses.LeNetMAP.backward_gn`
-        returns). The curvature of ``c·Σ_j (x_j − w_ij)²`` is ``2c`` for every ``x_j`` and
-        ``w_ij``, so ``d2x_j = 2 Σ_i d2y_i`` and ``h_w[i, j] = 2 Σ_n d2y_ni``.
-        """
-        t = d2y.dtype.type
-        D = self.input_shape[0]
-        self.hdiag["W"] = np.repeat(d2y.sum(axis=0)[:, None] * t(2.0), D, axis=1)
-        if not self.need_input_grad:
-            return None
-        return np.repeat(d2y.sum(axis=1, keepdims=True) * t(2.0), D, axis=1)
 
     def count_connections(self, input_shape: Shape) -> int | None:
         return self.units * input_shape[0]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "centers": self.centers}
+
+
+# ---------------------------------------------------------------- Gauss–Newton rules
+
+
+@gauss_newton_rule(Subsampling2D)
+def _subsampling_gn(layer: Subsampling2D, d2y: np.ndarray, call: Call):
+    """``h_coef[c] = Σ d2y[c] · Σ_{window} x²`` (the p² connections share ``coef``),
+    ``h_b[c] = Σ d2y[c]``, ``d2x = coef[c]² · d2y`` spread to the window."""
+    x, _ = call.cache
+    views = layer._views(x)
+    s2 = views[0] * views[0]
+    for v in views[1:]:
+        s2 += v * v
+    h = {"coef": np.einsum("nchw,nchw->c", d2y, s2), "b": d2y.sum(axis=(0, 2, 3))}
+    if not call.need_dx:
+        return None, h
+    c = layer.params["coef"]
+    return layer.spread(d2y, c * c, x.shape, Workspace()), h
+
+
+@gauss_newton_rule(ScaledTanh)
+def _scaled_tanh_gn(layer: ScaledTanh, d2y: np.ndarray, call: Call):
+    """``d2a = f′(a)² · d2y`` (the ``f″`` term is dropped, as Gauss–Newton does)."""
+    if not call.need_dx:
+        return None, {}
+    ws = Workspace()
+    d = layer.derivative(call.cache, d2y.dtype, ws)
+    if d.dtype != np.result_type(d2y, d):
+        return d2y * d * d, {}
+    r = np.multiply(d2y, d, out=ws.fresh_ordered(d.shape, d.dtype, memory_order(d)))
+    r *= d
+    return r, {}
+
+
+@gauss_newton_rule(RBFOutput)
+def _rbf_gn(layer: RBFOutput, d2y: np.ndarray, call: Call):
+    """Gauss–Newton pass for squared-distance units.
+
+    Here ``d2y[n, i] ≥ 0`` is the Gauss–Newton weight of the squared residual
+    ``‖x − w_i‖²`` in the loss (what :meth:`numcnn.losses.LeNetMAP.backward_gn` returns).
+    The curvature of ``c·Σ_j (x_j − w_ij)²`` is ``2c`` for every ``x_j`` and ``w_ij``, so
+    ``d2x_j = 2 Σ_i d2y_i`` and ``h_w[i, j] = 2 Σ_n d2y_ni``.
+    """
+    t = d2y.dtype.type
+    D = call.cache.shape[2]
+    h = {"W": np.repeat(d2y.sum(axis=0)[:, None] * t(2.0), D, axis=1)}
+    if not call.need_dx:
+        return None, h
+    return np.repeat(d2y.sum(axis=1, keepdims=True) * t(2.0), D, axis=1), h

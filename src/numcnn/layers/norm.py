@@ -12,7 +12,8 @@ from ..functional.norm import (
     local_response_norm_backward,
     local_response_norm_forward,
 )
-from .base import LAYERS, Layer, Shape
+from .base import LAYERS, Call, Layer
+from .node import Shape
 
 
 def _number(value: Any, what: str) -> float:
@@ -54,7 +55,6 @@ class _BatchNorm(Layer):
         if not self.eps > 0:
             raise ValueError(f"eps must be positive; received eps={eps!r}")
         self.affine = bool(affine)
-        self._cache: dict | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in self._ndims:
@@ -79,20 +79,20 @@ class _BatchNorm(Layer):
         C = self.input_shape[0]
         return np.ones(C, dtype=self.dtype), np.zeros(C, dtype=self.dtype)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         gamma, beta = self._gamma_beta()
-        y, self._cache = batch_norm_forward(
+        y, call.cache = batch_norm_forward(
             x, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"],
-            bool(training), self.momentum, self.eps,
+            call.training, self.momentum, self.eps,
         )
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        dx, dgamma, dbeta = batch_norm_backward(dy, self._cache, self.need_input_grad)
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        dx, dgamma, dbeta = batch_norm_backward(dy, call.cache, bool(call.need_dx))
         if self.affine:
-            self.grads["gamma"][...] = dgamma
-            self.grads["beta"][...] = dbeta
+            self.store_grad("gamma", dgamma, accumulate)
+            self.store_grad("beta", dbeta, accumulate)
         return dx
 
     def get_config(self) -> dict[str, Any]:
@@ -164,7 +164,6 @@ class LocalResponseNorm(Layer):
             raise ValueError(f"k must be positive; received k={k!r}")
         if self.alpha < 0:
             raise ValueError(f"alpha must be non-negative; received alpha={alpha!r}")
-        self._cache: dict | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) < 1:
@@ -173,16 +172,16 @@ class LocalResponseNorm(Layer):
             )
         return tuple(input_shape)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = local_response_norm_forward(x, self.size, self.alpha, self.beta,
-                                                     self.k)
+        y, call.cache = local_response_norm_forward(x, self.size, self.alpha, self.beta,
+                                                    self.k)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return local_response_norm_backward(dy, self._cache)
+        return local_response_norm_backward(dy, call.cache)
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()

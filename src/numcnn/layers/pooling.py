@@ -6,12 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from ..functional import Workspace
-from ..functional.activation import is_relu_output, mark_relu_masked
-from ..functional.conv import check_padding, conv_output_hw, pair, resolve_padding
-from ..functional.pool import (
+from ..functional import (
     avg_pool2d_backward,
     avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from ..functional.geometry import check_padding, pair, resolve_padding
+from ..functional.pool import (
     gaussian_pool_weights,
     global_avg_pool2d_backward,
     global_avg_pool2d_forward,
@@ -19,12 +21,12 @@ from ..functional.pool import (
     global_max_pool2d_forward,
     lp_pool2d_backward,
     lp_pool2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
     weighted_pool2d_backward,
     weighted_pool2d_forward,
 )
-from .base import LAYERS, Layer, Shape
+from .base import LAYERS, Call, Layer
+from .conv import _spatial_out
+from .node import Shape
 
 
 class _Pool2D(Layer):
@@ -41,17 +43,28 @@ class _Pool2D(Layer):
         self.pool_size = pair(pool_size, "pool_size")
         self.stride = self.pool_size if stride is None else pair(stride, "stride")
         self.padding = check_padding(padding)
-        self._ws = Workspace()
-        self._cache: dict | None = None
 
-    def _pads(self, input_shape: Shape) -> tuple[int, int, int, int]:
-        pads = resolve_padding(self.padding, self.pool_size, self.stride, input_shape[1:3])
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return self.pool_size
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Explicit ``(top, bottom, left, right)`` padding for the built input size."""
+        return self._pads(tuple(self.input_shape[1:3]))
+
+    def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        cache = self.__dict__.setdefault("_pads_of", {})
+        if hw in cache:
+            return cache[hw]
+        pads = resolve_padding(self.padding, self.pool_size, self.stride, hw)
         kh, kw = self.pool_size
         if max(pads[0], pads[1]) > kh // 2 or max(pads[2], pads[3]) > kw // 2:
             raise ValueError(
                 f"{self.display_name}: padding must be at most half the pool size "
                 f"{self.pool_size}; received padding={self.padding!r}"
             )
+        cache[hw] = pads
         return pads
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -59,14 +72,7 @@ class _Pool2D(Layer):
             raise ValueError(
                 f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
             )
-        ho, wo = conv_output_hw(
-            tuple(input_shape[1:3]), self.pool_size, self.stride, self._pads(input_shape)
-        )
-        return (input_shape[0], ho, wo)
-
-    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
-        super().build(input_shape, rng)
-        self.pads = self._pads(self.input_shape)
+        return (input_shape[0],) + _spatial_out(self, tuple(input_shape[1:3]))
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
@@ -93,32 +99,27 @@ class MaxPool2D(_Pool2D):
     Shape:
         (N, C, H, W) → (N, C, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
 
-    When the input is the output of a ReLU (recognised by identity), the backward pass also
-    applies ReLU's derivative, exactly, at pooled resolution and the ReLU passes the result
-    on unchanged (see :func:`numcnn.functional.pool.max_pool2d_backward`).
+    In a model where a ReLU's output feeds only this pooling, the graph pass
+    ``fuse_relu_maxpool`` lets the pooling backward apply ReLU's derivative, exactly, at
+    pooled resolution, and the ReLU pass the result on unchanged (see
+    :func:`numcnn.functional.fast.pool.max_pool2d_backward`); ``summary()`` lists the pairs.
 
     >>> MaxPool2D(2).output_shape((6, 28, 28))
     (6, 14, 14)
     """
 
-    _relu_input: np.ndarray | None = None  # the forward input, when a ReLU output
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = max_pool2d_forward(x, self.pool_size, self.stride, self.pads, self._ws,
-                                            winners=training and self.need_input_grad)
-        # input straight from a ReLU: its derivative is applied here, at pooled resolution
-        self._relu_input = x if is_relu_output(x) else None
+        y, call.cache = max_pool2d_forward(x, self.pool_size, self.stride,
+                                           self._pads(x.shape[2:]), call.ws,
+                                           winners=call.training and bool(call.need_dx))
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        if self._relu_input is None:
-            return max_pool2d_backward(dy, self._cache)
-        dx = max_pool2d_backward(dy, self._cache, relu=True)
-        mark_relu_masked(dx, self._relu_input)  # the ReLU before passes dx on unchanged
-        return dx
+        # fused with the ReLU before it: apply ReLU's derivative here, at pooled resolution
+        return max_pool2d_backward(dy, call.cache, relu=call.fused == "relu_in")
 
 
 @LAYERS.register("AvgPool2D", "AveragePooling2D")
@@ -138,17 +139,17 @@ class AvgPool2D(_Pool2D):
         super().__init__(pool_size, stride, padding, **kwargs)
         self.count_include_pad = bool(count_include_pad)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = avg_pool2d_forward(
-            x, self.pool_size, self.stride, self.pads, self.count_include_pad, self._ws
-        )
+        y, call.cache = avg_pool2d_forward(x, self.pool_size, self.stride,
+                                           self._pads(x.shape[2:]), self.count_include_pad,
+                                           call.ws)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return avg_pool2d_backward(dy, self._cache)
+        return avg_pool2d_backward(dy, call.cache)
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
@@ -195,16 +196,17 @@ class LpPool2D(_Pool2D):
         self.mode = mode
         self.abs_input = bool(abs_input)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = lp_pool2d_forward(x, self.p, self.pool_size, self.stride, self.pads,
-                                           self.mode == "mean", self.abs_input, self._ws)
+        y, call.cache = lp_pool2d_forward(x, self.p, self.pool_size, self.stride,
+                                          self._pads(x.shape[2:]), self.mode == "mean",
+                                          self.abs_input)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return lp_pool2d_backward(dy, self._cache)
+        return lp_pool2d_backward(dy, call.cache)
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
@@ -243,16 +245,16 @@ class WeightedPool2D(_Pool2D):
         self.sigma = float(sigma)
         self.weights = gaussian_pool_weights(self.pool_size, self.sigma)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = weighted_pool2d_forward(x, self.weights, self.stride, self.pads,
-                                                 self._ws)
+        y, call.cache = weighted_pool2d_forward(x, self.weights, self.stride,
+                                                self._pads(x.shape[2:]))
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return weighted_pool2d_backward(dy, self._cache)
+        return weighted_pool2d_backward(dy, call.cache)
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
@@ -262,10 +264,6 @@ class WeightedPool2D(_Pool2D):
 
 class _GlobalPool2D(Layer):
     """(N, C, H, W) → (N, C): one number per feature map."""
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._cache: dict | None = None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
@@ -286,15 +284,15 @@ class GlobalAvgPool2D(_GlobalPool2D):
     (16,)
     """
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = global_avg_pool2d_forward(x)
+        y, call.cache = global_avg_pool2d_forward(x)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return global_avg_pool2d_backward(dy, self._cache)
+        return global_avg_pool2d_backward(dy, call.cache)
 
 
 @LAYERS.register("GlobalMaxPool2D", "GlobalMaxPooling2D")
@@ -308,12 +306,12 @@ class GlobalMaxPool2D(_GlobalPool2D):
     (16,)
     """
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y, self._cache = global_max_pool2d_forward(x)
+        y, call.cache = global_max_pool2d_forward(x)
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        if not self.need_input_grad:
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
             return None
-        return global_max_pool2d_backward(dy, self._cache)
+        return global_max_pool2d_backward(dy, call.cache)

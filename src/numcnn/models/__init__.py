@@ -1,12 +1,13 @@
-"""Models: ``Sequential`` and the model zoo."""
+"""Models: the graph ``Model`` every model shares, ``Sequential`` and the model zoo."""
 
 from .lenet import lenet5
 from .lenet1998 import LENET5_C3_TABLE, lenet5_1998
+from .model import Model
 from .sequential import Sequential
 
 ZOO = {"lenet5": lenet5, "lenet5-1998": lenet5_1998}
 
-__all__ = ["LENET5_C3_TABLE", "Sequential", "ZOO", "get", "lenet5", "lenet5_1998"]
+__all__ = ["LENET5_C3_TABLE", "Model", "Sequential", "ZOO", "get", "lenet5", "lenet5_1998"]
 
 
 def get(name: str, **kwargs):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..initializers import INITIALIZERS, Initializer
 from ..layers import Conv2D, Dense, Flatten
-from ..layers.lenet import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
+from ..layers import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
 from .sequential import Sequential
 
 

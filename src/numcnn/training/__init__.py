@@ -1,5 +1,7 @@
-"""The fit loop's helpers: callbacks, history, progress display."""
+"""Training: the trainer behind ``fit``/``evaluate``/``predict``, callbacks, progress,
+data-parallel steps and LeNet-5's SDLM protocol."""
 
+from ..models.model import set_trainer_factory
 from .callbacks import (
     Callback,
     CallbackList,
@@ -8,6 +10,9 @@ from .callbacks import (
     ReduceLROnPlateau,
 )
 from .progress import Progress, resolve_verbose
+from .trainer import Trainer
+
+set_trainer_factory(Trainer)
 
 __all__ = [
     "Callback",
@@ -16,5 +21,6 @@ __all__ = [
     "LearningRateScheduler",
     "Progress",
     "ReduceLROnPlateau",
+    "Trainer",
     "resolve_verbose",
 ]

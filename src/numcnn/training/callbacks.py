@@ -22,6 +22,16 @@ class Callback:
         """Run facts from ``fit`` (Keras's convention): ``epochs``, ``steps``, ``samples``…"""
         self.params = dict(params)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback must keep to continue exactly after a checkpoint (numbers,
+        strings, lists: JSON-friendly). Empty for stateless callbacks."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        if state:
+            raise ValueError(f"{type(self).__name__} has no state; received {sorted(state)}")
+
     def on_train_begin(self, logs: dict | None = None) -> None: ...
     def on_train_end(self, logs: dict | None = None) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
@@ -46,6 +56,15 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in
+                                                       self.history.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = [int(e) for e in state.get("epoch", [])]
+        self.history = {str(k): [float(v) for v in vals]
+                        for k, vals in dict(state.get("history", {})).items()}
 
 
 class CallbackList:
@@ -137,6 +156,16 @@ class LearningRateScheduler(Callback):
         if self.initial_lr is None:
             self.initial_lr = float(self.model.optimizer.lr)
 
+    def state_dict(self) -> dict[str, Any]:
+        """η₀ (the rate the schedule scales) and the epoch reached; the schedule itself is a
+        function of the epoch."""
+        return {"initial_lr": self.initial_lr, "epoch": self._epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        lr = state.get("initial_lr")
+        self.initial_lr = None if lr is None else float(lr)
+        self._epoch = int(state.get("epoch", 0))
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
         self._set_lr(epoch)
@@ -212,6 +241,7 @@ class ReduceLROnPlateau(Callback):
         self.min_delta = float(min_delta)
         self.cooldown = cooldown
         self.min_lr = float(min_lr)
+        self._restored = False
         self._reset()
 
     def _reset(self) -> None:
@@ -225,7 +255,18 @@ class ReduceLROnPlateau(Callback):
         return current > self.best + self.min_delta
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._reset()
+        if not self._restored:
+            self._reset()
+        self._restored = False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.wait = int(state["wait"])
+        self.cooldown_counter = int(state["cooldown_counter"])
+        self._restored = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}

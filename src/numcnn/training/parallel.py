@@ -41,22 +41,21 @@ _OK, _ERR = b"K", b"E"
 MIN_PART = 32
 
 
-def leaf_layers(model: Any) -> list[Any]:
-    """The layers of ``model`` that hold no sub-layers, nested models flattened."""
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        return [model]
-    return [leaf for layer in layers for leaf in leaf_layers(layer)]
+def _leaves(model: Any) -> list[Any]:
+    leaves = getattr(model, "leaf_layers", None)
+    return leaves() if leaves is not None else [model]
 
 
-def parallel_problem(model: Any, loss: Any) -> str | None:
-    """Why ``model`` with ``loss`` cannot train data-parallel, or None when it can."""
+def parallel_problem(model: Any, losses: Any) -> str | None:
+    """Why ``model`` with ``losses`` (one per output, ``None`` for outputs without one)
+    cannot train data-parallel, or None when it can."""
     if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
         return f"data-parallel training needs Linux (fork); this is {sys.platform}"
-    if not getattr(loss, "batch_mean", False):
-        return (f"the loss {type(loss).__name__} does not declare itself a mean over samples "
-                "(Loss.batch_mean), so part gradients cannot be combined")
-    for layer in leaf_layers(model):
+    for loss in (losses if isinstance(losses, (list, tuple)) else [losses]):
+        if loss is not None and not getattr(loss, "batch_mean", False):
+            return (f"the loss {type(loss).__name__} does not declare itself a mean over "
+                    "samples (Loss.batch_mean), so part gradients cannot be combined")
+    for layer in _leaves(model):
         if not getattr(layer, "per_sample", True):
             return (f"layer {layer.display_name} mixes the samples of a batch "
                     "(e.g. BatchNorm statistics), so parts would compute something else")
@@ -83,19 +82,20 @@ def _views(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
 
 def _reseed_generators(model: Any, rank: int) -> None:
     """Give every layer's random generator a stream of its own in worker ``rank``."""
-    for layer in leaf_layers(model):
+    for layer in _leaves(model):
         for name, value in vars(layer).items():
             if isinstance(value, np.random.Generator):
                 draw = int(value.bit_generator.random_raw())
                 setattr(layer, name, np.random.default_rng([rank, draw]))
 
 
-def _worker(conn: Any, model: Any, loss: Any, x: np.ndarray, y: np.ndarray,
+def _worker(conn: Any, trainer: Any, xs: list[np.ndarray], ys: list[Any],
             shared_params: list[np.ndarray], shared_grads: list[np.ndarray], rank: int) -> None:
-    """Loop of a forked worker: receive part indices, send back loss and outputs."""
+    """Loop of a forked worker: receive part indices, send back losses and outputs."""
+    model = trainer.model
     for (layer, key), view in zip(_trainable_slots(model), shared_params):
         layer.params[key] = view  # the main process publishes the weights here
-    grads = model.trainable_grads()
+    grads = list(model.trainable_grads().values())
     _reseed_generators(model, rank)
     while True:
         try:
@@ -106,13 +106,14 @@ def _worker(conn: Any, model: Any, loss: Any, x: np.ndarray, y: np.ndarray,
             return
         try:
             idx = np.frombuffer(msg, dtype=np.int64)
-            out = model.forward(np.take(x, idx, axis=0), training=True)
-            value = loss.forward(out, y[idx])
-            model.backward(loss.backward())
+            total, parts, outs = trainer.train_step(
+                [np.take(a, idx, axis=0) for a in xs],
+                [None if t is None else t[idx] for t in ys])
             for dst, src in zip(shared_grads, grads):
                 np.copyto(dst, src)
-            out = np.ascontiguousarray(out)
-            conn.send_bytes(_OK + np.float64(value).tobytes() + out.tobytes())
+            body = np.asarray([total, *parts], dtype=np.float64).tobytes()
+            body += b"".join(np.ascontiguousarray(o).tobytes() for o in outs)
+            conn.send_bytes(_OK + body)
         except BaseException:  # report everything, Ctrl-C included, then stop
             try:
                 conn.send_bytes(_ERR + traceback.format_exc().encode())
@@ -126,24 +127,27 @@ class DataParallel:
 
     Use as a context manager (workers are stopped on exit, errors included)::
 
-        with DataParallel(model, x, y, processes=2) as dp:
-            loss, out = dp.forward_backward(idx, x[idx], y[idx])  # fills model's grads
-            model.optimizer.step(params, grads)
+        with DataParallel(trainer, xs, ys, processes=2) as dp:
+            loss, parts, outs = dp.forward_backward(idx, xb, yb)  # fills the model's grads
+            trainer.optimizer.step(params, grads)
 
     Args:
-        model: a built, compiled ``Sequential`` (its ``loss`` is used).
-        x, y: the whole training set, as ``fit`` prepared it; workers index it by position.
+        trainer: the compiled model's :class:`~numcnn.training.Trainer`.
+        xs, ys: the whole training set (one array per input, one target array per output),
+            as ``fit`` prepared it; workers index it by position.
         processes: total processes including this one (≥ 2).
     """
 
-    def __init__(self, model: Any, x: np.ndarray, y: np.ndarray, processes: int):
+    def __init__(self, trainer: Any, xs: list[np.ndarray], ys: list[Any], processes: int):
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 2:
             raise ValueError(f"processes must be an int >= 2; received {processes!r}")
-        problem = parallel_problem(model, model.loss)
+        model = trainer.model
+        problem = parallel_problem(model, trainer.losses)
         if problem is not None:
             raise ValueError(problem)
-        self.model, self.processes = model, processes
-        self.params, self.grads = model.trainable_params(), model.trainable_grads()
+        self.trainer, self.model, self.processes = trainer, model, processes
+        self.params = list(model.trainable_params().values())
+        self.grads = list(model.trainable_grads().values())
         dtype = model.dtype
         total = sum(p.size for p in self.params)
         nbytes = max(dtype.itemsize * total * processes, 1)
@@ -161,7 +165,7 @@ class DataParallel:
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=_worker, name=f"numcnn-data-parallel-{rank}", daemon=True,
-                    args=(child, model, model.loss, x, y, self._shared_params,
+                    args=(child, trainer, xs, ys, self._shared_params,
                           self._shared_grads[rank - 1], rank))
                 with warnings.catch_warnings():
                     # Python ≥ 3.12 warns on fork() in a process with threads; here those are
@@ -193,13 +197,14 @@ class DataParallel:
                                f"{msg[1:].decode(errors='replace')}")
         return msg[1:]
 
-    def forward_backward(self, idx: Any, xb: np.ndarray, yb: np.ndarray
-                         ) -> tuple[float, np.ndarray]:
-        """Fill the model's gradients for the batch ``xb = x[idx]``; return (loss, outputs).
+    def forward_backward(self, idx: Any, xb: list[np.ndarray], yb: list[Any]
+                         ) -> tuple[float, list[float], list[np.ndarray]]:
+        """Fill the model's gradients for the batch ``xb = [x[idx] for x in xs]``; return
+        ``(loss, losses per output, outputs)`` of the whole batch.
 
-        ``idx`` holds the batch's positions in ``x`` (an index array or a slice).
+        ``idx`` holds the batch's positions in the training set (an index array or a slice).
         """
-        m = len(xb)
+        m = len(xb[0])
         if isinstance(idx, slice):
             idx = np.arange(idx.start or 0, (idx.start or 0) + m)
         idx = np.asarray(idx, dtype=np.int64)
@@ -211,27 +216,35 @@ class DataParallel:
             self._publish()
         for k, start, stop in busy:
             self._conns[k].send_bytes(idx[start:stop].tobytes())
-        model, loss = self.model, self.model.loss
         n0 = sizes[0]
-        out0 = model.forward(xb[:n0], training=True)
-        total = loss.forward(out0, yb[:n0]) * n0
-        model.backward(loss.backward())
+        total, parts, outs0 = self.trainer.train_step(
+            [a[:n0] for a in xb], [None if t is None else t[:n0] for t in yb])
         if not busy:
-            return total / m, out0
-        outs = [out0]
-        scale = out0.dtype.type(n0 / m)
+            return total, parts, outs0
+        total *= n0
+        parts = [p * n0 for p in parts]
+        outs = [[o] for o in outs0]
+        dtype = outs0[0].dtype
+        scale = dtype.type(n0 / m)
         for g in self.grads:
             g *= scale
+        k_out = len(outs0)
         for k, start, stop in busy:
             msg = self._receive(k)
             mk = stop - start
-            total += float(np.frombuffer(msg[:8], dtype=np.float64)[0]) * mk
-            outs.append(np.frombuffer(msg[8:], dtype=out0.dtype).reshape(
-                (mk,) + out0.shape[1:]))
-            weight = out0.dtype.type(mk / m)
+            head = np.frombuffer(msg[: 8 * (1 + k_out)], dtype=np.float64)
+            total += float(head[0]) * mk
+            parts = [p + float(v) * mk for p, v in zip(parts, head[1:])]
+            pos = 8 * (1 + k_out)
+            for j, o in enumerate(outs0):
+                size = mk * int(np.prod(o.shape[1:])) * o.itemsize
+                outs[j].append(np.frombuffer(msg[pos:pos + size], dtype=o.dtype).reshape(
+                    (mk,) + o.shape[1:]))
+                pos += size
+            weight = dtype.type(mk / m)
             for g, part in zip(self.grads, self._shared_grads[k]):
                 g += part * weight
-        return total / m, np.concatenate(outs)
+        return total / m, [p / m for p in parts], [np.concatenate(o) for o in outs]
 
     def close(self) -> None:
         """Stop the workers (they exit on an empty message or a closed pipe)."""

@@ -1,15 +1,20 @@
-"""LeNet-5's training protocol (LeCun et al. 1998): SDLM curvature estimates and the loop.
+"""LeNet-5's training protocol (LeCun et al. 1998) through the ordinary ``fit``.
 
 * :func:`gauss_newton_diagonal` — one forward pass, then the second backward pass of
-  appendix C (``Layer.backward_gn``) from the loss's Gauss–Newton output curvature, returning
-  the diagonal ``h_kk`` for every trainable parameter;
-* :func:`estimate_curvature` — its running average over a sample of patterns (500 in the
-  paper), re-done before every pass;
-* :func:`affine_distort` — random planar affine distortions of a batch of images (NumPy,
-  bilinear sampling), the paper's training-set augmentation;
-* :func:`train_lenet5_1998` — the paper's protocol: 20 passes, SDLM with μ = 0.02 and the
-  η schedule, one pattern per update (or a documented mini-batch equivalent), test error
-  printed after each pass.
+  appendix C through the model's graph, each layer's rule registered beside it
+  (:mod:`numcnn.layers.gauss_newton`); returns ``h_kk`` for every trainable parameter, by
+  name;
+* :func:`estimate_curvature` — its average over a sample of patterns (500 in the paper);
+* :class:`SDLMCurvature` — the callback that re-estimates ``h`` before every pass and hands
+  it to the :class:`numcnn.optimizers.SDLM` optimizer (with the pass's damping μ);
+* :class:`AffineDistortions` — the callback that draws fresh random planar affine
+  distortions of the training images before every pass (:func:`affine_distort`);
+* :func:`train_lenet5_1998` — the paper's protocol as ``compile`` + ``fit`` with those
+  callbacks: 20 passes, the η schedule, one pattern per update, test error after each pass.
+
+Both callbacks draw from the trainer's data-order generator in ``on_epoch_begin`` (the
+distortions, then the curvature sample), before the pass's permutation, so the random
+stream of a run is one sequence that a checkpoint saves whole.
 """
 
 from __future__ import annotations
@@ -20,78 +25,182 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..layers.base import Layer
+from ..layers.gauss_newton import rule_for
 from ..losses import LeNetMAP
-from ..optimizers import SDLM, lenet5_eta
+from ..models.graph import _add
+from ..models.model import Model
+from ..optimizers import SDLM
+from ..schedules import lenet5_eta
+from .callbacks import Callback, LearningRateScheduler
 
 
-def _leaf_layers(model: Layer) -> list[Layer]:
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        return [model]
-    out: list[Layer] = []
-    for layer in layers:
-        out += _leaf_layers(layer)
-    return out
+def _gn_backward(model: Model, tape: list[Any], d2ys: list[Any],
+                 h: dict[int, dict[str, np.ndarray]]) -> list[Any]:
+    """Propagate second derivatives ``d2ys`` (one per output) back through ``model``'s graph
+    with each layer's Gauss–Newton rule, adding the curvature into ``h[id(layer)][key]``.
+    Where a tensor feeds several steps their second derivatives add (the diagonal
+    approximation drops the cross terms)."""
+    graph = model.graph
+    d2: list[Any] = [None] * graph.n_slots
+    owned = [False] * graph.n_slots
+    for s, v in zip(graph.output_slots, d2ys):
+        if v is not None:
+            _add(d2, owned, s, v)
+    for st in reversed(graph.steps):
+        d2y = tuple(d2[s] for s in st.out_slots) if st.multi else d2[st.out_slots[0]]
+        if d2y is None or (st.multi and all(v is None for v in d2y)):
+            continue
+        call = tape[st.index]
+        layer = st.layer
+        if isinstance(layer, Model):
+            outs = _gn_backward(layer, call.cache, list(d2y) if st.multi else [d2y], h)
+            d2x = outs if st.list_input else outs[0]
+        else:
+            d2x, hs = rule_for(layer)(layer, d2y, call)
+            acc = h.setdefault(id(layer), {})
+            for k, v in hs.items():
+                acc[k] = v if k not in acc else acc[k] + v
+        need = call.need_dx
+        if st.list_input:
+            for s, n, v in zip(st.in_slots, need, d2x):
+                if n and v is not None:
+                    _add(d2, owned, s, v)
+        elif need and d2x is not None:
+            _add(d2, owned, st.in_slots[0], d2x)
+    return [d2[s] for s in graph.input_slots]
 
 
-def _trainable(model: Layer) -> list[tuple[Layer, str]]:
-    named = getattr(model, "named_params", None)
-    if named is None:
-        return [(model, k) for k in model.params] if model.trainable else []
-    return [(lay, k) for _, lay, k in named() if lay.trainable]
-
-
-def gauss_newton_diagonal(model: Layer, loss: Any, x: np.ndarray,
-                          y: np.ndarray) -> list[np.ndarray]:
+def gauss_newton_diagonal(model: Model, loss: Any, x: Any, y: Any,
+                          trainable_only: bool = True) -> dict[str, np.ndarray]:
     """Diagonal Gauss–Newton curvature of the batch-mean loss for every trainable parameter.
 
     Forward pass, then ``d2 = loss.backward_gn()`` propagated back through every layer's
-    ``backward_gn`` (squared weights, squared activation derivatives, summed over shared
+    Gauss–Newton rule (squared weights, squared activation derivatives, summed over shared
     connections; LeCun et al. 1998, appendix C, eqs. 21–23). Because the loss is a batch
     mean, the result is the mean of the per-pattern diagonals over the batch.
 
     Args:
-        model: a built model (a ``Sequential`` or a single layer) whose layers implement
-            ``backward_gn``.
+        model: a built single-output model whose layers have Gauss–Newton rules.
         loss: a loss with ``backward_gn()`` (e.g. :class:`numcnn.losses.LeNetMAP`).
         x: inputs (N, *input_shape) in the model dtype. y: targets.
+        trainable_only: only the trainable parameters (what SDLM needs); False adds the
+            frozen ones (e.g. LeNet-5's fixed RBF centres).
 
     Returns:
-        Arrays ``h`` parallel to ``model.trainable_params()`` (all ≥ 0).
+        ``{name: h}`` with the names and shapes of ``model.trainable_params()`` (all ≥ 0).
     """
-    out = model.forward(x, training=False)
-    loss.forward(out, y)
-    d2 = loss.backward_gn()
-    for layer in reversed(_leaf_layers(model)):
-        if d2 is None:
-            break
-        d2 = layer.backward_gn(d2)
-    return [lay.hdiag[k].copy() for lay, k in _trainable(model)]
+    outs, tape, _ = model.run([x], training=False)
+    loss.forward(outs[0], y)
+    h: dict[int, dict[str, np.ndarray]] = {}
+    _gn_backward(model, tape, [loss.backward_gn()], h)
+    out = {}
+    for q, layer, key in model.named_params():
+        if layer.trainable or not trainable_only:
+            v = h.get(id(layer), {}).get(key)
+            out[q] = np.zeros_like(layer.params[key]) if v is None else np.array(v)
+    return out
 
 
-def estimate_curvature(model: Layer, loss: Any, x: np.ndarray, y: np.ndarray,
-                       batch_size: int = 100) -> list[np.ndarray]:
-    """Running average of :func:`gauss_newton_diagonal` over the patterns ``x`` (e.g. 500).
+def estimate_curvature(model: Model, loss: Any, x: np.ndarray, y: np.ndarray,
+                       batch_size: int = 100) -> dict[str, np.ndarray]:
+    """Average of :func:`gauss_newton_diagonal` over the patterns ``x`` (e.g. 500), in
+    batches of ``batch_size``.
 
     Returns:
-        ``h`` parallel to ``model.trainable_params()``, float64: the mean over all patterns
-        of the per-pattern diagonal Gauss–Newton curvature.
+        ``{name: h}`` (float64): the mean over all patterns of the per-pattern diagonal
+        Gauss–Newton curvature, by parameter name.
     """
     n = len(x)
     if n == 0:
         raise ValueError("estimate_curvature needs at least one pattern")
-    total: list[np.ndarray] | None = None
+    total: dict[str, np.ndarray] | None = None
     for s in range(0, n, batch_size):
         xb, yb = x[s : s + batch_size], y[s : s + batch_size]
         h = gauss_newton_diagonal(model, loss, xb, yb)
         w = len(xb) / n
         if total is None:
-            total = [hk.astype(np.float64) * w for hk in h]
+            total = {k: v.astype(np.float64) * w for k, v in h.items()}
         else:
-            for t, hk in zip(total, h):
-                t += hk * w
+            for k, v in h.items():
+                total[k] += v * w
     return total  # type: ignore[return-value]
+
+
+class SDLMCurvature(Callback):
+    """Re-estimate the SDLM curvature before every pass (LeCun et al. 1998, appendix C).
+
+    At the start of each epoch: draw ``samples`` distinct training patterns from the
+    trainer's data-order generator, average the diagonal Gauss–Newton curvature over them
+    (:func:`estimate_curvature`), set the optimizer's damping ``μ`` for the pass and hand it
+    the curvature (``optimizer.set_curvature``). Adds ``mu`` and ``h_mean`` (the mean
+    curvature) to the epoch's logs.
+
+    Args:
+        samples: patterns per estimate (500 in the paper).
+        mu: the damping: a number, or a function ``epoch -> μ`` (e.g. :func:`capped_mu`);
+            ``None`` keeps the optimizer's.
+        batch_size: patterns per forward pass of the estimate.
+        loss: the loss whose curvature is estimated (default: the model's compiled loss).
+    """
+
+    def __init__(self, samples: int = 500, mu: Any = None, batch_size: int = 100,
+                 loss: Any = None):
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) \
+                or samples <= 0:
+            raise ValueError(f"samples must be a positive int; received samples={samples!r}")
+        if mu is not None and not callable(mu) and (isinstance(mu, bool) or not isinstance(
+                mu, (int, float)) or not mu > 0):
+            raise ValueError(f"mu must be a positive number, a function of the epoch, or None; "
+                             f"received mu={mu!r}")
+        self.samples, self.mu, self.batch_size, self.loss = int(samples), mu, batch_size, loss
+        self.h_mean = float("nan")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        trainer = self.model.trainer
+        opt = self.model.optimizer
+        if not isinstance(opt, SDLM):
+            raise TypeError(f"SDLMCurvature needs the sdlm optimizer; the model uses "
+                            f"{type(opt).__name__}")
+        x, y = trainer.x[0], trainer.y[0]
+        n = len(x)
+        sample = trainer.rng.choice(n, size=min(self.samples, n), replace=False)
+        h = estimate_curvature(self.model, self.loss or self.model.loss, x[sample], y[sample],
+                               self.batch_size)
+        if self.mu is not None:
+            opt.mu = float(self.mu(epoch) if callable(self.mu) else self.mu)
+        opt.set_curvature(h)  # also drops the cached step sizes
+        self.h_mean = float(np.mean([v.mean() for v in h.values()]))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["mu"] = float(self.model.optimizer.mu)
+            logs["h_mean"] = self.h_mean
+
+
+class AffineDistortions(Callback):
+    """Fresh random planar affine distortions of the training images before every pass
+    (the paper's augmented training set, section III.C; :func:`affine_distort`).
+
+    Args:
+        images: the undistorted training images (N, H, W) or (N, 1, H, W), as given to the
+            model (e.g. grey levels 0..255 for LeNet-5 (1998), which rescales them itself).
+        chunk: images distorted at a time (bounds the memory).
+    """
+
+    def __init__(self, images: np.ndarray, chunk: int = 4096):
+        self.images = np.asarray(images)
+        self.chunk = int(chunk)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        trainer = self.model.trainer
+        if len(self.images) != len(trainer.x[0]):
+            raise ValueError(f"AffineDistortions holds {len(self.images)} images but fit "
+                             f"trains on {len(trainer.x[0])}")
+        shape = trainer.x[0].shape
+        parts = [affine_distort(self.images[s : s + self.chunk], trainer.rng)
+                 for s in range(0, len(self.images), self.chunk)]
+        trainer.x = [np.ascontiguousarray(np.concatenate(parts).reshape(shape),
+                                          dtype=self.model.dtype)]
 
 
 # ----------------------------------------------------------------------------- distortions
@@ -159,23 +268,14 @@ def affine_distort(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2
     return out.astype(dtype, copy=False).reshape(shape)
 
 
+
 # ---------------------------------------------------------------------------- protocol
 
 
-def penalty_error(model: Layer, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
+def penalty_error(model: Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
     """Error rate of a penalty-output model (RBF units): prediction ``argmin_i y_i``."""
-    wrong = 0
-    for s in range(0, len(x), batch_size):
-        out = model.forward(x[s : s + batch_size], training=False)
-        wrong += int((out.argmin(axis=1) != y[s : s + batch_size]).sum())
-    return wrong / max(len(x), 1)
-
-
-def _as_model_input(model: Layer, x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == len(model.input_shape):  # (N, H, W) for a (1, H, W) model
-        x = x.reshape((len(x),) + tuple(model.input_shape))
-    return np.ascontiguousarray(x, dtype=model.dtype)
+    out = model.predict(x, batch_size=batch_size)
+    return float(np.mean(out.argmin(axis=1) != np.asarray(y)))
 
 
 def capped_mu(mu0: float = 1.0, mu_min: float = 0.02,
@@ -193,7 +293,7 @@ def capped_mu(mu0: float = 1.0, mu_min: float = 0.02,
 
 
 def train_lenet5_1998(
-    model: Layer,
+    model: Model,
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_test: np.ndarray,
@@ -208,32 +308,33 @@ def train_lenet5_1998(
     eta: Callable[[int], float] = lenet5_eta,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     verbose: bool = True,
+    callbacks: list[Callback] | None = None,
 ) -> list[dict[str, Any]]:
     """Train a LeNet-5 (1998) model with the paper's protocol and report test error per pass.
 
-    Every pass: draw ``hessian_samples`` training patterns (500) and estimate the diagonal
-    Gauss–Newton curvature ``h_kk`` on them (:func:`estimate_curvature`); set the SDLM step
-    sizes ``ε_k = η_pass / (μ_pass + h_kk)`` (μ from :func:`capped_mu` by default: the
-    paper's 0.02 from pass 13, larger before, where 0.02 diverges here) with the paper's η
-    schedule (5e-4 ×2 passes,
-    2e-4 ×3, 1e-4 ×3, 5e-5 ×4, then 1e-5); then visit the training set in a fresh random
-    order, one update per pattern, minimising the ``lenet_map`` loss; finally measure the
-    test error (``argmin`` of the RBF penalties).
+    It is ``model.compile(optimizer=SDLM(...), loss=LeNetMAP(j), metrics=["argmin_accuracy"])``
+    and ``model.fit(x_train, y_train, batch_size, epochs=passes, validation_data=(x_test,
+    y_test), seed=seed)`` with three callbacks, run before every pass in this order:
+    :class:`AffineDistortions` (with ``augment="affine"``), :class:`SDLMCurvature` (draw
+    ``hessian_samples`` training patterns, estimate ``h_kk``, set μ) and a
+    :class:`LearningRateScheduler` setting ``η_pass · batch_size``. Then the pass visits the
+    training set in a fresh random order, one update per pattern, and the test error
+    (``argmin`` of the RBF penalties) is measured.
 
     Mini-batch equivalent: with ``batch_size = B > 1`` each update uses the *mean*
     gradient of B patterns and the rate ``B·η`` — the first-order equivalent of B
-    consecutive per-pattern updates (whose steps add up to ``η Σ_p g_p = B·η·mean_p g_p``).
-    ``h`` is per pattern either way.
+    consecutive per-pattern updates. ``h`` is per pattern either way.
 
     Args:
-        model: e.g. :func:`numcnn.models.lenet5_1998` (built; layers with ``backward_gn``).
+        model: e.g. :func:`numcnn.models.lenet5_1998` (built; layers with Gauss–Newton rules).
         x_train, x_test: images (N, 28, 28) or (N, 1, 28, 28), grey levels 0..255.
         y_train, y_test: integer labels (N,).
         passes: number of passes over the training set (20 in the paper).
         batch_size: patterns per update (1 = the paper's stochastic updates).
-        augment: None, or ``"affine"`` for random planar affine distortions of every
-            training pattern, drawn afresh each pass (:func:`affine_distort`).
-        seed: seed of the pattern order, the curvature samples and the distortions.
+        augment: None, or ``"affine"`` for fresh random planar affine distortions of every
+            training pattern each pass (:func:`affine_distort`).
+        seed: seed of the data-order generator: the pattern order, the curvature samples and
+            the distortions.
         j: the MAP loss constant (see :class:`numcnn.losses.LeNetMAP`).
         mu: SDLM damping μ, or ``pass_index -> μ``. The paper uses 0.02 throughout; with
             our curvature estimates that diverges in the first passes (see
@@ -243,65 +344,60 @@ def train_lenet5_1998(
         eta: ``pass_index -> η`` (default: the paper's schedule).
         callback: called after each pass with that pass's record.
         verbose: print one line per pass.
+        callbacks: more callbacks for ``fit`` (checkpoints, logging).
 
     Returns:
         One record per pass: ``{"pass", "eta", "mu", "train_loss", "test_error", "seconds",
         "h_mean"}`` (``test_error`` as a fraction).
     """
-    if not isinstance(passes, (int, np.integer)) or passes <= 0:
+    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or passes <= 0:
         raise ValueError(f"passes must be a positive int; received passes={passes!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int; received batch_size={batch_size!r}")
     if augment not in (None, "affine"):
         raise ValueError(f"augment must be None or 'affine'; received augment={augment!r}")
-    rng = np.random.default_rng(seed)
-    x_raw = np.asarray(x_train)
-    y_train = np.asarray(y_train).astype(np.int64)
-    y_test = np.asarray(y_test).astype(np.int64)
-    x_tr = _as_model_input(model, x_raw)
-    x_te = _as_model_input(model, x_test)
-    loss = LeNetMAP(j=j)
     if mu is None:
         mu = capped_mu()
     mu_of = mu if callable(mu) else (lambda k: mu)
-    opt = SDLM(lr=eta(0), mu=mu_of(0))
-    params = model.trainable_params()
-    grads = model.trainable_grads()
-    layers = _leaf_layers(model)
-    n = len(x_tr)
+    model.compile(optimizer=SDLM(lr=eta(0), mu=mu_of(0)), loss=LeNetMAP(j=j),
+                  metrics=["argmin_accuracy"])
     history: list[dict[str, Any]] = []
-    for k in range(passes):
-        t0 = time.perf_counter()
-        if augment == "affine":  # fresh distortions every pass, in chunks to bound memory
-            x_tr = np.concatenate([_as_model_input(model, affine_distort(x_raw[s : s + 4096], rng))
-                                   for s in range(0, n, 4096)])
-        sample = rng.choice(n, size=min(hessian_samples, n), replace=False)
-        h = estimate_curvature(model, loss, x_tr[sample], y_train[sample])
-        opt.mu = float(mu_of(k))
-        opt.set_curvature(h)  # also drops the cached step sizes
-        opt.lr = eta(k) * batch_size
-        order = rng.permutation(n)
-        total = 0.0
-        for s in range(0, n, batch_size):
-            idx = order[s : s + batch_size]
-            out = model.forward(x_tr[idx], training=True)
-            total += loss.forward(out, y_train[idx]) * len(idx)
-            dy = loss.backward()
-            for layer in reversed(layers):
-                dy = layer.backward(dy)
-                if dy is None:
-                    break
-            opt.step(params, grads)
-        train_time = time.perf_counter() - t0
-        err = penalty_error(model, x_te, y_test)
-        rec = {"pass": k + 1, "eta": eta(k), "mu": opt.mu, "train_loss": total / n,
-               "test_error": err, "seconds": train_time,
-               "h_mean": float(np.mean([hk.mean() for hk in h]))}
-        history.append(rec)
-        if verbose:
-            print(f"pass {k + 1:2d}/{passes}  eta {eta(k):.0e}  train loss {rec['train_loss']:.4f}"
-                  f"  test error {100 * err:.2f} %  ({train_time:.0f} s)", file=sys.stdout,
-                  flush=True)
-        if callback is not None:
-            callback(rec)
+    curvature = SDLMCurvature(hessian_samples, mu=mu_of)
+    cbs: list[Callback] = [_Records(history, passes, eta, curvature, callback, verbose)]
+    if augment == "affine":
+        cbs.append(AffineDistortions(x_train))
+    cbs.append(curvature)
+    cbs.append(LearningRateScheduler(lambda k: eta(k) * batch_size))
+    model.fit(np.asarray(x_train), np.asarray(y_train).astype(np.int64), batch_size=batch_size,
+              epochs=passes, validation_data=(np.asarray(x_test),
+                                              np.asarray(y_test).astype(np.int64)),
+              seed=seed, verbose=0, callbacks=cbs + list(callbacks or []), processes=1)
     return history
+
+
+class _Records(Callback):
+    """One record per pass for :func:`train_lenet5_1998`, printed when ``verbose``."""
+
+    def __init__(self, history: list, passes: int, eta: Callable[[int], float],
+                 curvature: SDLMCurvature, callback: Callable | None, verbose: bool):
+        self.history, self.passes, self.eta = history, passes, eta
+        self.curvature = curvature
+        self.callback, self.verbose = callback, verbose
+        self.t0 = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        rec = {"pass": epoch + 1, "eta": self.eta(epoch), "mu": self.model.optimizer.mu,
+               "train_loss": logs["loss"], "test_error": 1.0 - logs["val_argmin_accuracy"],
+               "seconds": time.perf_counter() - self.t0, "h_mean": self.curvature.h_mean}
+        self.history.append(rec)
+        if self.verbose:
+            print(f"pass {epoch + 1:2d}/{self.passes}  eta {rec['eta']:.0e}  train loss "
+                  f"{rec['train_loss']:.4f}  test error {100 * rec['test_error']:.2f} %  "
+                  f"({rec['seconds']:.0f} s)", file=sys.stdout, flush=True)
+        if self.callback is not None:
+            self.callback(rec)

@@ -1,0 +1,144 @@
+"""One door to two kernel paths: the readable reference and the fast one.
+
+Every op with a fast path is called through the functions here, which the layers use. They
+run the fast path (:mod:`numcnn.functional.fast`) by default and the reference path (the
+course's math in :mod:`numcnn.functional.conv`, ``pool`` and ``activation``) after
+``set_kernels("reference")`` or inside ``with use_kernels("reference"):``, so a learner can step
+through a whole model on the reference path in a debugger. Both give the same numbers up to
+float rounding; the test suite checks every fast path against its reference.
+
+A backward pass always follows the path of the forward pass that made its cache (the cache
+says which), so switching paths between forward and backward is safe. The choice is a
+context variable: it is per thread and per asyncio task, and it is the only setting this
+package holds.
+
+>>> import numcnn
+>>> with numcnn.use_kernels("reference"):
+...     pass  # every layer computes on the reference path here
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+import numpy as np
+
+from . import activation as ref_act
+from . import conv as ref_conv
+from . import pool as ref_pool
+from .fast import activation as fast_act
+from .fast import conv as fast_conv
+from .fast import pool as fast_pool
+from .fast.workspace import Workspace
+
+PATHS = ("fast", "reference")
+_path: contextvars.ContextVar[str] = contextvars.ContextVar("numcnn_kernels", default="fast")
+
+
+def _check(path: str) -> str:
+    if path not in PATHS:
+        raise ValueError(f"kernels must be one of {PATHS}; received {path!r}")
+    return path
+
+
+def set_kernels(path: str) -> None:
+    """Run every layer on the ``"fast"`` (default) or the ``"reference"`` kernel path."""
+    _path.set(_check(path))
+
+
+def get_kernels() -> str:
+    """The kernel path in use: ``"fast"`` or ``"reference"``."""
+    return _path.get()
+
+
+@contextlib.contextmanager
+def use_kernels(path: str) -> Iterator[None]:
+    """Within the block, every layer runs on ``path`` (``"fast"`` or ``"reference"``)."""
+    token = _path.set(_check(path))
+    try:
+        yield
+    finally:
+        _path.reset(token)
+
+
+def _fast() -> bool:
+    return _path.get() == "fast"
+
+
+# ------------------------------------------------------------------------ convolution
+def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
+                   stride: tuple[int, int] = (1, 1),
+                   pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                   ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+    """:func:`numcnn.functional.conv.conv2d_forward` or its fast version (``ws`` used by the
+    fast path only)."""
+    if _fast():
+        return fast_conv.conv2d_forward(x, W, b, stride, pads, ws)
+    return ref_conv.conv2d_forward(x, W, b, stride, pads)
+
+
+def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: bool = True,
+                    need_db: bool = True):
+    """The backward pass of the path that made ``cache``: ``(dx, dW, db)``."""
+    mod = fast_conv if cache["kernel"] == "fast" else ref_conv
+    return mod.conv2d_backward(dy, cache, need_dx, need_dW, need_db)
+
+
+# ---------------------------------------------------------------------------- pooling
+def max_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
+                       pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                       ws: Workspace | None = None,
+                       winners: bool = False) -> tuple[np.ndarray, dict]:
+    """Max pooling on the current path (``ws`` and ``winners`` used by the fast path only)."""
+    if _fast():
+        return fast_pool.max_pool2d_forward(x, pool, stride, pads, ws, winners)
+    return ref_pool.max_pool2d_forward(x, pool, stride, pads)
+
+
+def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.ndarray:
+    """The backward pass of the path that made ``cache`` (``relu``: see the kernels)."""
+    mod = fast_pool if cache["kernel"] == "fast" else ref_pool
+    return mod.max_pool2d_backward(dy, cache, relu)
+
+
+def avg_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
+                       pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                       count_include_pad: bool = True,
+                       ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+    """Average pooling on the current path."""
+    if _fast():
+        return fast_pool.avg_pool2d_forward(x, pool, stride, pads, count_include_pad, ws)
+    return ref_pool.avg_pool2d_forward(x, pool, stride, pads, count_include_pad)
+
+
+def avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """The backward pass of the path that made ``cache``."""
+    mod = fast_pool if cache["kernel"] == "fast" else ref_pool
+    return mod.avg_pool2d_backward(dy, cache)
+
+
+# ------------------------------------------------------------------------ activations
+def relu_forward(x: np.ndarray, ws: Workspace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``y = max(x, 0)`` on the current path; the cache is ``y``."""
+    return fast_act.relu_forward(x, ws) if _fast() else ref_act.relu_forward(x)
+
+
+def relu_backward(dy: np.ndarray, y: np.ndarray, ws: Workspace | None = None) -> np.ndarray:
+    """``dx = dy · 1[y > 0]`` on the current path."""
+    return fast_act.relu_backward(dy, y, ws) if _fast() else ref_act.relu_backward(dy, y)
+
+
+def tanh_forward(x: np.ndarray, A: float = 1.0, S: float = 1.0,
+                 ws: Workspace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``y = A·tanh(S·x)`` on the current path; the cache is ``tanh(S·x)``."""
+    return fast_act.tanh_forward(x, A, S, ws) if _fast() else ref_act.tanh_forward(x, A, S)
+
+
+def tanh_backward(dy: np.ndarray, t: np.ndarray, A: float = 1.0, S: float = 1.0,
+                  ws: Workspace | None = None) -> np.ndarray:
+    """``dx = dy·A·S·(1 − t²)`` on the current path."""
+    if _fast():
+        return fast_act.tanh_backward(dy, t, A, S, ws)
+    return ref_act.tanh_backward(dy, t, A, S)

@@ -1,0 +1,358 @@
+"""Fast 2-D convolution: im2col blocks, row fields and a row-by-row input gradient.
+
+The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered for speed:
+
+* the batch is the innermost axis internally (``(C, H, W, N)`` memory, handed on as an NCHW
+  view), so every im2col copy and col2im add moves contiguous runs of N values;
+* the im2col matrix is built a block of output rows at a time, multiplied and (in backward)
+  scattered back while it is still in the cache (:data:`tuning.BLOCK_BYTES`);
+* for rows of a few thousand columns, *row fields* — one copy of the input with its ``kw``
+  column shifts — give every output row's im2col matrix as a slice, and the backward pass
+  re-uses them for ``dW``;
+* the input gradient (the course's full convolution with the rotated kernel) is computed one
+  output row at a time as one product whose columns sum over the kernel columns;
+* a kernel that covers the whole input (LeNet-5's C5) is one product on the input itself.
+
+Scratch buffers and outputs come from the caller's :class:`Workspace`; the cache keeps the
+padded input and the row fields, so a later forward call on the same workspace makes it
+stale, which the backward pass detects.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..geometry import conv_output_hw
+from .tuning import (
+    BLOCK_BYTES,
+    MAX_COLS,
+    MAX_FIELD_BYTES,
+    MIN_FIELD_COLS,
+    ROW_SPLIT_BYTES,
+)
+from .workspace import Workspace, get_workspace
+
+
+def _hwn(x: np.ndarray) -> np.ndarray:
+    """``x`` (N, C, H, W) seen as (C, H, W, N): the batch-innermost order used internally."""
+    return x.transpose(1, 2, 3, 0)
+
+
+def _nchw(a: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hwn`: a (C, H, W, N) array seen as (N, C, H, W)."""
+    return a.transpose(3, 0, 1, 2)
+
+
+def _blocks(Ho: int, Wo: int, K: int, N: int, itemsize: int) -> list[tuple[int, int, int, int]]:
+    """``(row, n_rows, col, n_cols)`` blocks of output positions, each about
+    :data:`BLOCK_BYTES` of columns and at most :data:`MAX_COLS` columns: whole rows, or parts
+    of single rows for huge rows."""
+    per_pos = max(1, K * N * itemsize)
+    if Wo * per_pos <= ROW_SPLIT_BYTES and Wo * N <= MAX_COLS:
+        R = max(1, min(Ho, BLOCK_BYTES // (Wo * per_pos), MAX_COLS // (Wo * N)))
+        return [(a, min(R, Ho - a), 0, Wo) for a in range(0, Ho, R)]
+    Q = max(1, min(BLOCK_BYTES // per_pos, MAX_COLS // N))
+    return [(a, 1, q, min(Q, Wo - q)) for a in range(Ho) for q in range(0, Wo, Q)]
+
+
+def _im2col_block(xp: np.ndarray, cols: np.ndarray, a: int, q: int,
+                  stride: tuple[int, int]) -> np.ndarray:
+    """Fill ``cols`` (C, kh, kw, R, Q, N) with the receptive fields of output rows a..a+R−1,
+    columns q..q+Q−1.
+
+    ``cols[c, i, j, r, u, n] = xp[c, (a + r)·sh + i, (q + u)·sw + j, n]``: one strided view of
+    ``xp`` (no data moved) copied in a single call, instead of one copy per kernel offset.
+    Returns the (C·kh·kw, R·Q·N) matrix view.
+    """
+    C, kh, kw, R, Q, N = cols.shape
+    sh, sw = stride
+    sC, sH, sW, sN = xp.strides
+    fields = as_strided(xp[:, a * sh :, q * sw :], shape=cols.shape,
+                        strides=(sC, sH, sW, sH * sh, sW * sw, sN), writeable=False)
+    np.copyto(cols, fields)
+    return cols.reshape(C * kh * kw, R * Q * N)
+
+
+def _block_view(a4: np.ndarray, a: int, R: int, q: int, Q: int) -> np.ndarray:
+    """(F, R·Q·N) matrix view of ``a4[:, a:a+R, q:q+Q]`` for a (F, Ho, Wo, N) array."""
+    F, _, _, N = a4.shape
+    v = a4[:, a : a + R, q : q + Q].reshape(F, R * Q * N)
+    assert v.base is not None  # a view by construction (whole rows, or one row)
+    return v
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    stride: tuple[int, int] = (1, 1),
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ws: Workspace | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Convolution forward pass.
+
+    Args:
+        x: input, shape (N, C, H, W) (any memory layout).
+        W: kernels, shape (F, C, kh, kw).
+        b: bias, shape (F,), or None.
+        stride: (sh, sw).
+        pads: explicit (top, bottom, left, right) zero padding.
+        ws: the call site's workspace (scratch buffers and outputs re-used across calls of
+            the same shape); a throw-away one when None.
+
+    Returns:
+        ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
+        ``y`` is an NCHW *view* of (F, Ho, Wo, N) memory — batch innermost. Element-wise
+        layers and pooling keep that layout, and the next convolution reads it without a
+        transpose.
+
+    Shape:
+        The im2col matrix is ``(C·kh·kw, Ho·Wo·N)`` and the product is
+        ``(F, C·kh·kw) @ (C·kh·kw, Ho·Wo·N)``, computed in blocks of output rows whose
+        columns fit in the cache (:data:`BLOCK_BYTES`). With the batch innermost, every
+        im2col copy, col2im add and pooling slab moves contiguous runs of N values. Rows of
+        512–4096 columns ``Wo·N`` (batches of about 32–128 for LeNet-5) use the row fields
+        of :func:`_row_fields` instead: one copy of ``kw`` shifted inputs whose slices are
+        the im2col matrices, one product per output row, re-used by the backward pass.
+
+    >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
+    >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
+    >>> conv2d_forward(x[None, None], k[None, None], None)[0][0, 0]
+    array([[15., 16.],
+           [ 6., 15.]])
+    """
+    ws = get_workspace(ws)
+    N, C, H, Wd = x.shape
+    F, Cw, kh, kw = W.shape
+    if Cw != C:
+        raise ValueError(f"kernel expects {Cw} input channels; input has {C} (shape {x.shape})")
+    Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
+    pt, pb, pl, pr = pads
+    K = C * kh * kw
+    xp = _hwn(x)  # (C, H, W, N)
+    if pt or pb or pl or pr:
+        xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
+        xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
+    elif not xp.flags.c_contiguous and N > 1:
+        # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values
+        xp = ws.empty("xc", xp.shape, x.dtype)
+        xp[...] = _hwn(x)
+    W2 = W.reshape(F, K)
+    bias = None if b is None else b.reshape(F, 1)
+    y4 = ws.fresh((F, Ho, Wo, N), np.result_type(x, W))
+    cache = {"kernel": "fast", "xp": xp, "W": W, "x_shape": x.shape, "stride": stride,
+             "pads": pads, "ws": ws, "generation": ws.begin(), "fields": None,
+             "whole": xp.shape[1:3] == (kh, kw)}
+    if cache["whole"]:
+        # the kernel covers the whole (padded) input (LeNet-5's C5): the im2col matrix is the
+        # input itself, (C·kh·kw, N) in (c, i, j) row order — one product, no copy
+        out = np.matmul(W2, xp.reshape(K, N), out=y4.reshape(F, N))
+        if b is not None:
+            out += bias
+        return _nchw(y4), cache
+    fields = None
+    if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize):
+        fields = _row_fields(xp, kh, kw, Wo, stride, ws)
+        W2 = _fields_order(W)
+        sh = stride[0]
+        for a in range(Ho):
+            cols = fields[a * sh : a * sh + kh].reshape(K, Wo * N)  # a view
+            out = np.matmul(W2, cols, out=_block_view(y4, a, 1, 0, Wo))
+            if b is not None:
+                out += bias
+    else:
+        for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
+            cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q,
+                                 stride)
+            # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
+            out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
+            if b is not None:
+                out += bias  # while the block is still in cache
+    cache["fields"] = fields
+    return _nchw(y4), cache  # (N, F, Ho, Wo) view
+
+
+def _use_row_fields(Wo: int, N: int, nbytes: int) -> bool:
+    """Row fields (``nbytes`` large) for rows of ``MIN_FIELD_COLS``–``MAX_COLS`` columns, up
+    to ``MAX_FIELD_BYTES``. With one input channel their rows keep im2col's ``(c, i, j)``
+    order, so the sums are the same; with several channels each output sums its products
+    in ``(i, c, j)`` order, which changes results by float rounding only."""
+    return MIN_FIELD_COLS <= Wo * N <= MAX_COLS and nbytes <= MAX_FIELD_BYTES
+
+
+def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int],
+                ws: Workspace) -> np.ndarray:
+    """``X[h, c, j, q, n] = xp[c, h, q·sw + j, n]``: every input row with its ``kw`` column
+    shifts, built by one strided copy (``kw``× the input, where im2col is ``kh·kw``×).
+
+    The im2col matrix of output row ``a`` is then the contiguous slice
+    ``X[a·sh : a·sh + kh]`` seen as ``(kh·C·kw, Wo·N)``: no copy per row, and the backward
+    pass reuses ``X`` instead of rebuilding the columns.
+    """
+    C, Hp, _, N = xp.shape
+    sC, sH, sW, sN = xp.strides
+    shape = (Hp, C, kw, Wo, N)
+    X = ws.empty("fields", shape, xp.dtype)
+    np.copyto(X, as_strided(xp, shape=shape, strides=(sH, sC, sW, sW * stride[1], sN),
+                            writeable=False))
+    return X
+
+
+def _fields_order(W: np.ndarray) -> np.ndarray:
+    """``W`` (F, C, kh, kw) as the (F, kh·C·kw) matrix matching :func:`_row_fields` rows."""
+    F, C, kh, kw = W.shape
+    return np.ascontiguousarray(W.transpose(0, 2, 1, 3)).reshape(F, kh * C * kw)
+
+
+def conv2d_backward(
+    dy: np.ndarray,
+    cache: dict,
+    need_dx: bool = True,
+    need_dW: bool = True,
+    need_db: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Convolution backward pass from the sensitivity map ``dy = dL/dy``.
+
+    The im2col columns are rebuilt block by block (cheaper than keeping the full matrix:
+    the block stays in cache for both products): ``dW += δ_block · cols_blockᵀ`` and
+    ``dcols = Wᵀ · δ_block``, which col2im adds straight back onto the input rows.
+
+    Args:
+        dy: (N, F, Ho, Wo) (any memory layout).
+        cache: from :func:`conv2d_forward`.
+        need_dx, need_dW, need_db: compute only the gradients asked for.
+
+    Returns:
+        ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
+        ``dx`` is a fresh array, an NCHW view of (C, H, W, N) memory.
+    """
+    W = cache["W"]
+    xp = cache["xp"]
+    stride = cache["stride"]
+    ws: Workspace = cache["ws"]
+    ws.check(cache["generation"], "conv2d_backward")
+    N, C, H, Wd = cache["x_shape"]
+    F, _, kh, kw = W.shape
+    K = C * kh * kw
+    Ho, Wo = dy.shape[2:]
+    dyc = _hwn(dy)  # (F, Ho, Wo, N)
+    if not dyc.flags.c_contiguous:
+        dyc = ws.empty("dy", dyc.shape, dy.dtype)
+        dyc[...] = _hwn(dy)
+    dt = np.result_type(dy, W)
+    db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
+    pt, pb, pl, pr = cache["pads"]
+    padded = pt or pb or pl or pr
+    if cache.get("whole"):
+        return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
+    dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
+    dx = dxp = None
+    rows_dx = False
+    if need_dx:
+        shape = (C, H + pt + pb, Wd + pl + pr, N)
+        dxp = ws.zeros("dxp", shape, dt) if padded else ws.fresh_ordered(shape, dt, zero=True)
+        W2t = W.reshape(F, K).T
+        rows_dx = _use_row_gemm(C, F, kh, kw, Wo, shape[2], stride)
+        if rows_dx:
+            _dx_by_rows(dyc, W, dxp, stride, ws)
+    fields = cache.get("fields")
+    if need_dW and fields is not None:
+        sh = stride[0]
+        for a in range(Ho):  # dWᵀ in the fields' (kh, C, kw) row order
+            dWt += fields[a * sh : a * sh + kh].reshape(K, Wo * N) @ _block_view(dyc, a, 1, 0,
+                                                                                 Wo).T
+        dWt = dWt.reshape(kh, C, kw, F).transpose(1, 0, 2, 3).reshape(K, F)
+    fields_dW = fields is not None
+    if (need_dW and not fields_dW) or (need_dx and not rows_dx):
+        for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize):
+            d = _block_view(dyc, a, R, q, Q)  # (F, R*Q*N)
+            if need_dW and not fields_dW:
+                cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
+                                     q, stride)
+                dWt += cols @ d.T  # (C*kh*kw, R*Q*N) @ (R*Q*N, F)
+            if need_dx and not rows_dx:
+                dcols = ws.empty("dcols", (K, R * Q * N), dt)
+                np.matmul(W2t, d, out=dcols)  # (C*kh*kw, F) @ (F, R*Q*N)
+                dcols = dcols.reshape(C, kh, kw, R, Q, N)
+                sh, sw = stride
+                for r in range(R):
+                    top = (a + r) * sh
+                    for j in range(kw):
+                        # col2im: the kh kernel rows of one output row land on kh distinct
+                        # input rows, so they are added in one call: (C, kh, Q, N) slabs
+                        c = q * sw + j
+                        dxp[:, top : top + kh, c : c + sw * (Q - 1) + 1 : sw] += dcols[:, :, j, r]
+    dW = dWt.T.reshape(W.shape) if need_dW else None
+    if need_dx:
+        if padded:
+            dx = ws.fresh((C, H, Wd, N), dt)
+            dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
+        else:
+            dx = dxp
+        dx = _nchw(dx)
+    return dx, dW, db
+
+
+def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, need_dx: bool,
+                    need_dW: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dx, dW)`` when the kernel covers the whole padded input ``xp`` (C, kh, kw, N):
+    ``dW = δ · colsᵀ`` and ``dcols = Wᵀ · δ`` with ``cols = xp`` as (C·kh·kw, N); ``dcols``
+    is the padded input gradient itself (no col2im)."""
+    F, C, kh, kw = W.shape
+    N = d.shape[1]
+    ws: Workspace = cache["ws"]
+    dW = (d @ xp.reshape(C * kh * kw, N).T).reshape(W.shape) if need_dW else None
+    if not need_dx:
+        return None, dW
+    dt = np.result_type(d, W)
+    dxp = ws.fresh((C, kh, kw, N), dt)
+    np.matmul(W.reshape(F, -1).T, d, out=dxp.reshape(-1, N))
+    pt, pb, pl, pr = cache["pads"]
+    _, _, H, Wd = cache["x_shape"]
+    if pt or pb or pl or pr:
+        dx = ws.fresh((C, H, Wd, N), dt)
+        dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
+        return _nchw(dx), dW
+    return _nchw(dxp), dW
+
+
+def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,
+                  stride: tuple[int, int]) -> bool:
+    """Whether :func:`_dx_by_rows` moves less memory than the col2im scatter (stride 1
+    along the width only): per output row it writes and reads ``F·kw·Wp`` shifted ``δ``
+    values and adds ``C·kh·Wp`` results once, where col2im writes ``C·kh·kw·Wo`` columns
+    and adds them in ``kw`` passes (LeNet-5's C3: 3,500 against 6,000 values per sample)."""
+    return stride[1] == 1 and 2 * F * kw * Wp + 3 * C * kh * Wp < 4 * C * kh * kw * Wo
+
+
+def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[int, int],
+                ws: Workspace) -> None:
+    """Add the input gradient into ``dxp`` (C, Hp, Wp, N) one output row at a time, the sum
+    over the kernel columns done by the matrix product (stride 1 along the width).
+
+    For output row ``r`` and ``j′ = kw − 1 − j``, with ``δ`` zero-padded by ``kw − 1`` columns
+    on both sides (``δp``)::
+
+        D[(f, j′), (w, n)] = δp[f, r, w + j′, n]                (kw shifted copies of δ's row)
+        dxp[c, r·sh + i, w, n] += Σ_{f, j′} W[f, c, i, kw − 1 − j′] · D[(f, j′), (w, n)]
+
+    i.e. ``(C·kh, F·kw) @ (F·kw, Wp·N)`` and one add of a ``(C, kh, Wp, N)`` slab — the
+    course's full convolution with the rotated kernel, row by row.
+    """
+    F, Ho, Wo, N = dyc.shape
+    _, C, kh, kw = W.shape
+    Wp = dxp.shape[2]
+    sh = stride[0]
+    Wr = ws.empty("Wr", (C * kh, F * kw), W.dtype)
+    Wr.reshape(C, kh, F, kw)[...] = W[:, :, :, ::-1].transpose(1, 2, 0, 3)
+    # D's columns outside each shifted copy are never written: zero since allocation
+    D = ws.padded("D", (F, kw, Wp, N), dyc.dtype, 0.0)
+    G = ws.empty("G", (C * kh, Wp * N), np.result_type(dyc, W))
+    for r in range(Ho):
+        for jp in range(kw):
+            lo = kw - 1 - jp
+            D[:, jp, lo : lo + Wo] = dyc[:, r]
+        np.matmul(Wr, D.reshape(F * kw, Wp * N), out=G)
+        dxp[:, r * sh : r * sh + kh] += G.reshape(C, kh, Wp, N)

@@ -1,0 +1,278 @@
+"""Fast max and average pooling: strided slabs, batch-innermost layouts, kept comparisons.
+
+The same results as the readable :mod:`numcnn.functional.pool` (Kronecker up-sampling of the
+sensitivity map), computed over the ``kh·kw`` strided slabs of the input that sit under each
+window offset, in the input's own memory layout (a convolution's batch-innermost output stays
+batch-innermost). For 2×2 stride-2 windows the forward pass is ``np.maximum`` over four
+slices, and in training it can keep the three knock-out comparisons that name each window's
+winner, so the backward pass routes δ without re-reading the input. With ``relu=True`` the
+backward pass also applies the derivative of a ReLU that produced the input, at pooled
+resolution — the fusion the graph engine applies where a ReLU feeds only this pooling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry import conv_output_hw, window
+from .tuning import WINNERS_MIN_BYTES
+from .workspace import Workspace, get_workspace, memory_order
+
+
+def _offsets(kh: int, kw: int):
+    return [(i, j) for i in range(kh) for j in range(kw)]
+
+
+def pad_input(x: np.ndarray, pads: tuple[int, int, int, int], ws: Workspace, name: str,
+              fill: float = 0.0) -> np.ndarray:
+    """Copy ``x`` (N, C, H, W) into a re-used buffer bordered by ``fill``; no copy if no pads."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return x
+    N, C, H, W = x.shape
+    xp = ws.padded(name, (N, C, H + pt + pb, W + pl + pr), x.dtype, fill)
+    xp[:, :, pt : pt + H, pl : pl + W] = x
+    return xp
+
+
+def _grad_buffer(cache: dict, dtype: np.dtype) -> tuple[np.ndarray, bool]:
+    """Zeroed (padded) gradient planes; fresh when it can be returned without a copy."""
+    N, C, H, W = cache["x_shape"]
+    kh, kw = cache["pool"]
+    sh, sw = cache["stride"]
+    pt, pb, pl, pr = cache["pads"]
+    Ho, Wo = cache["out_hw"]
+    if pt or pb or pl or pr:
+        return cache["ws"].zeros("dxp", (N, C, H + pt + pb, W + pl + pr), dtype), True
+    tiled = (sh, sw) == (kh, kw) and Ho * sh == H and Wo * sw == W
+    return cache["ws"].fresh_ordered((N, C, H, W), dtype, cache["order"], zero=not tiled), False
+
+
+def _grad_output(dxp: np.ndarray, padded: bool, cache: dict) -> np.ndarray:
+    """Strip the padding (into a fresh array laid out like the forward input)."""
+    if not padded:
+        return dxp
+    N, C, H, W = cache["x_shape"]
+    pt, _, pl, _ = cache["pads"]
+    dx = cache["ws"].fresh_ordered((N, C, H, W), dxp.dtype, cache["order"])
+    dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
+    return dx
+
+
+def max_pool2d_forward(
+    x: np.ndarray,
+    pool: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ws: Workspace | None = None,
+    winners: bool = False,
+) -> tuple[np.ndarray, dict]:
+    """Max pooling: ``y[n, c, p, q] = max over the window at (p·sh, q·sw) of x_padded``.
+
+    Padding is with −∞, so padded positions never win (PyTorch's convention). Ties go to the
+    first offset in row-major window order, as in PyTorch. The forward pass is
+    ``np.maximum`` over the ``kh·kw`` strided slabs; the arg-max is recovered in the backward
+    pass by comparing each slab with ``y``.
+
+    With ``winners`` (training) a 2×2 stride-2 unpadded pooling of an input of at least
+    :data:`WINNERS_MIN_BYTES` also keeps, while ``x`` is in the cache, the three comparisons
+    of a knock-out round that name the first maximum of each window ``(x0, x1 / x2, x3)``:
+    ``c01 = [x1 > x0]``, ``c23 = [x3 > x2]`` and ``c = [y > max(x0, x1)]`` (the winner is
+    in the second row). Strict comparisons keep the first of tied values, so the backward
+    pass routes exactly as before without reading ``x`` again.
+
+    Args:
+        x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
+        ws: workspace for the padded input and the comparisons.
+        winners: keep the 2×2 comparisons for the backward pass.
+
+    Returns:
+        ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x`` (so a
+        convolution's batch-innermost output stays batch-innermost).
+
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> max_pool2d_forward(x, (2, 2), (2, 2))[0][0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    ws = get_workspace(ws)
+    N, C, H, W = x.shape
+    kh, kw = pool
+    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
+    order = memory_order(x)
+    xp = pad_input(x, pads, ws, "xp", fill=-np.inf)
+    offs = _offsets(kh, kw)
+    y = ws.fresh_ordered((N, C, Ho, Wo), x.dtype, order)
+    knockout = None
+    if (winners and pool == (2, 2) and tuple(stride) == (2, 2) and not any(pads)
+            and x.nbytes >= WINNERS_MIN_BYTES):
+        x0, x1, x2, x3 = (window(xp, i, j, (Ho, Wo), stride) for i, j in offs)
+        c01, c23, c = _stacked(ws, "knockout", 3, y.shape, np.bool_, order)
+        m01 = np.maximum(x0, x1, out=ws.empty_ordered("m01", y.shape, x.dtype, order))
+        np.maximum(m01, x2, out=y)  # the same three maxima, in the same order, as below
+        np.maximum(y, x3, out=y)
+        np.greater(x1, x0, out=c01)
+        np.greater(x3, x2, out=c23)
+        np.greater(y, m01, out=c)
+        knockout = (c01, c23, c)
+    elif len(offs) == 1:
+        y[...] = window(xp, 0, 0, (Ho, Wo), stride)
+    else:
+        np.maximum(window(xp, *offs[0], (Ho, Wo), stride),
+                   window(xp, *offs[1], (Ho, Wo), stride), out=y)
+        for i, j in offs[2:]:
+            np.maximum(y, window(xp, i, j, (Ho, Wo), stride), out=y)
+    cache = {"kernel": "fast", "xp": xp, "y": y, "order": order, "out_hw": (Ho, Wo),
+             "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws,
+             "generation": ws.begin(), "knockout": knockout}
+    return y, cache
+
+
+def _stacked(ws: Workspace, name: str, k: int, shape: tuple[int, ...], dtype: np.dtype,
+             order: tuple[int, ...]) -> np.ndarray:
+    """``k`` scratch arrays of ``shape`` laid out like ``order``, from one workspace buffer."""
+    return ws.empty_ordered(name, (k, *shape), dtype, (0, *(a + 1 for a in order)))
+
+
+def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.ndarray:
+    """Route each ``dy`` to the input position that won its window (summing on overlaps).
+
+    The winner of a window is the first offset ``k`` (row-major) whose slab equals ``y``;
+    ``r`` holds the part of ``dy`` not yet routed: ``dx_k = r · [x_k = y]``, ``r ← r − dx_k``
+    (exact: each element of ``r`` is either kept or zeroed).
+
+    With ``relu=True`` the forward input was a ReLU output ``x = max(z, 0)`` and the gradient
+    with respect to ``z`` is returned: ``dz = dx · 1[x > 0]``. It is computed at pooled
+    resolution, routing ``r = dy · 1[y > 0]``: a winner has ``x = y``, so ``1[x > 0]`` is
+    ``1[y > 0]`` wherever anything is routed, and every other position gets 0 either way —
+    the same values as the pooling backward followed by ReLU's, a quarter of the work.
+
+    Args:
+        dy: (N, C, Ho, Wo). cache: from :func:`max_pool2d_forward`.
+        relu: the input was ``max(z, 0)``; apply ReLU's derivative too.
+
+    Returns:
+        dx of shape (N, C, H, W), laid out in memory like the forward input.
+    """
+    kh, kw = cache["pool"]
+    stride = cache["stride"]
+    xp, y = cache["xp"], cache["y"]
+    out_hw = cache["out_hw"]
+    order = cache["order"]
+    ws: Workspace = cache["ws"]
+    ws.check(cache["generation"], "max_pool2d_backward")
+    overlap = stride[0] < kh or stride[1] < kw
+    dxp, padded = _grad_buffer(cache, dy.dtype)
+    offs = _offsets(kh, kw)
+    mask = ws.empty_ordered("mask", y.shape, np.bool_, order)
+    if cache.get("knockout") is not None:
+        # 2x2 winners from the forward comparisons; ``live`` excludes NaN windows (which
+        # match no offset above) or, with ``relu``, the windows whose maximum is 0
+        c01, c23, c = cache["knockout"]
+        live, top, bottom = _stacked(ws, "rows", 3, y.shape, np.bool_, order)
+        if relu:
+            np.greater(y, 0, out=live)
+        else:
+            np.equal(y, y, out=live)
+        np.greater(live, c, out=top)  # live & ~c
+        np.logical_and(live, c, out=bottom)
+        for (i, j), row, code, second in zip(offs, (top, top, bottom, bottom), (c01, c01, c23, c23),
+                                             (False, True, False, True)):
+            # first of the pair: row & ~code; second: row & code
+            (np.logical_and if second else np.greater)(row, code, out=mask)
+            np.multiply(dy, mask, out=window(dxp, i, j, cache["out_hw"], stride))
+        return _grad_output(dxp, padded, cache)
+    part = ws.empty_ordered("part", y.shape, dy.dtype, order) if overlap else None
+    rest = ws.empty_ordered("rest", y.shape, dy.dtype, order) if len(offs) > 1 else None
+    r = dy
+    if relu:
+        np.greater(y, 0, out=mask)
+        r = np.multiply(dy, mask, out=ws.empty_ordered("relu_dy", y.shape, dy.dtype, order))
+    for k, (i, j) in enumerate(offs):
+        np.equal(window(xp, i, j, out_hw, stride), y, out=mask)
+        target = window(dxp, i, j, out_hw, stride)
+        if overlap:
+            np.multiply(r, mask, out=part)
+            target += part
+        else:
+            np.multiply(r, mask, out=target)
+            part = target
+        if k < len(offs) - 1:
+            np.subtract(r, part, out=rest)
+            r = rest
+    return _grad_output(dxp, padded, cache)
+
+
+def avg_pool2d_forward(
+    x: np.ndarray,
+    pool: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    count_include_pad: bool = True,
+    ws: Workspace | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Average pooling: ``y = (1 / d) · Σ_window x_padded`` with zero padding.
+
+    ``d = kh·kw`` when ``count_include_pad`` (PyTorch's default), else the number of real
+    (non-padding) inputs under each window.
+
+    Args:
+        x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
+
+    Returns:
+        ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x``.
+    """
+    ws = get_workspace(ws)
+    N, C, H, W = x.shape
+    kh, kw = pool
+    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
+    order = memory_order(x)
+    xp = pad_input(x, pads, ws, "xp")
+    offs = _offsets(kh, kw)
+    y = ws.fresh_ordered((N, C, Ho, Wo), x.dtype, order)
+    y[...] = window(xp, *offs[0], (Ho, Wo), stride)
+    for i, j in offs[1:]:
+        y += window(xp, i, j, (Ho, Wo), stride)
+    div = window_counts((H, W), pool, stride, pads, count_include_pad, x.dtype)
+    y /= div
+    cache = {"kernel": "fast", "div": div, "order": order, "out_hw": (Ho, Wo),
+             "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws}
+    return y, cache
+
+
+def window_counts(
+    in_hw: tuple[int, int],
+    pool: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    count_include_pad: bool,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """Divisor per output position: a scalar ``kh·kw`` array, or the count of real inputs."""
+    kh, kw = pool
+    if count_include_pad or not any(pads):
+        return np.asarray(kh * kw, dtype=dtype)
+    ones = np.ones((1, 1) + tuple(in_hw), dtype=dtype)
+    onesp = np.pad(ones, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
+    out_hw = conv_output_hw(in_hw, pool, stride, pads)
+    cnt = np.zeros((1, 1) + out_hw, dtype=dtype)
+    for i, j in _offsets(kh, kw):
+        cnt += window(onesp, i, j, out_hw, stride)
+    return cnt[0, 0]
+
+
+def avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """Spread each ``dy / d`` evenly over its window (summing on overlaps)."""
+    kh, kw = cache["pool"]
+    stride = cache["stride"]
+    out_hw = cache["out_hw"]
+    g = dy / cache["div"]
+    dxp, padded = _grad_buffer(cache, dy.dtype)
+    overlap = stride[0] < kh or stride[1] < kw
+    for i, j in _offsets(kh, kw):
+        target = window(dxp, i, j, out_hw, stride)
+        if overlap:
+            target += g
+        else:
+            target[...] = g  # each input position is under one window at most
+    return _grad_output(dxp, padded, cache)

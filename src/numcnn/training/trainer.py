@@ -1,0 +1,419 @@
+"""The trainer behind ``model.compile/fit/evaluate/predict``: the loops, kept out of models.
+
+One training step: the graph runs forward on the batch with ``training=True``, each output's
+loss gives its value and its gradient (times the output's ``loss_weight``), the graph runs
+backward (filling every layer's ``grads``), and the optimizer takes one step over the named
+trainable parameters. The dataset stays resident as arrays; batches are gathered through a
+permutation into re-used buffers.
+
+**Data order and resuming.** The training order is drawn from one generator, ``rng``, made
+from ``fit``'s ``seed``: one permutation per epoch. Its state at every epoch boundary is part
+of :meth:`Trainer.state_dict`, so a run restored from a checkpoint continues the same
+sequence. Without a restored state, ``fit(initial_epoch=k, seed=s)`` re-draws the first
+``k`` permutations, which also lands on the same order. Callbacks that draw data-dependent
+randomness (the curvature samples of SDLM, augmentation) draw from this generator too, in
+``on_epoch_begin``, before the epoch's permutation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from .._random import generator_state, set_generator_state
+from ..threads import blas_threads, get_num_threads
+from .callbacks import Callback, CallbackList, History
+from .data import as_inputs, batches, check_batch_size, check_targets
+from .parallel import MIN_PART, DataParallel, parallel_problem
+from .progress import Progress, resolve_verbose
+
+
+class Trainer:
+    """Runs ``compile``, ``fit``, ``evaluate`` and ``predict`` for one model.
+
+    Attributes:
+        model: the model. optimizer: its optimizer. losses: one loss per output (``None``
+        for an output without one). loss_weights: one weight per output. metrics: ``{name:
+        function}``, computed on every output that has a loss. rng: the data-order
+        generator of the current (or last) ``fit``. epoch: epochs completed.
+    """
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.optimizer: Any = None
+        self.losses: list[Any] = []
+        self.loss_weights: list[float] = []
+        self.metrics: dict[str, Any] = {}
+        self.rng: np.random.Generator | None = None
+        self.epoch = 0
+        self._restored: dict[str, Any] | None = None
+        self.x: list[np.ndarray] = []
+        self.y: list[Any] = []
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer: Any = "sgd", loss: Any = "softmax_cross_entropy",
+                metrics: Iterable[Any] | None = ("accuracy",), loss_weights: Any = None) -> None:
+        model = self.model
+        names = model.output_names
+        k = len(names)
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.losses = self._per_output(loss, names, "loss", _loss_instance)
+        if all(lo is None for lo in self.losses):
+            raise ValueError("compile: no output has a loss")
+        weights = self._per_output(1.0 if loss_weights is None else loss_weights, names,
+                                   "loss_weights", lambda w, first: w)
+        self.loss_weights = []
+        for name, w in zip(names, weights):
+            w = 1.0 if w is None else w
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) \
+                    or w < 0:
+                raise ValueError(f"loss_weights for {name!r} must be a number >= 0; received "
+                                 f"{w!r}")
+            self.loss_weights.append(float(w))
+        self.metrics = {}
+        for m in metrics or ():
+            fn = metrics_mod.get(m)
+            self.metrics[m if isinstance(m, str) else fn.__name__] = fn
+        model.optimizer = self.optimizer
+        model.loss = self.losses[0] if k == 1 else list(self.losses)
+        model.metrics = self.metrics
+
+    @staticmethod
+    def _per_output(value: Any, names: list[str], what: str, make: Any) -> list[Any]:
+        k = len(names)
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ValueError(f"compile: {what} for unknown outputs {unknown}; the model's "
+                                 f"outputs: {names}")
+            return [None if value.get(n) is None else make(value[n], True) for n in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != k:
+                raise ValueError(f"compile: {what} has {len(value)} entries for {k} outputs "
+                                 f"{names}")
+            return [None if v is None else make(v, True) for v in value]
+        return [make(value, i == 0) for i in range(k)]
+
+    def _require_compiled(self, who: str) -> None:
+        if self.optimizer is None or not self.losses:
+            raise RuntimeError(f"call model.compile(optimizer=..., loss=...) before {who}()")
+
+    # ----------------------------------------------------------------- targets
+    def _targets(self, y: Any, n: int, who: str) -> list[np.ndarray | None]:
+        names = self.model.output_names
+        if len(names) == 1:
+            return [check_targets(n, y, who)]
+        if isinstance(y, Mapping):
+            unknown = sorted(set(y) - set(names))
+            if unknown:
+                raise ValueError(f"{who}: targets for unknown outputs {unknown}; the model's "
+                                 f"outputs: {names}")
+            y = [y.get(name) for name in names]
+        if not isinstance(y, (list, tuple)) or len(y) != len(names):
+            raise ValueError(f"{who}: the model has {len(names)} outputs {names}; pass one "
+                             "target array per output (a list, or a dict by output name)")
+        out = []
+        for name, loss, t in zip(names, self.losses, y):
+            if loss is None:
+                out.append(None)
+            elif t is None:
+                raise ValueError(f"{who}: no target for output {name!r}, which has a loss")
+            else:
+                out.append(check_targets(n, t, f"{who} ({name})"))
+        return out
+
+    # -------------------------------------------------------------------- step
+    def losses_and_grads(self, outs: list[np.ndarray], ys: list[Any], grads: bool = True
+                         ) -> tuple[float, list[float], list[np.ndarray | None]]:
+        """Weighted total loss, each output's loss, and each output's gradient."""
+        total, parts, dys = 0.0, [], []
+        for out, y, loss, w in zip(outs, ys, self.losses, self.loss_weights):
+            if loss is None:
+                parts.append(float("nan"))
+                dys.append(None)
+                continue
+            value = loss.forward(out, y)
+            parts.append(value)
+            total += w * value
+            if grads:
+                dy = loss.backward()
+                dys.append(dy if w == 1.0 else dy * dy.dtype.type(w))
+        return total, parts, dys
+
+    def train_step(self, xs: list[np.ndarray], ys: list[Any]
+                   ) -> tuple[float, list[float], list[np.ndarray]]:
+        """Forward, losses, backward on one batch (fills the gradients; no update)."""
+        outs, tape, _ = self.model.run(xs, training=True)
+        total, parts, dys = self.losses_and_grads(outs, ys)
+        self.model.run_backward(tape, dys)
+        return total, parts, outs
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, x: Any, y: Any, batch_size: int | None = 128, epochs: int = 1,
+            validation_data: tuple | None = None, shuffle: bool = True, verbose: Any = "auto",
+            seed: int | None = None, callbacks: list[Callback] | None = None,
+            initial_epoch: int = 0, optimizer: Any = None, loss: Any = None,
+            processes: int | None = None) -> History:
+        """Train for ``epochs`` passes over ``(x, y)``.
+
+        Args:
+            x: inputs (N, *input_shape) — any numeric dtype, converted once to the model dtype;
+                a list (or a dict by input name) for several inputs.
+            y: targets as the loss expects them (integer labels or one-hot rows); a list (or
+                a dict by output name) for several outputs.
+            batch_size: samples per update; 1 is stochastic gradient descent, ``None`` the
+                whole dataset (full-batch gradient descent), anything else mini-batch.
+            epochs: index of the last epoch to run (``initial_epoch`` to resume).
+            validation_data: ``(x_val, y_val)`` evaluated after each epoch (``val_*`` logs).
+            shuffle: reshuffle the training order every epoch.
+            verbose: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"``.
+            seed: seed of the data-order generator (same seed, same result).
+            callbacks: extra :class:`numcnn.training.Callback` objects.
+            initial_epoch: epoch to start from when resuming (see the module docstring).
+            optimizer, loss: shortcuts that (re)compile the model first, keeping its metrics.
+            processes: how many processes share each batch (data-parallel, one BLAS thread
+                each; see :mod:`numcnn.training.parallel`). ``None`` (default): the count
+                :func:`numcnn.set_num_threads` set when the model and losses allow it and each
+                process gets at least ``MIN_PART`` samples, else 1 process whose BLAS uses
+                that many threads. ``1`` forces one process; ``k ≥ 2`` requires
+                data-parallel training and raises ``ValueError`` saying why it is impossible.
+
+        Returns:
+            A :class:`History`: ``history.history["loss"]`` and every metric and ``val_``
+            figure, one value per epoch.
+        """
+        model = self.model
+        if optimizer is not None or loss is not None:
+            self.compile(optimizer if optimizer is not None else (self.optimizer or "sgd"),
+                         loss if loss is not None else (self.losses[0] if self.losses else
+                                                        "softmax_cross_entropy"),
+                         list(self.metrics) if self.losses else ["accuracy"],
+                         self.loss_weights or None)
+        self._require_compiled("fit")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int; received epochs={epochs!r}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or initial_epoch < 0:
+            raise ValueError(f"initial_epoch must be a non-negative int; received "
+                             f"initial_epoch={initial_epoch!r}")
+        xs = as_inputs(model, x, "fit")
+        n = len(xs[0])
+        if n == 0:
+            raise ValueError("fit: received an empty dataset")
+        ys = self._targets(y, n, "fit")
+        bs = check_batch_size(batch_size, n)
+        val = None
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            xv = as_inputs(model, validation_data[0], "fit(validation_data)")
+            val = (xv, self._targets(validation_data[1], len(xv[0]), "fit(validation_data)"))
+        threads = get_num_threads()
+        processes = self._processes(processes, threads, bs)
+        self.rng = self._data_generator(seed, initial_epoch, shuffle, n)
+        self.x, self.y = xs, ys
+        verbose = resolve_verbose(verbose)
+        steps = -(-n // bs)
+        history = History()
+        cbs = CallbackList([*(callbacks or []), history], model,
+                           params={"epochs": epochs, "steps": steps, "samples": n,
+                                   "batch_size": bs, "verbose": verbose})
+        progress = Progress(epochs, steps, n, verbose)
+        model.stop_training = False
+        params, grads = model.trainable_params(), model.trainable_grads()
+        names = model.output_names
+        with blas_threads(1 if processes > 1 else threads), \
+                (DataParallel(self, xs, ys, processes) if processes > 1
+                 else contextlib.nullcontext()) as parallel:
+            bufs = [np.empty((bs,) + a.shape[1:], dtype=a.dtype) for a in xs]
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                progress.epoch_begin(epoch)
+                xs = self.x  # a callback may have replaced the training inputs
+                order = self.rng.permutation(n) if shuffle else None
+                sums = _Sums(names, self.losses, self.metrics)
+                for step, idx in enumerate(batches(n, bs, order)):
+                    cbs.on_batch_begin(step)
+                    if order is None:
+                        xb = [a[idx] for a in xs]
+                    else:
+                        xb = [np.take(a, idx, axis=0, out=b[: len(idx)]) for a, b in
+                              zip(xs, bufs)]
+                    yb = [None if t is None else t[idx] for t in ys]
+                    if parallel is None:
+                        loss_value, parts, outs = self.train_step(xb, yb)
+                    else:
+                        loss_value, parts, outs = parallel.forward_backward(idx, xb, yb)
+                    self.optimizer.step(params, grads)
+                    logs = sums.add(len(xb[0]), loss_value, parts, outs, yb)
+                    progress.batch_end(step, sums.seen, logs)
+                    cbs.on_batch_end(step, logs)
+                    if not np.isfinite(loss_value):
+                        raise FloatingPointError(
+                            f"loss became {loss_value} at epoch {epoch + 1}, batch {step + 1}; "
+                            "lower the learning rate")
+                logs = sums.logs()
+                if val is not None:
+                    scores = self._evaluate(val[0], val[1], max(bs, 1000))
+                    logs.update({f"val_{key}": value for key, value in scores.items()})
+                self.epoch = epoch + 1
+                self._rng_words = generator_state(self.rng)
+                cbs.on_epoch_end(epoch, logs)
+                progress.epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
+            cbs.on_train_end()
+        self.history = history
+        model.history = history
+        return history
+
+    def _data_generator(self, seed: int | None, initial_epoch: int, shuffle: bool,
+                        n: int) -> np.random.Generator:
+        """The data-order generator: restored from a loaded state when it was saved at
+        ``initial_epoch``, else made from ``seed`` and advanced past ``initial_epoch``
+        epochs' permutations."""
+        restored, self._restored = self._restored, None
+        rng = np.random.default_rng(seed)
+        if restored is not None and restored.get("epoch") == initial_epoch \
+                and restored.get("rng") is not None:
+            set_generator_state(rng, restored["rng"])
+            return rng
+        if shuffle:
+            for _ in range(initial_epoch):  # the permutations of the epochs already run
+                rng.permutation(n)
+        return rng
+
+    def _processes(self, processes: int | None, threads: int | None, batch: int) -> int:
+        """The process count ``fit`` uses (see its ``processes`` argument)."""
+        if processes is None:
+            usable = min(threads or 1, int(batch) // MIN_PART)
+            if usable < 2 or parallel_problem(self.model, self.losses) is not None:
+                return 1
+            return usable
+        if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) \
+                or processes < 1:
+            raise ValueError(f"processes must be a positive int or None; received "
+                             f"processes={processes!r}")
+        if processes > 1:
+            problem = parallel_problem(self.model, self.losses)
+            if problem is not None:
+                raise ValueError(f"fit(processes={processes}): {problem}")
+        return int(processes)
+
+    # ---------------------------------------------------------------- evaluate
+    def evaluate(self, x: Any, y: Any, batch_size: int | None = 1000) -> dict[str, float]:
+        """Mean loss (weighted total), each output's loss when there are several, and the
+        metrics over ``(x, y)`` in inference mode."""
+        self._require_compiled("evaluate")
+        xs = as_inputs(self.model, x, "evaluate")
+        n = len(xs[0])
+        if n == 0:
+            raise ValueError("evaluate: received an empty dataset")
+        ys = self._targets(y, n, "evaluate")
+        return self._evaluate(xs, ys, check_batch_size(batch_size, n))
+
+    def _evaluate(self, xs: list[np.ndarray], ys: list[Any], bs: int) -> dict[str, float]:
+        n = len(xs[0])
+        sums = _Sums(self.model.output_names, self.losses, self.metrics)
+        with blas_threads(get_num_threads()):
+            for idx in batches(n, bs):
+                outs, _, _ = self.model.run([a[idx] for a in xs], training=False, record=False)
+                yb = [None if t is None else t[idx] for t in ys]
+                total, parts, _ = self.losses_and_grads(outs, yb, grads=False)
+                sums.add(len(outs[0]), total, parts, outs, yb)
+        return sums.logs()
+
+    # ----------------------------------------------------------------- predict
+    def predict(self, x: Any, batch_size: int | None = 1000) -> Any:
+        """Outputs in inference mode, batch by batch: one contiguous array (N, …) per
+        output (a list for several outputs)."""
+        model = self.model
+        xs = as_inputs(model, x, "predict")
+        n = len(xs[0])
+        bs = check_batch_size(batch_size, n)
+        outs = [np.empty((n,) + tuple(t.shape), dtype=model.dtype)
+                if all(d is not None for d in t.shape) else None for t in model.graph.outputs]
+        parts: list[list[np.ndarray]] = [[] for _ in outs]
+        with blas_threads(get_num_threads()):
+            for idx in batches(n, bs):
+                ys, _, _ = model.run([a[idx] for a in xs], training=False, record=False)
+                for k, v in enumerate(ys):
+                    if outs[k] is not None:
+                        outs[k][idx] = v
+                    else:
+                        parts[k].append(np.ascontiguousarray(v))
+        outs = [o if o is not None else np.concatenate(p) if p else
+                np.empty((0,), model.dtype) for o, p in zip(outs, parts)]
+        return outs if model._list_out else outs[0]
+
+    # ------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The epochs completed and the data-order generator at that boundary."""
+        out = {"epoch": np.asarray(self.epoch)}
+        words = getattr(self, "_rng_words", None)
+        if words is not None:
+            out["rng"] = words.copy()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict`'s output; the next ``fit(initial_epoch=epoch)``
+        continues the saved data order."""
+        epoch = int(np.asarray(state.get("epoch", 0)))
+        if epoch < 0:
+            raise ValueError(f"trainer state: epoch must be >= 0; received {epoch}")
+        self.epoch = epoch
+        rng = state.get("rng")
+        if rng is not None:
+            set_generator_state(np.random.default_rng(), rng)  # validates the words
+            self._rng_words = np.asarray(rng, dtype=np.uint64).copy()
+        self._restored = {"epoch": epoch, "rng": None if rng is None else self._rng_words}
+
+
+def _loss_instance(value: Any, first: bool) -> Any:
+    """A loss object; an instance given for several outputs is copied for every output
+    after the first (a loss keeps the cache of its last call)."""
+    loss = losses_mod.get(value)
+    return loss if first or isinstance(value, (str, type)) else copy.copy(loss)
+
+
+class _Sums:
+    """Running sums of the losses and metrics of an epoch (or an evaluation)."""
+
+    def __init__(self, names: list[str], losses: list[Any], metrics: dict[str, Any]):
+        self.names, self.losses, self.metrics = names, losses, metrics
+        self.multi = len(names) > 1
+        self.seen = 0
+        self.total = 0.0
+        self.parts = [0.0] * len(names)
+        self.mets = {(k, m): 0.0 for k in range(len(names)) for m in metrics
+                     if losses[k] is not None}
+
+    def add(self, m: int, total: float, parts: list[float], outs: list[np.ndarray],
+            ys: list[Any]) -> dict[str, float]:
+        self.seen += m
+        self.total += total * m
+        for k, p in enumerate(parts):
+            if self.losses[k] is not None:
+                self.parts[k] += p * m
+        for (k, name) in self.mets:
+            self.mets[(k, name)] += self.metrics[name](outs[k], ys[k]) * m
+        return self.logs()
+
+    def logs(self) -> dict[str, float]:
+        s = max(self.seen, 1)
+        out = {"loss": self.total / s}
+        if self.multi:
+            for k, name in enumerate(self.names):
+                if self.losses[k] is not None:
+                    out[f"{name}_loss"] = self.parts[k] / s
+        for (k, name), v in self.mets.items():
+            out[f"{self.names[k]}_{name}" if self.multi else name] = v / s
+        return out
