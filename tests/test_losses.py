@@ -375,7 +375,7 @@ def test_backward_before_forward_raises():
 def _covered_elsewhere(name: str, obj: Any) -> bool:
     """A loss added later by another suite counts as covered if a test file names it."""
     here = pathlib.Path(__file__)
-    for path in here.parent.glob("test_*.py"):
+    for path in here.parent.rglob("test_*.py"):
         if path == here:
             continue
         text = path.read_text(encoding="utf-8")

@@ -152,7 +152,7 @@ def test_spec_and_serialize_round_trip(schedule):
 def _covered_elsewhere(name: str) -> bool:
     here = pathlib.Path(__file__)
     return any(f'"{name}' in p.read_text(encoding="utf-8")
-               for p in here.parent.glob("test_*.py") if p != here)
+               for p in here.parent.rglob("test_*.py") if p != here)
 
 
 def test_every_registered_schedule_has_a_case():

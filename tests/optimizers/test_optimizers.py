@@ -281,7 +281,7 @@ def test_get_lr_keyword_and_config_round_trip():
 def _covered_elsewhere(name: str, obj) -> bool:
     """An optimizer added later by another suite counts as covered if a test file names it."""
     here = pathlib.Path(__file__)
-    for path in here.parent.glob("test_*.py"):
+    for path in here.parents[1].rglob("test_*.py"):
         if path != here:
             text = path.read_text(encoding="utf-8")
             if f'"{name}"' in text or f"'{name}'" in text or obj.__name__ in text:

@@ -17,7 +17,7 @@ import pytest
 
 from numcnn import models
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
