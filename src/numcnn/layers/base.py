@@ -187,6 +187,10 @@ class Layer:
         if is_symbolic(x):
             return self.call_symbolic(x)
         if not self.built:
+            first = x[0] if isinstance(x, (list, tuple)) and x else x
+            if not self._dtype_given and getattr(first, "dtype", None) in (np.float32,
+                                                                             np.float64):
+                self.dtype = np.dtype(first.dtype)  # a float64 array builds a float64 layer
             shape = [a.shape[1:] for a in x] if isinstance(x, (list, tuple)) else x.shape[1:]
             self.build(shape)
         return self.forward(x, training=training)
@@ -211,7 +215,7 @@ class Layer:
                 self.dtype = check_dtype(dtype)
             self.check_dtype_of(dtype)
             self.build(shape, rng)
-            self._init_pending = rng is None and bool(self.params)
+            self._init_pending = rng is None
         else:
             self.check_dtype_of(dtype)
             self.check_shape(shape)
@@ -364,7 +368,9 @@ class RandomLayer(Layer):
     checkpointed run resumes with the same draws.
 
     Args:
-        seed: seed of the generator (None: unpredictable).
+        seed: seed of the generator. None: drawn from the generator that initialises the
+            model's weights when the layer is built inside a model (so ``seed=`` of the model
+            makes the draws reproducible too), else unpredictable.
     """
 
     def __init__(self, seed: int | None = None, **kwargs: Any):
@@ -374,6 +380,11 @@ class RandomLayer(Layer):
             raise TypeError(f"seed must be a non-negative int or None; received seed={seed!r}")
         self.seed = None if seed is None else int(seed)
         self.rng = np.random.default_rng(self.seed)
+
+    def build(self, input_shape: Any, rng: np.random.Generator | None = None) -> None:
+        super().build(input_shape, rng)
+        if self.seed is None and rng is not None:
+            self.rng = np.random.default_rng(int(rng.integers(1 << 63)))
 
     def extra_state(self) -> dict[str, np.ndarray]:
         return {"rng": generator_state(self.rng)}

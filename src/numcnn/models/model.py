@@ -64,7 +64,7 @@ class Model(Layer):
     >>> from numcnn.layers import Dense, ReLU
     >>> x = numcnn.Input((4,))
     >>> model = numcnn.Model(x, Dense(3)(ReLU()(Dense(8)(x))), seed=0)
-    >>> model.count_params(), model.output_shape
+    >>> model.count_params(), model.output_shape()
     (67, (3,))
     """
 

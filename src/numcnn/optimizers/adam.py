@@ -59,7 +59,7 @@ class Adam(Optimizer):
 
     def update(self, name, p, g):
         dt = p.dtype.type
-        t = self.iterations
+        t = self.count_step(name)
         g = with_decay(p, g, self.weight_decay)
         m, v = self._moments(name, p, g)
         if self.amsgrad:
@@ -110,7 +110,7 @@ class Adamax(Optimizer):
         lerp_(m, g, 1 - self.betas[0])
         u *= dt(self.betas[1])
         np.maximum(u, np.abs(g) + dt(self.eps), out=u)
-        clr = self.lr / (1 - self.betas[0] ** self.iterations)
+        clr = self.lr / (1 - self.betas[0] ** self.count_step(name))
         addcdiv_(p, m, u, -clr)
 
     def get_config(self):
@@ -147,7 +147,7 @@ class Nadam(Optimizer):
 
     def update(self, name, p, g):
         dt = p.dtype.type
-        t = self.iterations
+        t = self.count_step(name)
         b1, b2 = self.betas
         g = with_decay(p, g, self.weight_decay)
         st = self.state.setdefault(name, {})

@@ -52,7 +52,7 @@ class Adagrad(Optimizer):
             st["sum"] = np.full_like(p, self.initial_accumulator_value)
         G = st["sum"]
         G += g * g
-        clr = self.lr / (1 + (self.iterations - 1) * self.lr_decay)
+        clr = self.lr / (1 + (self.count_step(name) - 1) * self.lr_decay)
         denom = np.sqrt(G)
         denom += dt(self.eps)
         addcdiv_(p, g, denom, -clr)

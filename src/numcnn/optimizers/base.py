@@ -140,6 +140,17 @@ class Optimizer:
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def count_step(self, name: str) -> int:
+        """Advance and return parameter ``name``'s own step count ``t`` (from 1).
+
+        As in ``torch.optim``, a parameter counts only the steps it took part in: a layer
+        frozen for a while resumes its bias corrections where it stopped.
+        """
+        st = self.state.setdefault(name, {})
+        t = int(st.get("step", 0)) + 1
+        st["step"] = np.asarray(float(t))
+        return t
+
     def slot(self, name: str, slot: str, like: np.ndarray) -> np.ndarray:
         """State array ``slot`` of parameter ``name``, created as zeros on first use."""
         st = self.state.setdefault(name, {})
