@@ -397,3 +397,18 @@ def test_input_gradient_is_skipped_until_the_first_parametrised_layer():
     m.forward(x, training=True)
     assert all(c.need_dx for c in m.last_calls)
     assert m.backward(np.ones((5, 2), np.float32)).shape == x.shape
+
+
+def test_unbuilt_sequential_builds_from_the_first_data_like_keras():
+    x, y = blobs(12, 11)
+    model = Sequential([Conv2D(2, 3), ReLU(), Flatten(), Dense(2)], seed=3)
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy")  # kept until built
+    hist = model.fit(x, y, batch_size=4, epochs=1, verbose=0, seed=0)
+    assert model.input_shape == (1, 8, 8) and "loss" in hist.history
+    same = Sequential([Conv2D(2, 3), ReLU(), Flatten(), Dense(2)], input_shape=(1, 8, 8),
+                      seed=3)
+    same.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    same.fit(x, y, batch_size=4, epochs=1, verbose=0, seed=0)
+    for q, w in same.get_weights().items():
+        np.testing.assert_array_equal(model.get_weights()[q], w)
+    assert Sequential([Flatten(), Dense(3)]).predict(x).shape == (12, 3)

@@ -508,23 +508,46 @@ class Model(Layer):
                 metrics: Iterable[Any] | None = ("accuracy",), loss_weights: Any = None) -> None:
         """Choose the optimizer, the loss (one, or one per output as a list or a dict by
         output name), its weights per output and the metrics (objects or registered names).
+
+        A ``Sequential`` not built yet keeps the choice until its first ``fit``.
         """
+        if self.graph is None and self._deferrable():
+            self._pending_compile = (optimizer, loss, metrics, loss_weights)
+            return
         self._require_built()
         self._trainer().compile(optimizer, loss, metrics, loss_weights)
 
+    def _deferrable(self) -> bool:
+        """Whether this model can build itself from the first data it sees."""
+        return False
+
+    def _build_from_data(self, x: Any) -> None:
+        """Build an unbuilt ``Sequential`` from the per-sample shape of ``x`` (Keras does the
+        same on the first ``fit``/``predict``), then apply a deferred ``compile``."""
+        if self.graph is None and self._deferrable():
+            shape = np.shape(x)
+            if len(shape) < 2:
+                raise ValueError(f"{self.display_name}: cannot infer the input shape from data "
+                                 f"of shape {shape}; give Sequential an input_shape")
+            self.build(tuple(shape[1:]))
+            pending = self.__dict__.pop("_pending_compile", None)
+            if pending is not None:
+                self.compile(*pending)
+        self._require_built()
+
     def fit(self, x: Any, y: Any, **kwargs: Any) -> Any:
         """Train; see :meth:`numcnn.training.Trainer.fit` for the arguments."""
-        self._require_built()
+        self._build_from_data(x)
         return self._trainer().fit(x, y, **kwargs)
 
     def evaluate(self, x: Any, y: Any, batch_size: int | None = 1000) -> dict[str, float]:
         """Mean loss and metrics over ``(x, y)`` in inference mode."""
-        self._require_built()
+        self._build_from_data(x)
         return self._trainer().evaluate(x, y, batch_size=batch_size)
 
     def predict(self, x: Any, batch_size: int | None = 1000) -> Any:
         """Outputs in inference mode, batch by batch, as contiguous arrays."""
-        self._require_built()
+        self._build_from_data(x)
         return self._trainer().predict(x, batch_size=batch_size)
 
     # ----------------------------------------------------------------- config

@@ -110,8 +110,8 @@ class Sequential(Model):
             layer._init_pending = False
         self._init_graph([x], [t])
 
-    def _assign_names(self) -> None:
-        super()._assign_names()
+    def _deferrable(self) -> bool:
+        return bool(self._stack)
 
     def set_dtype(self, dtype: Any) -> None:
         Layer.set_dtype(self, dtype)
