@@ -227,3 +227,28 @@ def test_bad_processes_and_ineligible_losses_are_refused():
     with pytest.raises(ValueError, match="processes must be an int >= 2"):
         DataParallel(model.trainer, [x], [y], 1)
     assert numcnn.losses.SoftmaxCrossEntropy.batch_mean and not SumLoss.batch_mean
+
+
+def test_data_parallel_run_with_dropout_resumes_exactly(tmp_path):
+    """Workers' Dropout streams are re-derived at every epoch from the main process's
+    generator state, which a checkpoint at the epoch boundary restores."""
+    rng = np.random.default_rng(11)
+    x = rng.random((64, 1, 4, 4), dtype=np.float32)
+    y = rng.integers(0, 3, 64)
+
+    def model():
+        m = Sequential([Flatten(), Dense(8), ReLU(), Dropout(0.3), Dense(3)],
+                       input_shape=(1, 4, 4), seed=2)
+        m.compile(optimizer=numcnn.optimizers.Adam(lr=0.01), loss="softmax_cross_entropy")
+        return m
+
+    whole = model()
+    whole.fit(x, y, batch_size=16, epochs=2, seed=3, verbose=0, processes=2)
+    half = model()
+    half.fit(x, y, batch_size=16, epochs=1, seed=3, verbose=0, processes=2)
+    numcnn.save_model(half, tmp_path / "half.npz")
+    resumed = numcnn.load_model(tmp_path / "half.npz")
+    resumed.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, seed=3, verbose=0,
+                processes=2)
+    for q, w in whole.get_weights().items():
+        assert np.array_equal(w, resumed.get_weights()[q]), q

@@ -7,10 +7,11 @@ course's math in :mod:`numcnn.functional.conv`, ``pool`` and ``activation``) aft
 through a whole model on the reference path in a debugger. Both give the same numbers up to
 float rounding; the test suite checks every fast path against its reference.
 
-A backward pass always follows the path of the forward pass that made its cache (the cache
-says which), so switching paths between forward and backward is safe. The choice is a
-context variable: it is per thread and per asyncio task, and it is the only setting this
-package holds.
+A convolution or pooling backward pass follows the path of the forward pass that made its
+cache (the cache says which), so switching paths between forward and backward is safe; the
+activations' caches are plain arrays that either path's backward accepts. The choice is a
+context variable, per thread and per asyncio task: the one setting of
+:mod:`numcnn.functional`, which otherwise keeps nothing between calls.
 
 >>> import numcnn
 >>> with numcnn.use_kernels("reference"):

@@ -112,6 +112,7 @@ class Model(Layer):
         self.input_shape = [t.shape for t in inputs] if self._list_in else inputs[0].shape
         self.built = True
         self._plans = {}
+        self._ws_root = Workspace()  # a rebuilt graph (Sequential.add/pop) starts afresh
         self.refuse()
 
     def _assign_names(self) -> None:

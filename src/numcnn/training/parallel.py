@@ -18,9 +18,11 @@ batch indices and each part's loss and outputs travel through pipes.
 
 Models are eligible when every layer's output for a sample depends on that sample alone
 (``Layer.per_sample``; BatchNorm's batch statistics are not) and the loss declares itself a
-mean over samples (``Loss.batch_mean``). Random layers (Dropout) draw from a generator
-re-seeded per worker from their own state, so runs stay reproducible for a given seed and
-thread count, but masks differ from a 1-process run. Forking needs Linux.
+mean over samples (``Loss.batch_mean``). Random layers (Dropout) draw, in each worker, from a
+generator seeded at the start of every epoch from (worker rank, epoch, the main process's
+generator state then), so runs are reproducible for a given seed and process count, resume
+exactly from a checkpoint at an epoch boundary, and differ in their masks from a 1-process
+run. Forking needs Linux.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 _OK, _ERR = b"K", b"E"
+_SEED, _PART = b"S", b"P"  # main -> worker: an epoch's seeds, or a part's sample positions
 
 #: ``fit(processes=None)`` splits a batch only while every process gets this many samples:
 #: below it the fixed cost of a step (Python, pipes) outweighs the halved arithmetic.
@@ -80,13 +83,24 @@ def _views(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def _reseed_generators(model: Any, rank: int) -> None:
-    """Give every layer's random generator a stream of its own in worker ``rank``."""
+def _generators(model: Any) -> list[tuple[Any, str, np.random.Generator]]:
+    """``(layer, attribute, generator)`` of every layer's random generator, in a fixed order."""
+    out = []
     for layer in _leaves(model):
-        for name, value in vars(layer).items():
+        for name, value in sorted(vars(layer).items()):
             if isinstance(value, np.random.Generator):
-                draw = int(value.bit_generator.random_raw())
-                setattr(layer, name, np.random.default_rng([rank, draw]))
+                out.append((layer, name, value))
+    return out
+
+
+def _reseed(model: Any, rank: int, epoch: int, words: np.ndarray) -> None:
+    """Give every layer's random generator in worker ``rank`` the stream of this epoch:
+    seeded from (rank, epoch, the main process's generator state at the epoch's start), so
+    a run resumed at an epoch boundary draws the same masks in every process."""
+    words = words.reshape(-1, 6) if words.size else words
+    for (layer, name, _), w in zip(_generators(model), words):
+        seed = [int(rank), int(epoch), *(int(v) for v in w)]
+        setattr(layer, name, np.random.default_rng(seed))
 
 
 def _worker(conn: Any, trainer: Any, xs: list[np.ndarray], ys: list[Any],
@@ -96,7 +110,6 @@ def _worker(conn: Any, trainer: Any, xs: list[np.ndarray], ys: list[Any],
     for (layer, key), view in zip(_trainable_slots(model), shared_params):
         layer.params[key] = view  # the main process publishes the weights here
     grads = list(model.trainable_grads().values())
-    _reseed_generators(model, rank)
     while True:
         try:
             msg = conn.recv_bytes()
@@ -105,7 +118,11 @@ def _worker(conn: Any, trainer: Any, xs: list[np.ndarray], ys: list[Any],
         if not msg:
             return
         try:
-            idx = np.frombuffer(msg, dtype=np.int64)
+            if msg[:1] == _SEED:  # a new epoch: its random streams
+                head = np.frombuffer(msg[1:9], dtype=np.int64)
+                _reseed(model, rank, int(head[0]), np.frombuffer(msg[9:], dtype=np.uint64))
+                continue
+            idx = np.frombuffer(msg[1:], dtype=np.int64)
             total, parts, outs = trainer.train_step(
                 [np.take(a, idx, axis=0) for a in xs],
                 [None if t is None else t[idx] for t in ys])
@@ -177,6 +194,7 @@ class DataParallel:
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
+            self.reseed(0)  # never the main process's own stream (fit re-seeds every epoch)
         except BaseException:
             self.close()
             raise
@@ -215,7 +233,7 @@ class DataParallel:
         if busy:  # workers read the current weights, then their part of the batch
             self._publish()
         for k, start, stop in busy:
-            self._conns[k].send_bytes(idx[start:stop].tobytes())
+            self._conns[k].send_bytes(_PART + idx[start:stop].tobytes())
         n0 = sizes[0]
         total, parts, outs0 = self.trainer.train_step(
             [a[:n0] for a in xb], [None if t is None else t[:n0] for t in yb])
@@ -245,6 +263,19 @@ class DataParallel:
             for g, part in zip(self.grads, self._shared_grads[k]):
                 g += part * weight
         return total / m, [p / m for p in parts], [np.concatenate(o) for o in outs]
+
+    def reseed(self, epoch: int) -> None:
+        """Start ``epoch`` in every worker with random streams derived from (rank, epoch,
+        this process's generator states now), which a checkpoint at the epoch boundary
+        restores — so a resumed data-parallel run draws the same Dropout masks."""
+        from .._random import generator_state
+
+        words = [generator_state(g) for _, _, g in _generators(self.model)]
+        body = np.asarray([epoch], dtype=np.int64).tobytes()
+        if words:
+            body += np.concatenate(words).tobytes()
+        for conn in self._conns:
+            conn.send_bytes(_SEED + body)
 
     def close(self) -> None:
         """Stop the workers (they exit on an empty message or a closed pipe)."""

@@ -9,10 +9,11 @@ permutation into re-used buffers.
 **Data order and resuming.** The training order is drawn from one generator, ``rng``, made
 from ``fit``'s ``seed``: one permutation per epoch. Its state at every epoch boundary is part
 of :meth:`Trainer.state_dict`, so a run restored from a checkpoint continues the same
-sequence. Without a restored state, ``fit(initial_epoch=k, seed=s)`` re-draws the first
-``k`` permutations, which also lands on the same order. Callbacks that draw data-dependent
-randomness (the curvature samples of SDLM, augmentation) draw from this generator too, in
-``on_epoch_begin``, before the epoch's permutation.
+sequence. Callbacks that draw data-dependent randomness (the curvature samples of SDLM,
+augmentation) draw from this generator too, in ``on_epoch_begin``, before the epoch's
+permutation. Without a restored state, ``fit(initial_epoch=k, seed=s)`` re-draws only the
+first ``k`` permutations: that lands on the same order when no callback draws from the
+generator; with such callbacks, resume from a saved state.
 """
 
 from __future__ import annotations
@@ -236,6 +237,8 @@ class Trainer:
             cbs.on_train_begin()
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
+                if parallel is not None:
+                    parallel.reseed(epoch)
                 progress.epoch_begin(epoch)
                 xs = self.x  # a callback may have replaced the training inputs
                 order = self.rng.permutation(n) if shuffle else None
