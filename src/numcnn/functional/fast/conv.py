@@ -133,7 +133,9 @@ def conv2d_forward(
     K = C * kh * kw
     xp = _hwn(x)  # (C, H, W, N)
     if pt or pb or pl or pr:
-        xp = ws.padded("xp", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
+        # keyed by the pads too: the border is written only when the buffer is made, and
+        # other pads give the same padded shape (padding="same", stride 2: inputs 5 and 6)
+        xp = ws.padded(f"xp{tuple(pads)}", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
         xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
     elif not xp.flags.c_contiguous and N > 1:
         # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values

@@ -30,7 +30,9 @@ def pad_input(x: np.ndarray, pads: tuple[int, int, int, int], ws: Workspace, nam
     if not (pt or pb or pl or pr):
         return x
     N, C, H, W = x.shape
-    xp = ws.padded(name, (N, C, H + pt + pb, W + pl + pr), x.dtype, fill)
+    # keyed by the pads too: the border is filled only when the buffer is made, and other
+    # pads give the same padded shape (padding="same", stride 2: inputs 5 and 6)
+    xp = ws.padded(f"{name}{tuple(pads)}", (N, C, H + pt + pb, W + pl + pr), x.dtype, fill)
     xp[:, :, pt : pt + H, pl : pl + W] = x
     return xp
 
