@@ -502,3 +502,36 @@ def assert_conv_backward_matches_ref(grads, x, W, dy, stride, pads, dtype):
     for got, ref in zip((dx, dW, db), conv2d_backward_ref(x, W, dy, stride, pads)):
         assert got.dtype == np.dtype(dtype) and got.shape == ref.shape
         np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+
+
+# ------------------------------------------- average-pooling backward (kernel paths tests)
+
+
+def avg_pool2d_backward_ref(x_shape, dy, pool, stride, pads=(0, 0, 0, 0),
+                            count_include_pad=True):
+    """Naive average-pooling backward: every window hands ``dy / d`` to each real input it
+    covers (zero padding receives nothing), summing where windows overlap.
+
+    ``d`` is ``kh·kw`` when ``count_include_pad`` else the number of real inputs in the window,
+    counted again here one position at a time. float64 result of shape ``x_shape``.
+    """
+    N, C, H, W = x_shape
+    kh, kw = pool
+    sh, sw = stride
+    pt, _, pl, _ = pads
+    _, _, Ho, Wo = dy.shape
+    dx = np.zeros((N, C, H, W), dtype=np.float64)
+    for n in range(N):
+        for c in range(C):
+            for p in range(Ho):
+                for q in range(Wo):
+                    inside = []
+                    for i in range(kh):
+                        for j in range(kw):
+                            r, t = p * sh + i - pt, q * sw + j - pl
+                            if 0 <= r < H and 0 <= t < W:
+                                inside.append((r, t))
+                    d = kh * kw if count_include_pad else len(inside)
+                    for r, t in inside:
+                        dx[n, c, r, t] += float(dy[n, c, p, q]) / d
+    return dx
