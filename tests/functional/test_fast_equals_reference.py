@@ -455,9 +455,6 @@ def test_tanh_equals_reference_and_keeps_layout(A, S, layout, dtype):
     assert_close32(dxF, dxR, dx64, abs(dy64) * abs(A * S), 8, "dx")
 
 
-@pytest.mark.xfail(strict=True, reason="known discrepancy: the fast max-pool backward drops "
-                   "the gradient of a window whose maximum is NaN (x == NaN is never true); "
-                   "the reference path and PyTorch route it to the NaN")
 @pytest.mark.parametrize("winners", [False, True], ids=["offsets", "winners"])
 def test_max_pool_routes_the_gradient_of_a_nan_window_like_reference(winners, monkeypatch):
     monkeypatch.setattr(FP, "WINNERS_MIN_BYTES", 0)

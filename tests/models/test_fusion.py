@@ -193,8 +193,8 @@ def test_maxpool_kept_winners_not_used_in_inference(always_winners):
     assert pool._last_call.cache["knockout"] is None
 
 
-def test_maxpool_kept_winners_route_nothing_from_nan_windows(always_winners):
-    # as the comparison path: a NaN window (y = NaN) matches no offset, so gets no gradient
+def test_maxpool_routes_a_nan_window_to_its_nan_like_torch(always_winners):
+    # a NaN window (y = NaN) sends its gradient to the NaN, as PyTorch's max_pool2d does
     x = np.arange(32, dtype=np.float32).reshape(2, 1, 4, 4)
     x[0, 0, 1, 1] = np.nan
     pool = MaxPool2D(2)
@@ -203,5 +203,7 @@ def test_maxpool_kept_winners_route_nothing_from_nan_windows(always_winners):
     y = pool.forward(x, training=True)
     assert np.isnan(y[0, 0, 0, 0]) and pool._last_call.cache["knockout"] is not None
     dx = pool.backward(np.ones_like(y))
-    assert np.all(dx[0, 0, :2, :2] == 0)
-    assert dx.sum() == y.size - 1  # every other window routes its 1
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt, 2).backward(torch.ones(y.shape))
+    np.testing.assert_array_equal(dx, xt.grad.numpy())
+    assert dx[0, 0, 1, 1] == 1 and dx.sum() == y.size  # every window routes its 1

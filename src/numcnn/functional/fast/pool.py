@@ -141,7 +141,8 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
 
     The winner of a window is the first offset ``k`` (row-major) whose slab equals ``y``;
     ``r`` holds the part of ``dy`` not yet routed: ``dx_k = r · [x_k = y]``, ``r ← r − dx_k``
-    (exact: each element of ``r`` is either kept or zeroed).
+    (exact: each element of ``r`` is either kept or zeroed). A window whose maximum is NaN
+    routes its ``dy`` to its first NaN, as the reference path (and PyTorch, for one NaN).
 
     With ``relu=True`` the forward input was a ReLU output ``x = max(z, 0)`` and the gradient
     with respect to ``z`` is returned: ``dz = dx · 1[x > 0]``. It is computed at pooled
@@ -167,9 +168,12 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
     dxp, padded = _grad_buffer(cache, dy.dtype)
     offs = _offsets(kh, kw)
     mask = ws.empty_ordered("mask", y.shape, np.bool_, order)
-    if cache.get("knockout") is not None:
-        # 2x2 winners from the forward comparisons; ``live`` excludes NaN windows (which
-        # match no offset above) or, with ``relu``, the windows whose maximum is 0
+    # NaN never equals itself: such windows are routed by the NaN-aware loop below (one
+    # cheap reduction finds them; with ``relu`` they get 0 either way, as 1[NaN > 0] = 0)
+    nan = None if relu or not y.size or not np.isnan(y.min()) else np.isnan(y)
+    if cache.get("knockout") is not None and nan is None:
+        # 2x2 winners from the forward comparisons (no NaN window here); ``live`` excludes,
+        # with ``relu``, the windows whose maximum is 0
         c01, c23, c = cache["knockout"]
         live, top, bottom = _stacked(ws, "rows", 3, y.shape, np.bool_, order)
         if relu:
@@ -191,7 +195,10 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
         np.greater(y, 0, out=mask)
         r = np.multiply(dy, mask, out=ws.empty_ordered("relu_dy", y.shape, dy.dtype, order))
     for k, (i, j) in enumerate(offs):
-        np.equal(window(xp, i, j, out_hw, stride), y, out=mask)
+        slab = window(xp, i, j, out_hw, stride)
+        np.equal(slab, y, out=mask)
+        if nan is not None:
+            mask |= np.isnan(slab) & nan
         target = window(dxp, i, j, out_hw, stride)
         if overlap:
             np.multiply(r, mask, out=part)
