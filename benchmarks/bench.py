@@ -100,7 +100,8 @@ def check_float32_step(net, x: np.ndarray, y: np.ndarray) -> None:
     params, grads = net.trainable_params(), net.trainable_grads()
     for name, p in params.items():
         g = grads[name]
-        assert p.dtype == g.dtype == np.float32, f"{name}: parameter/gradient dtype {p.dtype}/{g.dtype}"
+        assert p.dtype == g.dtype == np.float32, \
+            f"{name}: parameter/gradient dtype {p.dtype}/{g.dtype}"
 
 
 # ---------------------------------------------------------------------------- timers

@@ -21,8 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from numcnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from numcnn.layers import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
+from numcnn.layers import (
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    Pad2D,
+    RBFOutput,
+    ReLU,
+    Rescale,
+    ScaledTanh,
+    Subsampling2D,
+)
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,9 +12,9 @@ aliases are resolved through the registry) to a list of examples. Each example i
   (positive values, tie-free values, integer-like labels ...).
 
 Every registered layer (except the models ``Sequential`` and ``Model``, tested on their own)
-must appear here, or the contract suite fails. Merge layers take a list of input shapes. Pick awkward cases: non-square kernels, stride > 1, padding, sizes that
-do not divide evenly. Keep the inputs tiny — the contract test runs every example in float32
-and float64.
+must appear here, or the contract suite fails. Merge layers take a list of input shapes.
+Pick awkward cases: non-square kernels, stride > 1, padding, sizes that do not divide evenly.
+Keep the inputs tiny — the contract test runs every example in float32 and float64.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from . import (
     optimizers,
     preprocessing,
     schedules,
+    training,  # installs the trainer behind Model.fit (models never import it)
 )
-from . import training  # installs the trainer behind Model.fit (models never import it)
 from .functional import get_kernels, set_kernels, use_kernels
 from .io.saving import load_model, save_model
 from .layers import Input

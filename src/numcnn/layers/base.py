@@ -253,9 +253,10 @@ class Layer:
             ok = isinstance(shape, list) and len(shape) == len(exp) and all(
                 shapes_compatible(tuple(a), e) for a, e in zip(shape, exp))
             if not ok:
+                got = ([format_shape(tuple(a)) for a in shape] if isinstance(shape, list)
+                       else shape)
                 raise ValueError(f"{self.display_name}: expected inputs of shapes "
-                                 f"{[format_shape(e) for e in exp]}; received "
-                                 f"{[format_shape(tuple(a)) for a in shape] if isinstance(shape, list) else shape}")
+                                 f"{[format_shape(e) for e in exp]}; received {got}")
             return
         if exp is not None and not shapes_compatible(tuple(shape), exp):
             raise ValueError(f"{self.display_name}: expected input of shape "

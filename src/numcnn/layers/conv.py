@@ -203,7 +203,7 @@ def _spatial_out(layer: Any, hw: tuple) -> tuple:
     where the input size is free, a clear error where the window does not fit."""
     if hw[0] is None or hw[1] is None:
         out = []
-        for n, k, s in zip(hw, layer.kernel_size, layer.stride):
+        for n, s in zip(hw, layer.stride):
             out.append(None if n is None else -(-n // s) if layer.padding == "same" else None)
         return tuple(out)
     pads = layer._pads(hw)

@@ -25,7 +25,6 @@ from .base import LAYERS, Call, Layer
 from .gauss_newton import gauss_newton_rule
 from .node import Shape
 
-
 # ------------------------------------------------------------------------- subsampling
 
 

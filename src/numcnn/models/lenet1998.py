@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..initializers import INITIALIZERS, Initializer
-from ..layers import Conv2D, Dense, Flatten
-from ..layers import Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
+from ..layers import Conv2D, Dense, Flatten, Pad2D, RBFOutput, Rescale, ScaledTanh, Subsampling2D
 from .sequential import Sequential
 
 

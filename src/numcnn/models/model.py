@@ -28,7 +28,7 @@ from ..functional import Workspace
 from ..layers.base import LAYERS, Call, Layer, deserialize, serialize
 from ..layers.input import InputLayer
 from ..layers.node import SymbolicTensor, format_shape
-from .graph import Graph, GradPass
+from .graph import GradPass, Graph
 from .passes import PASSES
 
 _TRAINER_FACTORY: list[Callable[[Any], Any]] = []
@@ -463,7 +463,9 @@ class Model(Layer):
         several outputs reports a list. ``"input"`` (or an input's name) gives the input.
         """
         self._require_built()
-        names = [self._names[id(lay)] for lay in self.graph.layers] if names is None else list(names)
+        if names is None:
+            names = [self._names[id(lay)] for lay in self.graph.layers]
+        names = list(names)
         wanted: dict[str, list[int]] = {}
         for name in names:
             if name == "input" or name in self.input_names:

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import numcnn.functional.fast.conv as FC
-from numcnn.functional import conv as reference_conv
 from numcnn.functional import (
+    StaleCacheError,
+    Workspace,
     conv2d_backward,
     conv2d_forward,
     max_pool2d_backward,
@@ -22,7 +23,7 @@ from numcnn.functional import (
     relu_backward,
     relu_forward,
 )
-from numcnn.functional import StaleCacheError, Workspace
+from numcnn.functional import conv as reference_conv
 from numcnn.functional.fast.workspace import memory_order
 from references import conv2d_backward_ref, conv2d_ref, max_pool2d_ref
 

@@ -20,7 +20,6 @@ stale, which the backward pass detects.
 
 from __future__ import annotations
 
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
