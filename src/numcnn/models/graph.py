@@ -176,7 +176,7 @@ class Graph:
         return per
 
     def forward(self, xs: list[np.ndarray], training: bool, ws: Workspace, plan: list[Any],
-                fused: dict[int, str], keep: set[int] | None = None,
+                fused: list[str | None], keep: set[int] | None = None,
                 record: bool = True) -> tuple[list[np.ndarray], list[Call] | None,
                                               dict[int, Any]]:
         """Run the graph on the arrays ``xs`` (one per input).
@@ -191,8 +191,8 @@ class Graph:
             x = xs[0]
             if keep and self.input_slots[0] in keep:
                 kept[self.input_slots[0]] = x
-            for st, sws in zip(self.steps, self.workspaces(ws)):
-                call = Call(training, plan[st.index], sws, fused.get(st.index))
+            for st, sws, need, mark in zip(self.steps, self.workspaces(ws), plan, fused):
+                call = Call(training, need, sws, mark)
                 x = st.layer.fprop(x, call)
                 if tape is not None:
                     tape.append(call)
@@ -202,10 +202,10 @@ class Graph:
         vals: list[Any] = [None] * self.n_slots
         for s, x in zip(self.input_slots, xs):
             vals[s] = x
-        for st, sws in zip(self.steps, self.workspaces(ws)):
+        for st, sws, need, mark in zip(self.steps, self.workspaces(ws), plan, fused):
             k = st.single_in
             x = vals[k] if k is not None else [vals[s] for s in st.in_slots]
-            call = Call(training, plan[st.index], sws, fused.get(st.index))
+            call = Call(training, need, sws, mark)
             y = st.layer.fprop(x, call)
             k = st.single_out
             if k is not None:
@@ -243,9 +243,9 @@ class Graph:
                     dy = st.layer.backprop_call(dy, call, grad_pass)
                 else:
                     layer = st.layer
-                    first = id(layer) not in seen
+                    first = layer not in seen
                     if first:
-                        seen.add(id(layer))
+                        seen.add(layer)
                     dy = layer.bprop(dy, call, not first)
                 if not call.need_dx:
                     dy = None
@@ -272,9 +272,9 @@ class Graph:
             else:
                 layer = st.layer
                 seen = grad_pass.seen
-                first = id(layer) not in seen
+                first = layer not in seen
                 if first:
-                    seen.add(id(layer))
+                    seen.add(layer)
                 dx = layer.bprop(dy, call, not first)
             need = call.need_dx
             if st.list_input:
@@ -301,12 +301,12 @@ def _add(grads: list[Any], owned: list[bool], s: int, g: np.ndarray) -> None:
 
 class GradPass:
     """The layers that already received a gradient in one backward pass (so a shared layer
-    accumulates its later calls) — shared by nested models."""
+    accumulates its later calls) — shared by nested models. Layers hash by identity."""
 
     __slots__ = ("seen",)
 
     def __init__(self) -> None:
-        self.seen: set[int] = set()
+        self.seen: set[Layer] = set()
 
 
 def has_trainable(layer: Layer) -> bool:

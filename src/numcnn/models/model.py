@@ -87,6 +87,7 @@ class Model(Layer):
         self._plans: dict[Any, list[Any]] = {}
         self.fusions: list[tuple[str, str]] = []
         self._fused: dict[int, str] = {}
+        self._marks: list[str | None] = []
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("Model(inputs, outputs): both are required")
@@ -156,6 +157,8 @@ class Model(Layer):
                 marks, pairs = run_pass(self.graph)
                 self._fused.update(marks)
                 self.fusions += [(self.layer_name(a), self.layer_name(b)) for a, b in pairs]
+        steps = self.graph.steps if self.graph is not None else []
+        self._marks = [self._fused.get(st.index) for st in steps]  # one per step
 
     def set_fusion(self, fuse: bool) -> None:
         """Switch the graph fusions on or off (``summary()`` lists the fused pairs)."""
@@ -367,7 +370,7 @@ class Model(Layer):
         for t, a in zip(self.graph.inputs, xs):
             t.node.layer.check_input(a)
         return self.graph.forward(xs, training, ws or self._ws_root, self._plan(input_grads),
-                                  self._fused, keep=keep, record=record)
+                                  self._marks, keep=keep, record=record)
 
     def run_backward(self, tape: list[Call], dys: list[np.ndarray | None],
                      input_grads: bool = False, grad_pass: GradPass | None = None,
@@ -378,12 +381,12 @@ class Model(Layer):
         if top:
             grad_pass = GradPass()
             if accumulate:
-                grad_pass.seen.update(id(lay) for lay in self._grad_layers())
+                grad_pass.seen.update(self._grad_layers())
         dxs = self.graph.backward(tape, dys, grad_pass, input_grads)
         if top:
             seen = grad_pass.seen
             for layer in self._grad_layers():
-                if id(layer) not in seen:
+                if layer not in seen:
                     for g in layer.grads.values():
                         g.fill(0)
         return dxs

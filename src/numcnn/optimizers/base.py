@@ -41,10 +41,9 @@ def add_scaled_(p: np.ndarray, x: np.ndarray, alpha: float) -> None:
     a = float(np.float32(alpha))
     pf, xf = p.reshape(-1), np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
     for s in range(0, pf.size, _CHUNK):
-        t = xf[s : s + _CHUNK].astype(np.float64)
-        t *= a
+        t = np.multiply(xf[s : s + _CHUNK], a, dtype=np.float64)  # exact in float64
         t += pf[s : s + _CHUNK]
-        pf[s : s + _CHUNK] = t
+        pf[s : s + _CHUNK] = t  # the one rounding
 
 
 def scaled_sum(g: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
