@@ -39,6 +39,11 @@ def add_scaled_(p: np.ndarray, x: np.ndarray, alpha: float) -> None:
         p += p.dtype.type(alpha) * x
         return
     a = float(np.float32(alpha))
+    if p.size <= _CHUNK and x.dtype == np.float32:
+        t = np.multiply(x, a, dtype=np.float64)  # exact in float64
+        t += p
+        p[...] = t  # the one rounding
+        return
     pf, xf = p.reshape(-1), np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
     for s in range(0, pf.size, _CHUNK):
         t = np.multiply(xf[s : s + _CHUNK], a, dtype=np.float64)  # exact in float64
