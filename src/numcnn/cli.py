@@ -15,13 +15,10 @@ import argparse
 import math
 import os
 import sys
-import time
 from typing import Any
 
-import numpy as np
-
-#: what the CLI does to MNIST's uint8 pixels before the modern models see them
-PIXEL_SCALE = 1.0 / 255.0
+from .training.runs import PIXEL_SCALE
+from .training.runs import scale as scale_images
 
 
 class CLIError(Exception):
@@ -86,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "processes of one BLAS thread (see fit(processes=...))")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
+    t.add_argument("--dropout", type=_number(float, "--dropout", allow_zero=True), default=0.0,
+                   help="lenet5: dropout rate after each hidden dense layer (default 0)")
+    t.add_argument("--checkpoint-dir", default=None,
+                   help="save the whole training state here at every epoch end (and every "
+                        "--checkpoint-every batches), atomically; see --resume")
+    t.add_argument("--checkpoint-every", type=_number(int, "--checkpoint-every"), default=None,
+                   help="also save the state every N batches")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --checkpoint-dir (same command line)")
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on the MNIST test set")
     e.add_argument("path", help="model file written by `numcnn train --output`")
@@ -139,99 +145,67 @@ def _load_mnist(data_dir: str | None, train_size: int | None = None):
     return (x_train, y_train), (x_test, y_test)
 
 
-def _scale(x: np.ndarray, scale: float) -> np.ndarray:
-    out = x.astype(np.float32)
-    out *= np.float32(scale)
-    return out[:, None]
+def _warn(text: str) -> None:
+    print(f"numcnn: warning: {text}", file=sys.stderr)
+
+
+def _check_threads(n: int) -> None:
+    from .training.runs import cores
+
+    if n > cores():
+        _warn(f"--threads {n} is more than the {cores()} core(s) this process may use; BLAS "
+              "and data-parallel processes then compete for them and run slower")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import models, optimizers
-    from .io.saving import save_model
+    from .training.runs import RunSpec, run
 
-    if args.model.lower() in ("lenet5-1998", "lenet5_1998"):
-        return train_lenet5_1998(args)
-    if args.augment != "none":
-        raise CLIError(f"--augment is only supported with --model lenet5-1998; received "
-                       f"--model {args.model}")
-    args.epochs = args.epochs or 1
-    args.batch_size = args.batch_size or 64
-    model = models.get(args.model, seed=args.seed)
-    opt_kwargs: dict[str, Any] = {"lr": args.lr}
-    if args.optimizer.lower() == "sgd" or args.optimizer.lower() == "rmsprop":
-        opt_kwargs["momentum"] = args.momentum
-    optimizer = optimizers.get(args.optimizer, **opt_kwargs)
-    model.compile(optimizer=optimizer, loss=args.loss or "softmax_cross_entropy",
-                  metrics=["accuracy"])
-    callbacks = []
-    if args.schedule:
-        from .training.callbacks import LearningRateScheduler
-
-        callbacks.append(LearningRateScheduler(args.schedule, epochs=args.epochs,
-                                               initial_lr=args.lr, per_batch=True))
-    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir, args.train_size)
-    x_train = _scale(x_train, PIXEL_SCALE)
-    x_test = _scale(x_test, PIXEL_SCALE)
-    val = None
-    if args.validation_size:
-        if args.validation_size >= len(x_train):
-            raise CLIError(f"--validation-size must be below {len(x_train)}; received "
-                           f"{args.validation_size}")
-        k = len(x_train) - args.validation_size
-        val = (x_train[k:], y_train[k:])
-        x_train, y_train = x_train[:k], y_train[:k]
-    verbose = "auto" if args.verbose is None else args.verbose
-    print(f"Training {args.model} on {len(x_train):,} MNIST images for {args.epochs} epoch(s) "
-          f"(batch {args.batch_size}, {optimizer!r}, seed {args.seed}, {args.threads} thread(s))",
-          flush=True)
-    t0 = time.perf_counter()
-    with _threads(args.threads):
-        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
-                  validation_data=val, verbose=verbose, seed=args.seed, callbacks=callbacks)
-        wall = time.perf_counter() - t0
-        result = model.evaluate(x_test, y_test)
-    print(f"Training time: {wall:.1f} s ({wall / args.epochs:.1f} s/epoch)")
-    print(f"Test loss: {result['loss']:.4f} - test accuracy: {result['accuracy']:.4f} "
-          f"({100 * result['accuracy']:.2f} %)")
+    _check_threads(args.threads)
+    spec = RunSpec(
+        model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        augment=args.augment, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        loss=args.loss, schedule=args.schedule, seed=args.seed,
+        validation_size=args.validation_size, train_size=args.train_size,
+        data_dir=args.data_dir, output=args.output, threads=args.threads,
+        verbose="auto" if args.verbose is None else args.verbose, dropout=args.dropout,
+        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+        resume=args.resume)
+    result = run(spec, say=lambda text: print(text, flush=True))
+    if result.interrupted:
+        saved = (f"; the state is saved in {args.checkpoint_dir} (continue with the same "
+                 "command and --resume)" if args.checkpoint_dir else "")
+        print(f"numcnn: stopped by {result.interrupted} {result.where}{saved}",
+              file=sys.stderr)
+        return result.exit_status
+    unit = "pass" if spec.lenet1998 else "epoch"
+    print(f"Training time: {result.wall:.1f} s ({result.wall / max(spec.epochs, 1):.1f} "
+          f"s/{unit})")
+    if spec.lenet1998:
+        err = result.test["error"]
+        print(f"Test error: {100 * err:.2f} % - test accuracy: {1 - err:.4f} "
+              f"({100 * (1 - err):.2f} %)")
+    else:
+        acc = result.test["accuracy"]
+        print(f"Test loss: {result.test['loss']:.4f} - test accuracy: {acc:.4f} "
+              f"({100 * acc:.2f} %)")
     if args.output:
-        save_model(model, args.output, extra={"pixel_scale": PIXEL_SCALE, "epochs": args.epochs,
-                                              "dataset": "mnist"})
         print(f"Saved model to {args.output}")
     return 0
 
 
-def train_lenet5_1998(args: argparse.Namespace) -> int:
-    """The paper's protocol: SDLM, the η schedule, one pattern per update, all 60,000 images."""
-    from . import models
-    from .io.saving import save_model
-    from .training.sdlm import train_lenet5_1998 as run
-
-    passes = args.epochs or 20
-    batch_size = args.batch_size or 1
-    model = models.get("lenet5-1998", seed=args.seed)
-    (x_train, y_train), (x_test, y_test) = _load_mnist(args.data_dir, args.train_size)
-    print(f"Training lenet5-1998 on {len(x_train):,} MNIST images for {passes} pass(es) "
-          f"(SDLM, batch {batch_size}, augment {args.augment}, seed {args.seed})", flush=True)
-    t0 = time.perf_counter()
-    with _threads(args.threads):
-        records = run(model, x_train, y_train, x_test, y_test, passes=passes,
-                      batch_size=batch_size, augment=None if args.augment == "none" else
-                      args.augment, seed=args.seed, verbose=args.verbose != 0)
-    wall = time.perf_counter() - t0
-    err = records[-1]["test_error"]
-    print(f"Training time: {wall:.1f} s ({wall / passes:.1f} s/pass)")
-    print(f"Test error: {100 * err:.2f} % - test accuracy: {1 - err:.4f} "
-          f"({100 * (1 - err):.2f} %)")
-    if args.output:
-        save_model(model, args.output, extra={"pixel_scale": 1.0, "epochs": passes,
-                                              "dataset": "mnist", "output": "rbf"})
-        print(f"Saved model to {args.output}")
-    return 0
+def _pixel_scale(value: Any, path: str) -> float:
+    """The model file's pixel scale, validated (metadata is not trusted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0 < value <= 1e6:
+        raise ValueError(f"{path}: damaged metadata: pixel_scale must be a positive finite "
+                         f"number; received {value!r}")
+    return float(value)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .io.saving import load_model
 
+    _check_threads(args.threads)
     model = load_model(args.path)
     extra = getattr(model, "saved_extra", {})
     rbf = extra.get("output") == "rbf"  # distance outputs: the smallest penalty wins
@@ -239,10 +213,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model.compile(optimizer=model.optimizer or "sgd",
                   loss=model.loss or ("lenet_map" if rbf else "softmax_cross_entropy"),
                   metrics=[metric])
-    scale = float(extra.get("pixel_scale", PIXEL_SCALE))
+    scale = _pixel_scale(extra.get("pixel_scale", PIXEL_SCALE), args.path)
     _, (x_test, y_test) = _load_mnist(args.data_dir)
     with _threads(args.threads):
-        result = model.evaluate(_scale(x_test, scale), y_test, batch_size=args.batch_size)
+        result = model.evaluate(scale_images(x_test, scale), y_test, batch_size=args.batch_size)
     result["accuracy"] = result.pop(metric)
     print(f"Test loss: {result['loss']:.4f} - test accuracy: {result['accuracy']:.4f} "
           f"({100 * result['accuracy']:.2f} %)")
@@ -292,14 +266,31 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as e:
         _error(e)
         return 2
+    except KeyboardInterrupt:
+        print("numcnn: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if os.environ.get("NUMCNN_DEBUG"):
+            raise
+        print("numcnn: error: out of memory; use a smaller --batch-size (or --train-size)",
+              file=sys.stderr)
+        return 1
+    except FloatingPointError as e:
+        if os.environ.get("NUMCNN_DEBUG"):
+            raise
+        _error(e)
+        return 1
     except (FileNotFoundError, ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("NUMCNN_DEBUG"):
             raise
         _error(e)
         return 1
-    except KeyboardInterrupt:
-        print("numcnn: interrupted", file=sys.stderr)
-        return 130
+    except Exception as e:  # anything else: still one line, the traceback on request
+        if os.environ.get("NUMCNN_DEBUG"):
+            raise
+        print(f"numcnn: internal error: {type(e).__name__}: {e} (set NUMCNN_DEBUG=1 for the "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

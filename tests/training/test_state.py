@@ -192,6 +192,6 @@ def test_every_stateful_piece_has_a_state_dict():
     m = mlp()
     m.compile(optimizer="sgd", loss="softmax_cross_entropy")
     m.fit(np.ones((4, 4)), np.zeros(4, int), verbose=0, seed=0)
-    assert set(m.trainer.state_dict()) == {"epoch", "rng"}
+    assert set(m.trainer.state_dict()) == {"epoch", "step", "rng"}
     with pytest.raises(ValueError, match="unexpected state"):
         Dense(2).load_extra_state({"rng": np.zeros(6, np.uint64)})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 class Callback:
     """Base class. ``self.model`` is set by ``fit`` before ``on_train_begin``.
@@ -76,6 +78,13 @@ class CallbackList:
             cb.set_model(model)
             if params is not None:
                 cb.set_params(params)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Callbacks that restore a saved state (``BackupAndRestore``) go first, so every
+        other callback starts from the restored state."""
+        first = [cb for cb in self.callbacks if getattr(cb, "restores_state", False)]
+        for cb in first + [cb for cb in self.callbacks if cb not in first]:
+            cb.on_train_begin(logs)
 
     def __getattr__(self, hook: str):
         if not hook.startswith("on_"):
@@ -297,3 +306,137 @@ class ReduceLROnPlateau(Callback):
                           f"{new_lr:.6g}.")
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max'; received mode={mode!r}")
+    if mode == "auto":
+        return "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
+    return mode
+
+
+def _finite_logs_value(logs: dict | None, monitor: str, who: str) -> float | None:
+    value = (logs or {}).get(monitor)
+    if value is None:
+        import warnings
+
+        warnings.warn(f"{who}: the metric {monitor!r} is not in the logs (available: "
+                      f"{', '.join(sorted(logs or {}))}); pass validation_data to fit for "
+                      "val_* metrics", RuntimeWarning, stacklevel=3)
+        return None
+    return float(value)
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has stopped improving (Keras's ``EarlyStopping``).
+
+    After each epoch (from ``start_from_epoch`` on): an improvement is
+    ``current < best − min_delta`` (mode ``"min"``) or ``current > best + min_delta``
+    (``"max"``; ``"auto"`` picks max for accuracy-like names). After ``patience`` epochs
+    without one, ``model.stop_training`` is set. With ``baseline``, training also stops
+    when the first ``patience`` epochs do not beat it. With ``restore_best_weights``, the
+    weights of the best epoch are put back when training stops (or ends, once an
+    improvement was seen, as Keras).
+
+    Args:
+        monitor: the log key to watch. min_delta: smallest change that counts (≥ 0).
+        patience: epochs without improvement before stopping. verbose: print when stopping.
+        mode: ``"auto"``, ``"min"`` or ``"max"``. baseline: a value to beat, or None.
+        restore_best_weights: put back the best epoch's weights at the end.
+        start_from_epoch: epochs to wait before watching at all.
+
+    Its state (``state_dict``) holds the counters, the best value and, with
+    ``restore_best_weights``, the best weights, so a checkpointed run stops where an
+    uninterrupted one would.
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0):
+        for name, value in (("patience", patience), ("start_from_epoch", start_from_epoch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int; received "
+                                 f"{name}={value!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) \
+                or not min_delta >= 0:
+            raise ValueError(f"min_delta must be a number >= 0; received min_delta={min_delta!r}")
+        self.monitor = str(monitor)
+        self.mode = _mode(self.monitor, mode)
+        self.min_delta = float(min_delta)
+        self.patience, self.verbose = patience, verbose
+        self.baseline = None if baseline is None else float(baseline)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = start_from_epoch
+        self._restored = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = float("inf") if self.mode == "min" else -float("inf")
+        self.best_epoch = 0
+        self.best_weights: dict[str, Any] | None = None
+
+    def _improved(self, current: float, reference: float) -> bool:
+        if self.mode == "min":
+            return current < reference - self.min_delta
+        return current > reference + self.min_delta
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self._restored:
+            self._reset()
+        self._restored = False
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch < self.start_from_epoch:
+            return
+        current = _finite_logs_value(logs, self.monitor, "EarlyStopping")
+        if current is None:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()  # before any improvement
+        self.wait += 1
+        if self._improved(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._improved(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"wait": self.wait, "stopped_epoch": self.stopped_epoch,
+                               "best": self.best, "best_epoch": self.best_epoch}
+        if self.best_weights is not None:
+            out["best_weights"] = {k: v.copy() for k, v in self.best_weights.items()}
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wait = int(state["wait"])
+        self.stopped_epoch = int(state["stopped_epoch"])
+        self.best = float(state["best"])
+        self.best_epoch = int(state["best_epoch"])
+        best = state.get("best_weights")
+        self.best_weights = None if best is None else {k: np.array(v) for k, v in best.items()}
+        self._restored = True
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch's loss is NaN or infinite (Keras's
+    ``TerminateOnNaN``), instead of the ``FloatingPointError`` ``fit`` raises otherwise."""
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True

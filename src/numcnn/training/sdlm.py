@@ -164,6 +164,8 @@ class SDLMCurvature(Callback):
         x, y = trainer.x[0], trainer.y[0]
         n = len(x)
         sample = trainer.rng.choice(n, size=min(self.samples, n), replace=False)
+        if trainer.resuming:
+            return  # resumed mid-pass: the optimizer's restored state holds this pass's h
         h = estimate_curvature(self.model, self.loss or self.model.loss, x[sample], y[sample],
                                self.batch_size)
         if self.mu is not None:
@@ -175,6 +177,12 @@ class SDLMCurvature(Callback):
         if logs is not None:
             logs["mu"] = float(self.model.optimizer.mu)
             logs["h_mean"] = self.h_mean
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"h_mean": self.h_mean}  # h itself lives in the optimizer's state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.h_mean = float(state.get("h_mean", float("nan")))
 
 
 class AffineDistortions(Callback):

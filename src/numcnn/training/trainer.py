@@ -54,6 +54,12 @@ class Trainer:
         self.metrics: dict[str, Any] = {}
         self.rng: np.random.Generator | None = None
         self.epoch = 0
+        self.step = 0
+        self.resuming = 0
+        self.interrupted = False
+        self.callbacks: list[Callback] = []
+        self._stop: str | None = None
+        self._sums: _Sums | None = None
         self._restored: dict[str, Any] | None = None
         self.x: list[np.ndarray] = []
         self.y: list[Any] = []
@@ -218,32 +224,48 @@ class Trainer:
             val = (xv, self._targets(validation_data[1], len(xv[0]), "fit(validation_data)"))
         threads = get_num_threads()
         processes = self._processes(processes, threads, bs)
-        self.rng = self._data_generator(seed, initial_epoch, shuffle, n)
         self.x, self.y = xs, ys
+        self.rng = np.random.default_rng(seed)
+        self.interrupted = False
+        self._stop = None
+        start, resume_step = self._start(initial_epoch, shuffle, n)
         verbose = resolve_verbose(verbose)
         steps = -(-n // bs)
         history = History()
         cbs = CallbackList([*(callbacks or []), history], model,
                            params={"epochs": epochs, "steps": steps, "samples": n,
                                    "batch_size": bs, "verbose": verbose})
+        self.callbacks = cbs.callbacks
+        self.steps_per_epoch = steps
         progress = Progress(epochs, steps, n, verbose)
         model.stop_training = False
         params, grads = model.trainable_params(), model.trainable_grads()
-        names = model.output_names
         with blas_threads(1 if processes > 1 else threads), \
                 (DataParallel(self, xs, ys, processes) if processes > 1
                  else contextlib.nullcontext()) as parallel:
             bufs = [np.empty((bs,) + a.shape[1:], dtype=a.dtype) for a in xs]
             cbs.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
+            if self._restored is not None:  # a callback restored a checkpoint (backup)
+                start, resume_step = self._start(start, shuffle, n)
+                params, grads = model.trainable_params(), model.trainable_grads()
+            epoch = start
+            while epoch < epochs:
+                self.epoch, self.step = epoch, resume_step
+                self._epoch_words = generator_state(self.rng)
+                self.resuming = resume_step  # callbacks may skip work already done
                 cbs.on_epoch_begin(epoch)
+                self.resuming = 0
                 if parallel is not None:
                     parallel.reseed(epoch)
                 progress.epoch_begin(epoch)
                 xs = self.x  # a callback may have replaced the training inputs
                 order = self.rng.permutation(n) if shuffle else None
-                sums = _Sums(names, self.losses, self.metrics)
+                sums = self._sums if resume_step else _Sums(model.output_names, self.losses,
+                                                            self.metrics)
+                self._sums = sums
                 for step, idx in enumerate(batches(n, bs, order)):
+                    if step < resume_step:
+                        continue  # done before the checkpoint this run resumed from
                     cbs.on_batch_begin(step)
                     if order is None:
                         xb = [a[idx] for a in xs]
@@ -257,42 +279,62 @@ class Trainer:
                         loss_value, parts, outs = parallel.forward_backward(idx, xb, yb)
                     self.optimizer.step(params, grads)
                     logs = sums.add(len(xb[0]), loss_value, parts, outs, yb)
+                    self.step = step + 1
                     progress.batch_end(step, sums.seen, logs)
                     cbs.on_batch_end(step, logs)
+                    if self._stop is not None or model.stop_training:
+                        break
                     if not np.isfinite(loss_value):
                         raise FloatingPointError(
                             f"loss became {loss_value} at epoch {epoch + 1}, batch {step + 1}; "
                             "lower the learning rate")
+                resume_step = 0
+                if self._stop is not None and self.step < steps:
+                    self.interrupted = True  # mid-epoch: the state says where to go on
+                    break
                 logs = sums.logs()
                 if val is not None:
                     scores = self._evaluate(val[0], val[1], max(bs, 1000))
                     logs.update({f"val_{key}": value for key, value in scores.items()})
-                self.epoch = epoch + 1
-                self._rng_words = generator_state(self.rng)
+                self.epoch, self.step = epoch + 1, 0
+                self._epoch_words = generator_state(self.rng)
                 cbs.on_epoch_end(epoch, logs)
                 progress.epoch_end(epoch, logs)
-                if model.stop_training:
+                epoch += 1
+                if self._stop is not None:
+                    self.interrupted = epoch < epochs
+                if model.stop_training or self._stop is not None:
                     break
             cbs.on_train_end()
         self.history = history
         model.history = history
         return history
 
-    def _data_generator(self, seed: int | None, initial_epoch: int, shuffle: bool,
-                        n: int) -> np.random.Generator:
-        """The data-order generator: restored from a loaded state when it was saved at
-        ``initial_epoch``, else made from ``seed`` and advanced past ``initial_epoch``
-        epochs' permutations."""
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop ``fit`` at the next batch boundary (a signal handler may call this); the
+        trainer's state then says exactly where to continue."""
+        self._stop = reason
+
+    def _start(self, initial_epoch: int, shuffle: bool, n: int) -> tuple[int, int]:
+        """Where training starts, ``(epoch, step)``, with ``self.rng`` set accordingly.
+
+        From a restored state (a loaded checkpoint) when it was saved at ``initial_epoch``
+        or a callback restored it (its epoch wins, as Keras's ``BackupAndRestore``); else
+        from ``initial_epoch``, the generator advanced past that many epochs'
+        permutations."""
         restored, self._restored = self._restored, None
-        rng = np.random.default_rng(seed)
-        if restored is not None and restored.get("epoch") == initial_epoch \
-                and restored.get("rng") is not None:
-            set_generator_state(rng, restored["rng"])
-            return rng
+        if restored is not None and restored.get("rng") is not None and (
+                restored.get("epoch") == initial_epoch or restored.get("force")):
+            set_generator_state(self.rng, restored["rng"])
+            step = int(restored.get("step", 0))
+            if step:
+                self._sums = _Sums.from_state(restored["sums"], self.model.output_names,
+                                              self.losses, self.metrics)
+            return int(restored["epoch"]), step
         if shuffle:
             for _ in range(initial_epoch):  # the permutations of the epochs already run
-                rng.permutation(n)
-        return rng
+                self.rng.permutation(n)
+        return initial_epoch, 0
 
     def _processes(self, processes: int | None, threads: int | None, batch: int) -> int:
         """The process count ``fit`` uses (see its ``processes`` argument)."""
@@ -359,25 +401,41 @@ class Trainer:
 
     # ------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, np.ndarray]:
-        """The epochs completed and the data-order generator at that boundary."""
-        out = {"epoch": np.asarray(self.epoch)}
-        words = getattr(self, "_rng_words", None)
+        """Where training stands, to continue exactly: ``epoch`` and ``step`` (batches done
+        in that epoch; 0 at an epoch boundary), ``rng`` (the data-order generator at the
+        start of that epoch, before its callbacks drew from it) and, mid-epoch, the epoch's
+        running sums of the losses and metrics (``sums``)."""
+        out = {"epoch": np.asarray(self.epoch), "step": np.asarray(self.step)}
+        words = getattr(self, "_epoch_words", None)
         if words is not None:
             out["rng"] = words.copy()
+        if self.step:
+            if self._sums is not None:
+                out["sums"] = self._sums.state()
+            elif self._restored is not None and self._restored.get("sums") is not None:
+                out["sums"] = self._restored["sums"].copy()  # loaded, not yet resumed
         return out
 
-    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Restore :meth:`state_dict`'s output; the next ``fit(initial_epoch=epoch)``
-        continues the saved data order."""
+    def load_state_dict(self, state: Mapping[str, np.ndarray], force: bool = False) -> None:
+        """Restore :meth:`state_dict`'s output. The next ``fit`` continues from it when
+        called with ``initial_epoch`` equal to the saved epoch, or — ``force=True``, what
+        ``BackupAndRestore`` uses — whatever ``initial_epoch`` it is given."""
         epoch = int(np.asarray(state.get("epoch", 0)))
-        if epoch < 0:
-            raise ValueError(f"trainer state: epoch must be >= 0; received {epoch}")
-        self.epoch = epoch
+        step = int(np.asarray(state.get("step", 0)))
+        if epoch < 0 or step < 0:
+            raise ValueError(f"trainer state: epoch and step must be >= 0; received {epoch}, "
+                             f"{step}")
         rng = state.get("rng")
+        words = None
         if rng is not None:
             set_generator_state(np.random.default_rng(), rng)  # validates the words
-            self._rng_words = np.asarray(rng, dtype=np.uint64).copy()
-        self._restored = {"epoch": epoch, "rng": None if rng is None else self._rng_words}
+            words = np.asarray(rng, dtype=np.uint64).copy()
+        if step and (words is None or state.get("sums") is None):
+            raise ValueError("trainer state: a mid-epoch state needs 'rng' and 'sums'")
+        self.epoch, self.step, self._epoch_words = epoch, step, words
+        self._restored = {"epoch": epoch, "step": step, "rng": words, "force": force,
+                          "sums": None if state.get("sums") is None
+                          else np.asarray(state["sums"], dtype=np.float64)}
 
 
 def _loss_instance(value: Any, first: bool) -> Any:
@@ -398,6 +456,26 @@ class _Sums:
         self.parts = [0.0] * len(names)
         self.mets = {(k, m): 0.0 for k in range(len(names)) for m in metrics
                      if losses[k] is not None}
+
+    def state(self) -> np.ndarray:
+        """The sums as one float64 array: seen, total, the parts, the metrics (in order)."""
+        return np.array([self.seen, self.total, *self.parts, *self.mets.values()],
+                        dtype=np.float64)
+
+    @classmethod
+    def from_state(cls, arr: np.ndarray, names: list[str], losses: list[Any],
+                   metrics: dict[str, Any]) -> _Sums:
+        sums = cls(names, losses, metrics)
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.shape != (2 + len(sums.parts) + len(sums.mets),):
+            raise ValueError(f"trainer state: the epoch's sums have shape {arr.shape}; this "
+                             f"model and compile need {2 + len(sums.parts) + len(sums.mets)} "
+                             "values (another model, losses or metrics?)")
+        sums.seen, sums.total = int(arr[0]), float(arr[1])
+        sums.parts = [float(v) for v in arr[2:2 + len(sums.parts)]]
+        for key, v in zip(sums.mets, arr[2 + len(sums.parts):]):
+            sums.mets[key] = float(v)
+        return sums
 
     def add(self, m: int, total: float, parts: list[float], outs: list[np.ndarray],
             ys: list[Any]) -> dict[str, float]:
