@@ -135,6 +135,34 @@ class Layer:
         """
         return tuple(input_shape)
 
+    def param_shapes(self, input_shape: Any) -> dict[str, tuple[int, ...]]:
+        """The shapes of the parameters ``build(input_shape)`` would create, by key, computed
+        without building or allocating anything (``load_model`` checks an untrusted file
+        with it before it builds the model). None by default; layers with parameters
+        override it, and :meth:`buffer_shapes` alike.
+
+        Raises:
+            ValueError: ``input_shape`` does not fit the layer, or a dimension the
+                parameters depend on is free (``None``).
+        """
+        self.output_shape(input_shape)  # validates the shape
+        return {}
+
+    def buffer_shapes(self, input_shape: Any) -> dict[str, tuple[int, ...]]:
+        """The shapes of the buffers ``build(input_shape)`` would create, by key (see
+        :meth:`param_shapes`)."""
+        self.output_shape(input_shape)
+        return {}
+
+    def _known_dim(self, input_shape: Any, axis: int) -> int:
+        """``input_shape[axis]``, refused when it is free: parameters need its size."""
+        d = input_shape[axis]
+        if d is None:
+            raise ValueError(f"{self.display_name}: the parameters depend on dimension "
+                             f"{axis} of the input, which must be known; received "
+                             f"{format_shape(tuple(input_shape))}")
+        return int(d)
+
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
         """Register a trainable parameter (cast to the layer dtype) and its gradient slot."""
         arr = np.ascontiguousarray(value, dtype=self.dtype)
@@ -386,6 +414,10 @@ class RandomLayer(Layer):
         super().build(input_shape, rng)
         if self.seed is None and rng is not None:
             self.rng = np.random.default_rng(int(rng.integers(1 << 63)))
+
+    def param_shapes(self, input_shape: Any) -> dict[str, tuple[int, ...]]:
+        """None: the build only seeds the generator (see :meth:`Layer.param_shapes`)."""
+        return super().param_shapes(input_shape)
 
     def extra_state(self) -> dict[str, np.ndarray]:
         return {"rng": generator_state(self.rng)}

@@ -102,6 +102,21 @@ class Conv2D(Layer):
             )
         return (self.out_channels,) + _spatial_out(self, tuple(input_shape[1:3]))
 
+    def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """``W``: (F, C, kh, kw) — absent kernels of a connection table are stored too, as
+        zeros — and ``b``: (F,) with ``use_bias``."""
+        self.output_shape(input_shape)
+        C = self._known_dim(input_shape, 0)
+        if self.connection_table is not None and self.connection_table.shape[0] != C:
+            raise ValueError(
+                f"{self.display_name}: connection_table has {self.connection_table.shape[0]} "
+                f"input rows but the input has {C} maps"
+            )
+        shapes = {"W": (self.out_channels, C) + self.kernel_size}
+        if self.use_bias:
+            shapes["b"] = (self.out_channels,)
+        return shapes
+
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)
         rng = rng if rng is not None else np.random.default_rng()

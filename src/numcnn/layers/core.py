@@ -49,6 +49,14 @@ class Dense(Layer):
             )
         return (self.units,)
 
+    def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """``W``: (in_features, units) and ``b``: (units,) with ``use_bias``."""
+        self.output_shape(input_shape)
+        shapes = {"W": (self._known_dim(input_shape, 0), self.units)}
+        if self.use_bias:
+            shapes["b"] = (self.units,)
+        return shapes
+
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)
         rng = rng if rng is not None else np.random.default_rng()

@@ -88,6 +88,12 @@ class Subsampling2D(Layer):
                              f"{p}×{p} window")
         return (C, H // p, W // p)
 
+    def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """``coef`` and ``b``: (C,)."""
+        self.output_shape(input_shape)
+        C = self._known_dim(input_shape, 0)
+        return {"coef": (C,), "b": (C,)}
+
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)
         rng = rng if rng is not None else np.random.default_rng()
@@ -300,6 +306,15 @@ class RBFOutput(Layer):
             raise ValueError(f"{self.display_name}: expected a flat (features,) input shape; "
                              f"received {tuple(input_shape)}")
         return (self.units,)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """``W``: (units, D); the digit centres need (10, 84)."""
+        self.output_shape(input_shape)
+        D = self._known_dim(input_shape, 0)
+        if self.centers == "digits" and (self.units, D) != (10, 84):
+            raise ValueError(f"{self.display_name}: centers='digits' needs 10 units on 84 "
+                             f"inputs; received units={self.units}, inputs={D}")
+        return {"W": (self.units, D)}
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)

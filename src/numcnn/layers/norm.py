@@ -64,6 +64,18 @@ class _BatchNorm(Layer):
             )
         return tuple(input_shape)
 
+    def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """``gamma`` and ``beta``: (C,) when ``affine``, else none."""
+        self.output_shape(input_shape)
+        C = self._known_dim(input_shape, 0)
+        return {"gamma": (C,), "beta": (C,)} if self.affine else {}
+
+    def buffer_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
+        """``running_mean`` and ``running_var``: (C,)."""
+        self.output_shape(input_shape)
+        C = self._known_dim(input_shape, 0)
+        return {"running_mean": (C,), "running_var": (C,)}
+
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)
         C = self.input_shape[0]
