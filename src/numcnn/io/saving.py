@@ -11,9 +11,15 @@ File layout (all entries plain arrays, readable with ``np.load(path, allow_pickl
 * ``optim/<key>``: the optimizer's state (keyed by parameter name), and ``trainer/<key>``: the
   epochs completed and the data-order generator — saved with the optimizer, so that loading
   and calling ``fit(initial_epoch=...)`` continues a run exactly.
+* ``arrays/<key>``: arrays the caller stored with the model (``save_model(arrays=...)``, given
+  back as ``model.saved_arrays``).
 
 Format 1 files (numcnn before the graph engine: a Sequential config, optimizer state keyed
 by position) still load.
+
+Loading treats the file as untrusted input (see :func:`load_model`; :mod:`.npzfile` reads,
+:mod:`.config`, :mod:`.plan` and :mod:`.entries` check): every failure is a
+:class:`ModelFileError`, a ``ValueError``.
 
 The file is written to a temporary name in the same folder and renamed into place, so an
 interrupted save never leaves a half-written model behind.
@@ -24,11 +30,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .config import check_config
+from .entries import check_entries, check_values, names_list
+from .npzfile import ModelFileError, NpzArchive, clip, max_model_bytes, show
+from .plan import plan_model
+
+__all__ = ["FORMAT_VERSION", "ModelFileError", "atomic_write", "load_model", "save_model"]
 
 FORMAT_VERSION = 2
 
@@ -60,7 +72,8 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
 
 
 def save_model(model: Any, path: str | os.PathLike, include_optimizer: bool = True,
-               extra: dict | None = None) -> None:
+               extra: dict | None = None,
+               arrays: dict[str, np.ndarray] | None = None) -> None:
     """Write ``model`` (any built :class:`numcnn.Model`) to ``path`` atomically.
 
     Args:
@@ -69,6 +82,8 @@ def save_model(model: Any, path: str | os.PathLike, include_optimizer: bool = Tr
         include_optimizer: also store the compiled losses/optimizer, the optimizer state and
             the trainer's state (epoch, data order).
         extra: JSON-serialisable metadata stored alongside (e.g. the epoch reached).
+        arrays: numeric arrays stored alongside by name (``load_model`` gives them back as
+            ``model.saved_arrays``).
     """
     from .. import losses, optimizers
     from ..layers.base import serialize
@@ -77,7 +92,14 @@ def save_model(model: Any, path: str | os.PathLike, include_optimizer: bool = Tr
         raise ValueError("save_model: the model is not built; there are no weights to save")
     config: dict[str, Any] = {"format": FORMAT_VERSION, "model": serialize(model),
                               "extra": extra or {}}
-    arrays: dict[str, np.ndarray] = {}
+    user = dict(arrays or {})
+    arrays = {}
+    for key, value in user.items():
+        value = np.asarray(value)
+        if not isinstance(key, str) or not key or value.dtype.kind not in "biuf":
+            raise ValueError(f"save_model: arrays must map names to numeric arrays; received "
+                             f"{key!r}: {value.dtype}")
+        arrays[f"arrays/{key}"] = value
     for q, layer, key in model.named_params():
         arrays[f"param/{q}"] = layer.params[key]
     for q, layer, key in model.named_buffers():
@@ -91,8 +113,11 @@ def save_model(model: Any, path: str | os.PathLike, include_optimizer: bool = Tr
         opt_name = _registered_name(optimizers.OPTIMIZERS, model.optimizer)
         if opt_name is not None:
             training["optimizer"] = {"name": opt_name, "config": model.optimizer.get_config()}
+            names = {q for q, _, _ in model.named_params()}
             for k, v in model.optimizer.state_dict().items():
-                arrays[f"optim/{k}"] = v
+                # state of parameters the model no longer holds (a popped layer) is dropped
+                if not k.startswith("state/") or k[len("state/"):].rsplit("/", 1)[0] in names:
+                    arrays[f"optim/{k}"] = v
         loss_specs = []
         for loss in trainer.losses:
             name = None if loss is None else _registered_name(losses.LOSSES, loss)
@@ -132,100 +157,162 @@ def _restore_extra(model: Any, state: dict[str, np.ndarray], prefix: str = "") -
 
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
-    """Rebuild a model saved by :func:`save_model` (never unpickles).
+    """Rebuild a model saved by :func:`save_model` — treating the file as untrusted input.
+
+    Nothing is unpickled and nothing large is allocated before it is checked: the archive's
+    directory and every array's ``.npy`` header are read first (:mod:`.npzfile`), the JSON
+    config is validated and walked without building the model (:mod:`.config`,
+    :mod:`.plan`), and every entry must be one the config expects (:mod:`.entries`), with
+    its shape and a float dtype the model's dtype holds exactly; the model is then built,
+    and each array read (inflating no more than its header promised), checked finite and
+    copied in, one at a time. The budget is
+    :func:`numcnn.io.npzfile.max_model_bytes` (2 GiB, or ``$NUMCNN_MAX_MODEL_BYTES``).
 
     Args:
         path: the ``.npz`` file.
         compile: restore the losses, optimizer (with its state), metrics and the trainer's
             state when they were saved.
 
+    Returns:
+        The model; ``model.saved_extra`` holds the ``extra`` metadata and
+        ``model.saved_arrays`` the ``arrays`` given to :func:`save_model`.
+
     Raises:
-        FileNotFoundError: no such file. ValueError: the file is not a numcnn model or is
-        damaged (the message says which).
+        FileNotFoundError: no such file.
+        ModelFileError: (a ``ValueError``) the file is damaged, not a numcnn model, does not
+            match its own config, holds non-finite weights or exceeds the budget; the message
+            names the file, what was expected and what was found.
     """
-    from .. import losses, optimizers
     from ..layers.base import deserialize
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
-    try:
-        # open the file ourselves: np.load leaks its handle when the zip directory is damaged
-        with open(path, "rb") as fh:
-            data = np.load(fh, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
-            with data:
-                arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable numcnn model file ({e})") from None
-    if "__config__" not in arrays:
-        raise ValueError(f"{path}: not a numcnn model file (no __config__ entry)")
-    try:
-        config = json.loads(str(arrays.pop("__config__")))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: damaged model config ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: damaged model config (not a JSON object)")
-    fmt = config.get("format")
-    if fmt not in (1, FORMAT_VERSION):
-        raise ValueError(f"{path}: unsupported model format {fmt!r}; expected 1 or "
-                         f"{FORMAT_VERSION}")
-    spec = config.get("model")
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: damaged model config (no 'model' object)")
-    try:
-        if fmt == 1:
-            model = deserialize({"class_name": "Sequential", "config": spec})
-        else:
-            model = deserialize(spec)
-    except (ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"{path}: damaged model config ({e})") from None
-    weights = {k.split("/", 1)[1]: v for k, v in arrays.items()
-               if k.startswith(("param/", "buffer/"))}
-    try:
-        model.set_weights(weights)
-        _restore_extra(model, {k.split("/", 1)[1]: v for k, v in arrays.items()
-                               if k.startswith("extra/")})
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: {e}") from None
-    model.saved_extra = config.get("extra", {})
-    training = config.get("training")
-    if compile and isinstance(training, dict) and "loss" in training \
-            and "optimizer" in training:
+    budget = max_model_bytes()
+    with NpzArchive(path, budget) as npz:
+        error = npz.error
+        text = npz.read_config()
         try:
-            opt = training["optimizer"]
-            loss = training["loss"]
-            if fmt == 1 or isinstance(loss, dict):
-                loss = [loss]
-            loss = [None if lo is None else losses.get(lo["name"], **lo["config"])
-                    for lo in loss]
-            model.compile(optimizer=optimizers.get(opt["name"], **opt["config"]),
-                          loss=loss if len(loss) > 1 else loss[0],
-                          metrics=training.get("metrics", []),
-                          loss_weights=training.get("loss_weights"))
-            state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optim/")}
-            if fmt == 1 and state:
-                state = _positional_to_named(model, state)
-            if state:
-                model.optimizer.load_state_dict(state)
-            tstate = {k.split("/", 1)[1]: v for k, v in arrays.items()
-                      if k.startswith("trainer/")}
-            if tstate:
-                model.trainer.load_state_dict(tstate)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{path}: damaged training state ({e})") from None
+            config = json.loads(text)
+        except RecursionError:
+            raise error("damaged model config (JSON nested too deeply)") from None
+        except ValueError as e:  # JSONDecodeError, and integers of too many digits
+            raise error(f"damaged model config (not JSON: {clip(str(e), 200)})") from None
+        fmt, spec, training, extra = check_config(config, error)
+        plan = plan_model(spec, error, budget)
+        check_entries(npz, plan, fmt, training, error)
+        try:
+            with np.errstate(all="ignore"):  # initial values (overwritten below) may overflow
+                model = deserialize(spec)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                OverflowError, RecursionError) as e:
+            raise error(f"damaged model config ({clip(str(e), 300)})") from None
+        _check_built(model, plan, error)
+        _read_weights(npz, model, error)
+        state = {q: npz.read(f"extra/{q}") for q in plan.extra if f"extra/{q}" in npz.keys}
+        try:
+            _restore_extra(model, state)
+        except (ValueError, TypeError) as e:
+            raise error(f"damaged layer state ({e})") from None
+        model.saved_extra = extra
+        model.saved_arrays = {k[len("arrays/"):]: npz.read(k) for k in npz.keys
+                              if k.startswith("arrays/")}
+        if compile and training is not None and "loss" in training \
+                and "optimizer" in training:
+            _restore_training(npz, model, fmt, training, error)
     return model
 
 
-def _positional_to_named(model: Any, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Format 1 kept optimizer state by parameter position: ``"<i>/<slot>"``."""
+def _check_built(model: Any, plan: Any, error: Any) -> None:
+    """The built model holds exactly the parameters and buffers the plan predicted."""
+    for what, named, expected in (("parameters", model.named_params(), plan.params),
+                                  ("buffers", model.named_buffers(), plan.buffers)):
+        store = "params" if what == "parameters" else "buffers"
+        got = {q: getattr(lay, store)[k].shape for q, lay, k in named}
+        want = {q: s for q, (s, _) in expected.items()}
+        if got != want:
+            diff = sorted(set(got.items()) ^ set(want.items()))
+            raise error(f"the model config builds {what} that differ from what it declares: "
+                        f"{names_list([f'{q} {s}' for q, s in diff])}")
+    if set(_extra_state(model)) != set(plan.extra):
+        raise error("the model config builds layer state that differs from what it declares")
+
+
+def _read_weights(npz: NpzArchive, model: Any, error: Any) -> None:
+    """Read, check and copy every parameter and buffer, one array at a time."""
+    for prefix, named, store in (("param", model.named_params(), "params"),
+                                 ("buffer", model.named_buffers(), "buffers")):
+        for q, layer, k in named:
+            key = f"{prefix}/{q}"
+            target = getattr(layer, store)[k]
+            arr = npz.read(key)
+            if arr.shape != target.shape or not np.can_cast(arr.dtype, target.dtype, "safe"):
+                raise error(f"entry {show(key)}: expected {target.dtype} of shape "
+                            f"{target.shape}; received {arr.dtype} of shape {arr.shape}")
+            check_values(key, arr, error, "weights")
+            target[...] = arr
+            del arr
+    for q, layer, k in model.named_params():
+        mask = getattr(layer, "mask", None)
+        if k == "W" and mask is not None and np.any((layer.params["W"] != 0) & (mask == 0)):
+            raise error(f"entry {show('param/' + q)}: expected zeros outside the layer's "
+                        "connection table; received non-zero weights there")
+
+
+def _restore_training(npz: NpzArchive, model: Any, fmt: int, training: dict,
+                      error: Any) -> None:
+    """Compile as saved, then restore the optimizer's and the trainer's state."""
+    from .. import losses, optimizers
+
+    try:
+        opt = training["optimizer"]
+        loss = training["loss"]
+        if fmt == 1 or isinstance(loss, dict):
+            loss = [loss]
+        loss = [None if lo is None else losses.get(lo["name"], **lo.get("config", {}))
+                for lo in loss]
+        model.compile(optimizer=optimizers.get(opt["name"], **opt.get("config", {})),
+                      loss=loss if len(loss) > 1 else loss[0],
+                      metrics=training.get("metrics", []),
+                      loss_weights=training.get("loss_weights"))
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise error(f"damaged training config ({clip(str(e), 300)})") from None
     names = list(model.trainable_params())
-    out = {}
-    for key, value in state.items():
-        if key in ("iterations", "lr"):
-            out[key] = value
+    shapes = {q: lay.params[k].shape for q, lay, k in model.named_params()}
+    state: dict[str, np.ndarray] = {}
+    for key in npz.keys:
+        if not key.startswith("optim/"):
             continue
-        i, slot = key.split("/", 1)
-        out[f"state/{names[int(i)]}/{slot}"] = value
-    return out
+        rest = key[len("optim/"):]
+        if fmt == 1 and "/" in rest:  # by position: "<i>/<slot>"
+            index, slot = rest.split("/", 1)
+            if int(index) >= len(names):
+                raise error(f"entry {show(key)}: expected an index below {len(names)}, the "
+                            "number of trainable parameters")
+            rest = f"state/{names[int(index)]}/{slot}"
+        if rest.startswith("state/"):
+            param = rest[len("state/"):].rsplit("/", 1)[0]
+            entry = npz.header(key)
+            if entry.shape not in ((), shapes[param]):
+                raise error(f"entry {show(key)}: expected a scalar or the shape of "
+                            f"{show(param)}, {shapes[param]}; received {entry.shape}")
+        arr = npz.read(key)
+        check_values(key, arr, error, "optimizer state")
+        if rest == "iterations" and int(arr) < 0:
+            raise error(f"entry {show(key)}: expected a step count >= 0; received {int(arr)}")
+        state[rest] = arr
+    tstate: dict[str, np.ndarray] = {}
+    for key in npz.keys:
+        if key.startswith("trainer/"):
+            arr = npz.read(key)
+            check_values(key, arr, error, "trainer state")
+            if arr.dtype.kind in "iu" and arr.ndim == 0 and int(arr) < 0:
+                raise error(f"entry {show(key)}: expected a count >= 0; received {int(arr)}")
+            tstate[key[len("trainer/"):]] = arr
+    try:
+        if state:
+            model.optimizer.load_state_dict(state)
+        if tstate:
+            model.trainer.load_state_dict(tstate)
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise error(f"damaged training state ({e})") from None
