@@ -68,7 +68,9 @@ def test_missing_data_is_one_clear_line(tmp_path, monkeypatch):
     err_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("numcnn: error:")]
     assert len(err_lines) == 1, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == err_lines[0]
-    assert "could not download" in err_lines[0] and "NUMCNN_DATA_DIR" in err_lines[0]
+    # a named folder that lacks the files is reported, never a reason to download
+    assert "MNIST files not found" in err_lines[0] and str(tmp_path) in err_lines[0]
+    assert "NUMCNN_DATA_DIR" in err_lines[0] and "could not download" not in err_lines[0]
     assert "Traceback" not in proc.stderr
 
 

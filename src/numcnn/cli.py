@@ -15,7 +15,10 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from typing import Any
+
+import numpy as np
 
 from .training.runs import PIXEL_SCALE
 from .training.runs import scale as scale_images
@@ -262,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # overflow in a diverging run is reported once, as the loss becoming NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return COMMANDS[args.command](args)
     except CLIError as e:
         _error(e)
         return 2

@@ -378,6 +378,8 @@ def load_data(
         data_dir: a directory holding the four IDX files (raw or ``.gz``), searched before
             ``$NUMCNN_DATA_DIR`` and the cache.
         download: if a file is found nowhere, download it into the cache; if False, raise.
+            A file missing while a folder was named (``data_dir`` or ``$NUMCNN_DATA_DIR``)
+            is an error naming the places and the expected file names, never a download.
         mirrors: base URLs to download from (see :func:`download`).
         timeout: socket timeout in seconds for downloads.
         verbose: report downloads on stderr.
@@ -403,15 +405,20 @@ def load_data(
     """
     found = find_files(data_dir)
     missing = [name for name, path in found.items() if path is None]
-    if missing and not download:
+    named = len(search_dirs(data_dir)) > 1  # a folder was named (data_dir or the variable)
+    if missing and (not download or named):
+        # a named folder that lacks files is a mistake to report (a typo, a half-copied
+        # folder), not a reason to fall through to a download
         places = "\n".join(f"  {d}  ({origin})" for d, origin in search_dirs(data_dir))
         raise FileNotFoundError(
             "MNIST files not found: "
             + ", ".join(missing)
-            + " (raw or .gz). Looked in:\n"
+            + " (raw or .gz, under exactly these names). Looked in:\n"
             + places
-            + f"\nTo fix: set ${ENV_DATA_DIR} (or pass data_dir= / --data-dir) to a "
-            "directory holding the four IDX files, or allow download=True."
+            + f"\nTo fix: put the four IDX files ({', '.join(FILES)}) in the folder named by "
+            f"data_dir / --data-dir / ${ENV_DATA_DIR}"
+            + (", or allow download=True." if not download else
+               ", or name no folder to download them into the cache.")
         )
     if missing:
         found.update(_download(None, mirrors, names=missing, timeout=timeout, verbose=verbose))

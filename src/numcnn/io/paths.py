@@ -63,7 +63,26 @@ def check_output_file(path: str | os.PathLike, what: str = "the output",
         raise ValueError(f"{what}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{what}: cannot write in the folder {parent} (permission denied)")
+    if parent == (p.parent if str(p.parent) else Path(".")):
+        _probe(parent, p.name, what)
     return p
+
+
+def _probe(folder: Path, name: str, what: str) -> None:
+    """Create and remove a temporary file where the writer will put its own: some folders
+    pass the permission test but refuse files (``/proc``, a read-only mount, a full disk)."""
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise ValueError(f"{what}: cannot create a file in the folder {folder} "
+                         f"({e.strerror or e})") from None
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def remove_stale_parts(path: str | os.PathLike) -> int:

@@ -86,6 +86,21 @@ class CallbackList:
         for cb in first + [cb for cb in self.callbacks if cb not in first]:
             cb.on_train_begin(logs)
 
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Callbacks that save the state (``BackupAndRestore``) go last, so what they save
+        includes every other callback's update of this batch."""
+        for cb in self._last_order():
+            cb.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """As :meth:`on_batch_end`: the savers see the History of this epoch too."""
+        for cb in self._last_order():
+            cb.on_epoch_end(epoch, logs)
+
+    def _last_order(self) -> list[Callback]:
+        savers = [cb for cb in self.callbacks if getattr(cb, "restores_state", False)]
+        return [cb for cb in self.callbacks if cb not in savers] + savers
+
     def __getattr__(self, hook: str):
         if not hook.startswith("on_"):
             raise AttributeError(hook)

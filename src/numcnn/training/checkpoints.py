@@ -83,15 +83,16 @@ def save_training_state(path: str | os.PathLike, model: Any,
     remove_stale_parts(path)
     save_model(model, path, include_optimizer=True,
                extra={"checkpoint": {"callbacks": states, "run": run or {}}},
-               **({"arrays": arrays} if arrays else {}))
+               arrays=arrays)
 
 
 def restore_training_state(path: str | os.PathLike, model: Any,
                            callbacks: list[Callback] | None = None) -> dict[str, Any]:
     """Load a state written by :func:`save_training_state` into ``model`` (which must have
     the same architecture and be compiled with the same kind of optimizer) and into
-    ``callbacks`` (matched by position and class). The next ``fit`` of ``model`` then
-    continues from it, whatever its ``initial_epoch``. Returns the stored ``run`` metadata.
+    ``callbacks`` (the k-th callback of a class gets the k-th saved state of that class).
+    The next ``fit`` of ``model`` then continues from it, whatever its ``initial_epoch``.
+    Returns the stored ``run`` metadata.
 
     Raises:
         ValueError: the file is not a checkpoint of this model (the message says why).
@@ -114,8 +115,14 @@ def restore_training_state(path: str | os.PathLike, model: Any,
     model.trainer.load_state_dict(saved.trainer.state_dict(), force=True)
     arrays = getattr(saved, "saved_arrays", {})
     states = meta.get("callbacks", [])
-    for i, cb in enumerate(callbacks or []):
-        if i < len(states) and states[i].get("class") == type(cb).__name__:
+    # the k-th callback of a class gets the state of the k-th saved callback of that class
+    by_class: dict[str, list[int]] = {}
+    for i, entry in enumerate(states):
+        by_class.setdefault(str(entry.get("class")), []).append(i)
+    for cb in callbacks or []:
+        slots = by_class.get(type(cb).__name__)
+        if slots:
+            i = slots.pop(0)
             cb.load_state_dict(_join_state(states[i].get("state", {}), arrays,
                                            f"callback/{i}"))
     return dict(meta.get("run", {}))

@@ -77,10 +77,11 @@ def batches(n: int, batch_size: int, order: np.ndarray | None = None):
 
 
 def check_batch_size(batch_size: Any, n: int) -> int:
-    """``None`` means the whole dataset (full-batch gradient descent)."""
+    """``None`` means the whole dataset (full-batch gradient descent); a batch larger than
+    the data is the whole dataset too (so a huge value cannot allocate huge buffers)."""
     if batch_size is None:
         return max(n, 1)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int or None; received {batch_size!r}")
-    return int(batch_size)
+    return min(int(batch_size), max(n, 1))
