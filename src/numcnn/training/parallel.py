@@ -14,7 +14,7 @@ which for a loss that is a mean over samples (every built-in loss) is exactly th
 the whole batch, up to float rounding, and takes the optimizer step itself. Before each
 batch the main process copies the current parameters into a shared-memory block that the
 workers' parameters are views of; workers write their gradients into shared memory too. Only
-batch indices and each part's loss and outputs travel through pipes.
+batch indices and each part's loss and outputs travel through pipes (Unix socket pairs).
 
 Models are eligible when every layer's output for a sample depends on that sample alone
 (``Layer.per_sample``; BatchNorm's batch statistics are not) and the loss declares itself a
@@ -23,25 +23,80 @@ generator seeded at the start of every epoch from (worker rank, epoch, the main 
 generator state then), so runs are reproducible for a given seed and process count, resume
 exactly from a checkpoint at an epoch boundary, and differ in their masks from a 1-process
 run. Forking needs Linux.
+
+Workers and faults. Each worker belongs to the process that forked it and never outlives it:
+on Linux it asks the kernel for ``SIGKILL`` when its parent dies (``prctl(PR_SET_PDEATHSIG)``,
+which also covers ``kill -9`` of the parent) and checks its parent pid right after, in case
+the parent died before that; as a fallback it checks its parent pid every second while it
+waits for work, and exits when the parent is gone or its connection closes. Workers ignore
+``SIGINT`` and ``SIGTERM``, which a terminal (Ctrl-C) or a batch scheduler sends to the whole
+process group: the main process alone decides, and stops them when ``fit`` returns or raises.
+The main process never waits on a worker without a bound: it sends and receives without
+blocking, watches each worker's process sentinel, and allows a worker's part of a batch
+``max(WORKER_TIMEOUT, TIMEOUT_FACTOR × the main process's own part time)`` seconds (60 s
+and 20 by default; the environment variable ``NUMCNN_WORKER_TIMEOUT`` sets the first; time
+this process itself spends stopped, e.g. after Ctrl-Z, is not counted). A worker that dies,
+fails or falls silent stops the run with a ``RuntimeError`` naming its rank, pid and state —
+"was killed by signal SIGKILL", "exited unexpectedly (exit code 7)", "failed:" with its
+traceback, "was stopped by signal SIGSTOP", "is still running but sent no result" — after
+every worker has been killed (``SIGKILL``, and ``SIGCONT`` for stopped ones).
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import multiprocessing as mp
+import os
+import select
+import signal
+import socket
+import struct
 import sys
+import time
 import traceback
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-_OK, _ERR = b"K", b"E"
-_SEED, _PART = b"S", b"P"  # main -> worker: an epoch's seeds, or a part's sample positions
+# Messages are (length, tag) headers of 16 bytes (so bodies stay 8-byte aligned) + a body.
+_HEAD = struct.Struct("<Qc7x")
+_OK, _ERR = b"K", b"E"  # worker -> main: a part's results, or a traceback
+_SEED, _PART, _STOP = b"S", b"P", b"Q"  # main -> worker: epoch seeds, part positions, stop
 
 #: ``fit(processes=None)`` splits a batch only while every process gets this many samples:
 #: below it the fixed cost of a step (Python, pipes) outweighs the halved arithmetic.
 MIN_PART = 32
+
+#: Seconds a worker may take for its part of a batch at least (the environment variable
+#: ``NUMCNN_WORKER_TIMEOUT`` overrides it); the bound is ``max(WORKER_TIMEOUT,
+#: TIMEOUT_FACTOR × the main process's time for its own part)``, so a slow but live step of
+#: a big model never trips it. Past it the run stops with an error naming the worker.
+WORKER_TIMEOUT = 60.0
+TIMEOUT_FACTOR = 20.0
+TIMEOUT_ENV = "NUMCNN_WORKER_TIMEOUT"
+
+_SLICE = 1.0  # seconds: how often a waiting worker checks its parent, and the main process
+#               the clock (a slice counts at most this much, so time spent stopped is not)
+_PDEATHSIG = True  # ask Linux to kill workers with their parent (tests switch it off)
+_PR_SET_PDEATHSIG = 1
+_GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # what workers ignore
+
+
+def worker_timeout() -> float:
+    """The least time, in seconds, a worker may take for its part of a batch:
+    ``NUMCNN_WORKER_TIMEOUT`` when set, else :data:`WORKER_TIMEOUT`."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return float(WORKER_TIMEOUT)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
 
 
 def _leaves(model: Any) -> list[Any]:
@@ -103,26 +158,96 @@ def _reseed(model: Any, rank: int, epoch: int, words: np.ndarray) -> None:
         setattr(layer, name, np.random.default_rng(seed))
 
 
-def _worker(conn: Any, trainer: Any, xs: list[np.ndarray], ys: list[Any],
-            shared_params: list[np.ndarray], shared_grads: list[np.ndarray], rank: int) -> None:
+def _prctl() -> Any:
+    """libc's ``prctl`` (resolved in the main process, before forking), or None."""
+    global _PRCTL
+    if _PRCTL is False:
+        _PRCTL = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).prctl
+                fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+                fn.restype = ctypes.c_int
+                _PRCTL = fn
+            except (OSError, AttributeError, ImportError):
+                pass
+    return _PRCTL
+
+
+_PRCTL: Any = False
+
+
+def _die_with_parent(parent: int) -> None:
+    """First thing in a worker: be killed when the parent dies (Linux), and exit now if it
+    already has (then this process was re-parented before the request took effect)."""
+    prctl = _prctl() if _PDEATHSIG else None
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytearray | None:
+    """``n`` bytes from a blocking socket, or None when it closes first."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            return None
+        got += k
+    return buf
+
+
+def _write(sock: socket.socket, tag: bytes, body: bytes) -> None:
+    """Send one message on a blocking socket (worker side)."""
+    head = _HEAD.pack(len(body), tag)
+    sent = sock.sendmsg([head, body])
+    if sent < len(head) + len(body):  # cut short (a signal): send the rest
+        sock.sendall((head + body)[sent:])
+
+
+def _worker(sock: socket.socket, inherited: list[socket.socket], parent: int, trainer: Any,
+            xs: list[np.ndarray], ys: list[Any], shared_params: list[np.ndarray],
+            shared_grads: list[np.ndarray], rank: int) -> None:
     """Loop of a forked worker: receive part indices, send back losses and outputs."""
+    _die_with_parent(parent)
+    for other in inherited:  # the main process's ends: its death must close our connection
+        other.close()
+    for sig in _GROUP_SIGNALS:  # the main process decides (see above); they were blocked
+        try:  # since before the fork, and one pending now is dropped
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _GROUP_SIGNALS)
     model = trainer.model
     for (layer, key), view in zip(_trainable_slots(model), shared_params):
         layer.params[key] = view  # the main process publishes the weights here
     grads = list(model.trainable_grads().values())
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
     while True:
         try:
-            msg = conn.recv_bytes()
-        except (EOFError, OSError):
+            while not poller.poll(int(_SLICE * 1000)):
+                if os.getppid() != parent:  # the parent died (without PR_SET_PDEATHSIG)
+                    return
+            head = _recv_exact(sock, _HEAD.size)
+            if head is None:
+                return
+            size, tag = _HEAD.unpack(head)
+            msg = _recv_exact(sock, size)
+        except OSError:
             return
-        if not msg:
+        if msg is None or tag == _STOP:
             return
         try:
-            if msg[:1] == _SEED:  # a new epoch: its random streams
-                head = np.frombuffer(msg[1:9], dtype=np.int64)
-                _reseed(model, rank, int(head[0]), np.frombuffer(msg[9:], dtype=np.uint64))
+            if tag == _SEED:  # a new epoch: its random streams
+                head = np.frombuffer(msg[:8], dtype=np.int64)
+                _reseed(model, rank, int(head[0]), np.frombuffer(msg, dtype=np.uint64)[1:])
                 continue
-            idx = np.frombuffer(msg[1:], dtype=np.int64)
+            idx = np.frombuffer(msg, dtype=np.int64)
             total, parts, outs = trainer.train_step(
                 [np.take(a, idx, axis=0) for a in xs],
                 [None if t is None else t[idx] for t in ys])
@@ -130,13 +255,80 @@ def _worker(conn: Any, trainer: Any, xs: list[np.ndarray], ys: list[Any],
                 np.copyto(dst, src)
             body = np.asarray([total, *parts], dtype=np.float64).tobytes()
             body += b"".join(np.ascontiguousarray(o).tobytes() for o in outs)
-            conn.send_bytes(_OK + body)
-        except BaseException:  # report everything, Ctrl-C included, then stop
+            _write(sock, _OK, body)
+        except BaseException:  # report everything, then stop
             try:
-                conn.send_bytes(_ERR + traceback.format_exc().encode())
+                _write(sock, _ERR, traceback.format_exc().encode())
             except OSError:
                 pass
             return
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _proc_state(pid: int) -> str:
+    """The state letter of ``/proc/<pid>/stat`` (``T`` stopped, ``R``/``S``/``D`` running or
+    sleeping, ``Z`` exited), or ``?`` where there is no such file."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return "?"
+
+
+def _stop_signal(pid: int) -> str | None:
+    """The signal that stopped child ``pid`` (its wait status left in place), or None."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+    except (AttributeError, OSError):
+        return None
+    if info is None or info.si_code != os.CLD_STOPPED:
+        return None
+    return _signal_name(info.si_status)
+
+
+def _how(proc: Any) -> tuple[str, bool]:
+    """How worker ``proc`` is doing, in words, and whether it is still alive."""
+    code = proc.exitcode
+    if code is not None:
+        if code < 0:
+            return f"was killed by signal {_signal_name(-code)}", False
+        return f"exited unexpectedly (exit code {code})", False
+    state = _proc_state(proc.pid)
+    if state == "T":
+        sig = _stop_signal(proc.pid)
+        return (f"was stopped by signal {sig}" if sig else "was stopped (state T)"), True
+    if state == "t":
+        return "was stopped by a debugger (tracing stop)", True
+    if state in ("Z", "X"):  # exiting: its status is on the way
+        proc.join(1.0)
+        if proc.exitcode is not None:
+            return _how(proc)
+    names = {"R": "running", "S": "sleeping", "D": "in uninterruptible sleep"}
+    return f"is still running ({names.get(state, 'state ' + state)})", True
+
+
+def _poll(pairs: list[tuple[int, int]], seconds: float) -> set[int]:
+    """The descriptors among ``pairs`` (fd, events) that are ready within ``seconds``."""
+    poller = select.poll()
+    for fd, events in pairs:
+        poller.register(fd, events)
+    return {fd for fd, _ in poller.poll(max(0, math.ceil(seconds * 1000)))}
+
+
+class _Incoming:
+    """A message arriving in pieces on a non-blocking read."""
+
+    def __init__(self) -> None:
+        self.head = bytearray(_HEAD.size)
+        self.tag = b""
+        self.body: bytearray | None = None
+        self.got = 0
 
 
 class DataParallel:
@@ -147,6 +339,10 @@ class DataParallel:
         with DataParallel(trainer, xs, ys, processes=2) as dp:
             loss, parts, outs = dp.forward_backward(idx, xb, yb)  # fills the model's grads
             trainer.optimizer.step(params, grads)
+
+    A worker that dies, fails or stays silent past the time limit (see the module's
+    docstring) raises ``RuntimeError`` naming it, after all workers were killed; the object
+    is then unusable.
 
     Args:
         trainer: the compiled model's :class:`~numcnn.training.Trainer`.
@@ -163,6 +359,9 @@ class DataParallel:
         if problem is not None:
             raise ValueError(problem)
         self.trainer, self.model, self.processes = trainer, model, processes
+        self.timeout = worker_timeout()
+        self._limit = self.timeout  # for sends: the bound of the last batch
+        self._failed: str | None = None
         self.params = list(model.trainable_params().values())
         self.grads = list(model.trainable_grads().values())
         dtype = model.dtype
@@ -174,46 +373,147 @@ class DataParallel:
         self._shared_grads = [_views(flat[total * k:total * (k + 1)], self.params)
                               for k in range(1, processes)]
         self._publish()
-        self._conns: list[Any] = []
+        self._socks: list[socket.socket] = []
         self._procs: list[Any] = []
         ctx = mp.get_context("fork")
+        if _PDEATHSIG:
+            _prctl()  # resolved here, so that a worker's first act is one call
         try:
             for rank in range(1, processes):
-                parent, child = ctx.Pipe()
+                ours, theirs = socket.socketpair()
                 proc = ctx.Process(
                     target=_worker, name=f"numcnn-data-parallel-{rank}", daemon=True,
-                    args=(child, trainer, xs, ys, self._shared_params,
-                          self._shared_grads[rank - 1], rank))
+                    args=(theirs, [*self._socks, ours], os.getpid(), trainer, xs, ys,
+                          self._shared_params, self._shared_grads[rank - 1], rank))
                 with warnings.catch_warnings():
                     # Python ≥ 3.12 warns on fork() in a process with threads; here those are
                     # BLAS pools (OpenBLAS shuts its pool down around fork via pthread_atfork)
                     # and the child only runs NumPy on its own copy of the model.
                     warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks",
                                             category=DeprecationWarning)
-                    proc.start()
-                child.close()
-                self._conns.append(parent)
+                    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+                    try:  # (blocked until the worker ignores them)
+                        proc.start()
+                    finally:
+                        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                        theirs.close()
+                self._socks.append(ours)
                 self._procs.append(proc)
             self.reseed(0)  # never the main process's own stream (fit re-seeds every epoch)
         except BaseException:
-            self.close()
+            self.close(wait=0.0)
             raise
 
     def _publish(self) -> None:
         for dst, src in zip(self._shared_params, self.params):
             np.copyto(dst, src)
 
-    def _receive(self, k: int) -> bytes:
-        try:
-            msg = self._conns[k].recv_bytes()
-        except (EOFError, OSError):
-            self._procs[k].join(1.0)
-            raise RuntimeError(f"data-parallel worker {k + 1} exited unexpectedly (exit code "
-                               f"{self._procs[k].exitcode})") from None
-        if msg[:1] == _ERR:
-            raise RuntimeError(f"data-parallel worker {k + 1} failed:\n"
-                               f"{msg[1:].decode(errors='replace')}")
-        return msg[1:]
+    # -- talking to workers, never without a bound ------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise RuntimeError(f"data-parallel workers were stopped after an error: "
+                               f"{self._failed}")
+
+    def _fail(self, message: str) -> NoReturn:
+        """Kill every worker, then raise ``message``."""
+        self._failed = message.split("\n", 1)[0]
+        self.close(wait=0.0)
+        raise RuntimeError(message)
+
+    def _died(self, k: int, when: str) -> NoReturn:
+        proc = self._procs[k]
+        proc.join(1.0)  # its exit status, which the closed connection announced
+        how, alive = _how(proc)
+        if alive:
+            how = f"closed its connection and {how}"
+        self._fail(f"data-parallel worker {k + 1} {how} {when} (pid {proc.pid})")
+
+    def _timed_out(self, ks: list[int], limit: float, what: str) -> NoReturn:
+        lines = []
+        for k in ks:
+            proc = self._procs[k]
+            how, alive = _how(proc)
+            link = " but" if how.startswith("is still running") else " and"
+            lines.append(f"data-parallel worker {k + 1} {how}{link} {what} for "
+                         f"{limit:.3g} s (pid {proc.pid})")
+        self._fail("; ".join(lines) + f". All workers were stopped. A worker may take "
+                   f"max({TIMEOUT_ENV}={self.timeout:g} s, {TIMEOUT_FACTOR:g} x the main "
+                   f"process's part time) per part; raise {TIMEOUT_ENV} for slower steps.")
+
+    def _send(self, k: int, tag: bytes, body: bytes, when: str) -> None:
+        """Send a message to worker ``k`` without blocking on it for more than the limit."""
+        sock, proc = self._socks[k], self._procs[k]
+        data = memoryview(_HEAD.pack(len(body), tag) + body)
+        waited = 0.0
+        while len(data):
+            try:
+                data = data[sock.send(data, socket.MSG_DONTWAIT):]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:  # broken pipe, connection reset: the worker is gone
+                self._died(k, when)
+            if waited >= self._limit:
+                self._timed_out([k], self._limit, "did not read its messages")
+            start = time.monotonic()
+            ready = _poll([(sock.fileno(), select.POLLOUT), (proc.sentinel, select.POLLIN)],
+                          min(_SLICE, self._limit - waited))
+            waited += min(time.monotonic() - start, _SLICE)
+            if proc.sentinel in ready:
+                self._died(k, when)
+
+    def _pull(self, k: int, inc: _Incoming) -> bool:
+        """Read what worker ``k`` has sent so far; True once the message is complete."""
+        sock = self._socks[k]
+        while True:
+            view = memoryview(inc.head if inc.body is None else inc.body)[inc.got:]
+            if inc.body is not None and not len(view):
+                return True
+            try:
+                got = sock.recv_into(view, len(view), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False
+            except OSError:
+                got = 0
+            if got == 0:  # closed: the worker is gone
+                self._died(k, "while it computed its part of a batch")
+            inc.got += got
+            if inc.body is None and inc.got == _HEAD.size:
+                size, inc.tag = _HEAD.unpack(inc.head)
+                inc.body, inc.got = bytearray(size), 0
+
+    def _gather(self, ks: list[int], limit: float) -> dict[int, bytearray]:
+        """The results of workers ``ks``, each within ``limit`` seconds of waiting."""
+        incoming = {k: _Incoming() for k in ks}
+        done: dict[int, bytearray] = {}
+        waited = 0.0
+        while len(done) < len(ks):
+            pending = [k for k in ks if k not in done]
+            if waited >= limit:
+                self._timed_out(pending, limit, "sent no result")
+            pairs = []
+            for k in pending:
+                pairs += [(self._socks[k].fileno(), select.POLLIN),
+                          (self._procs[k].sentinel, select.POLLIN)]
+            start = time.monotonic()
+            ready = _poll(pairs, min(_SLICE, limit - waited))
+            waited += min(time.monotonic() - start, _SLICE)
+            for k in pending:
+                sock_ready = self._socks[k].fileno() in ready
+                dead = self._procs[k].sentinel in ready
+                if not (sock_ready or dead):
+                    continue
+                if self._pull(k, incoming[k]):  # (read first: a traceback before exiting)
+                    inc = incoming[k]
+                    if inc.tag == _ERR:
+                        self._fail(f"data-parallel worker {k + 1} failed (pid "
+                                   f"{self._procs[k].pid}):\n"
+                                   f"{inc.body.decode(errors='replace')}")
+                    done[k] = inc.body
+                elif dead:
+                    self._died(k, "while it computed its part of a batch")
+        return done
 
     def forward_backward(self, idx: Any, xb: list[np.ndarray], yb: list[Any]
                          ) -> tuple[float, list[float], list[np.ndarray]]:
@@ -222,23 +522,28 @@ class DataParallel:
 
         ``idx`` holds the batch's positions in the training set (an index array or a slice).
         """
+        self._check_usable()
         m = len(xb[0])
         if isinstance(idx, slice):
             idx = np.arange(idx.start or 0, (idx.start or 0) + m)
         idx = np.asarray(idx, dtype=np.int64)
         sizes = split_sizes(m, self.processes)
         stops = np.cumsum(sizes)
-        busy = [(k, int(stops[k]), int(stops[k + 1])) for k in range(len(self._conns))
+        busy = [(k, int(stops[k]), int(stops[k + 1])) for k in range(len(self._socks))
                 if stops[k + 1] > stops[k]]
         if busy:  # workers read the current weights, then their part of the batch
             self._publish()
         for k, start, stop in busy:
-            self._conns[k].send_bytes(_PART + idx[start:stop].tobytes())
+            self._send(k, _PART, idx[start:stop].tobytes(),
+                       "before it received its part of a batch")
         n0 = sizes[0]
+        began = time.perf_counter()
         total, parts, outs0 = self.trainer.train_step(
             [a[:n0] for a in xb], [None if t is None else t[:n0] for t in yb])
         if not busy:
             return total, parts, outs0
+        self._limit = max(self.timeout, TIMEOUT_FACTOR * (time.perf_counter() - began))
+        msgs = self._gather([k for k, _, _ in busy], self._limit)
         total *= n0
         parts = [p * n0 for p in parts]
         outs = [[o] for o in outs0]
@@ -248,7 +553,7 @@ class DataParallel:
             g *= scale
         k_out = len(outs0)
         for k, start, stop in busy:
-            msg = self._receive(k)
+            msg = msgs[k]
             mk = stop - start
             head = np.frombuffer(msg[: 8 * (1 + k_out)], dtype=np.float64)
             total += float(head[0]) * mk
@@ -274,26 +579,37 @@ class DataParallel:
         body = np.asarray([epoch], dtype=np.int64).tobytes()
         if words:
             body += np.concatenate(words).tobytes()
-        for conn in self._conns:
-            conn.send_bytes(_SEED + body)
+        self._check_usable()
+        for k in range(len(self._socks)):
+            self._send(k, _SEED, body, "before it received the epoch's random seeds")
 
-    def close(self) -> None:
-        """Stop the workers (they exit on an empty message or a closed pipe)."""
-        for conn in self._conns:
+    def close(self, wait: float = 5.0) -> None:
+        """Stop the workers: ask them to exit (a stop message, then a closed connection),
+        give them ``wait`` seconds in all, then kill those left (``SIGKILL``, and
+        ``SIGCONT`` for stopped ones) and reap them."""
+        socks, procs = self._socks, self._procs
+        self._socks, self._procs = [], []
+        for sock in socks:
             try:
-                conn.send_bytes(b"")
+                sock.send(_HEAD.pack(0, _STOP), socket.MSG_DONTWAIT)
             except OSError:
                 pass
-            conn.close()
-        for proc in self._procs:
+            sock.close()
+        deadline = time.monotonic() + wait
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in procs:
+            if proc.exitcode is None:  # not reaped, so its pid is still its own
+                for sig in (signal.SIGKILL, signal.SIGCONT):
+                    try:
+                        os.kill(proc.pid, sig)
+                    except OSError:
+                        pass
+        for proc in procs:
             proc.join(5.0)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(1.0)
-        self._conns, self._procs = [], []
 
     def __enter__(self) -> DataParallel:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close(wait=0.0 if exc_type is not None else 5.0)  # after an error: kill now
