@@ -1,6 +1,7 @@
 """Kill -9 a training run at any moment, resume it, and end with the same weights, bit for
 bit, as a run never interrupted — through the command line, with shuffling, Dropout, the
-per-batch cosine schedule, checkpoints every few batches; the faithful LeNet-5 too."""
+per-batch cosine schedule, checkpoints every few batches, in two data-parallel processes;
+the faithful LeNet-5 too."""
 
 from __future__ import annotations
 
@@ -74,6 +75,10 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
     pytest.param(["--train-size", "700", "--validation-size", "100", "--epochs", "2",
                   "--batch-size", "20", "--dropout", "0.3", "--checkpoint-every", "4"],
                  id="lenet5-dropout-cosine"),
+    pytest.param(["--train-size", "1400", "--validation-size", "100", "--epochs", "2",
+                  "--batch-size", "64", "--dropout", "0.3", "--checkpoint-every", "3",
+                  "--threads", "2"],
+                 id="lenet5-dropout-cosine-threads2"),
     pytest.param(["--model", "lenet5-1998", "--train-size", "250", "--epochs", "2",
                   "--augment", "affine", "--checkpoint-every", "60"],
                  id="lenet5-1998-affine"),

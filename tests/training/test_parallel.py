@@ -230,8 +230,9 @@ def test_bad_processes_and_ineligible_losses_are_refused():
 
 
 def test_data_parallel_run_with_dropout_resumes_exactly(tmp_path):
-    """Workers' Dropout streams are re-derived at every epoch from the main process's
-    generator state, which a checkpoint at the epoch boundary restores."""
+    """Workers' Dropout streams are derived at every batch from (rank, epoch, step, the
+    data-order generator at the epoch's start), which a checkpoint at the epoch boundary
+    restores."""
     rng = np.random.default_rng(11)
     x = rng.random((64, 1, 4, 4), dtype=np.float32)
     y = rng.integers(0, 3, 64)
@@ -252,3 +253,50 @@ def test_data_parallel_run_with_dropout_resumes_exactly(tmp_path):
                 processes=2)
     for q, w in whole.get_weights().items():
         assert np.array_equal(w, resumed.get_weights()[q]), q
+
+
+def test_data_parallel_run_resumes_exactly_from_the_middle_of_an_epoch(tmp_path):
+    """A crash in the middle of an epoch, then BackupAndRestore: the workers' masks of the
+    remaining batches are those of the uninterrupted run (they are seeded per step)."""
+    from numcnn.training import BackupAndRestore, Callback
+
+    rng = np.random.default_rng(5)
+    x = rng.random((256, 1, 4, 4), dtype=np.float32)
+    y = rng.integers(0, 3, 256)
+
+    def model():
+        m = Sequential([Flatten(), Dense(8), ReLU(), Dropout(0.3), Dense(3)],
+                       input_shape=(1, 4, 4), seed=2)
+        m.compile(optimizer=numcnn.optimizers.Adam(lr=0.01), loss="softmax_cross_entropy")
+        return m
+
+    class Crash(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if (self.model.trainer.epoch, batch) == (1, 2):
+                raise RuntimeError("crash")
+
+    fit = {"batch_size": 64, "epochs": 3, "seed": 4, "verbose": 0, "processes": 2}
+    whole = model()
+    whole.fit(x, y, **fit)
+    crashed = model()
+    with pytest.raises(RuntimeError, match="crash"):
+        crashed.fit(x, y, callbacks=[BackupAndRestore(tmp_path, save_freq=2), Crash()], **fit)
+    again = model()
+    again.fit(x, y, callbacks=[BackupAndRestore(tmp_path, save_freq=2)], **fit)
+    for q, w in whole.get_weights().items():
+        assert np.array_equal(w, again.get_weights()[q]), q
+
+
+def test_a_callback_that_replaces_the_inputs_is_refused_in_data_parallel_runs():
+    from numcnn.training import Callback
+
+    class Replace(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.trainer.x = [a + 0 for a in self.model.trainer.x]
+
+    model, x, y = tiny()
+    x = np.zeros((128, 1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="data-parallel workers cannot see"):
+        model.fit(x, np.zeros(128, np.int64), batch_size=64, verbose=0, processes=2,
+                  callbacks=[Replace()])
+    assert multiprocessing.active_children() == []

@@ -18,11 +18,13 @@ batch indices and each part's loss and outputs travel through pipes (Unix socket
 
 Models are eligible when every layer's output for a sample depends on that sample alone
 (``Layer.per_sample``; BatchNorm's batch statistics are not) and the loss declares itself a
-mean over samples (``Loss.batch_mean``). Random layers (Dropout) draw, in each worker, from a
-generator seeded at the start of every epoch from (worker rank, epoch, the main process's
-generator state then), so runs are reproducible for a given seed and process count, resume
-exactly from a checkpoint at an epoch boundary, and differ in their masks from a 1-process
-run. Forking needs Linux.
+mean over samples (``Loss.batch_mean``). Random layers (Dropout) draw, in each worker, from
+generators seeded afresh for every batch from (worker rank, epoch, step, the generator's
+index, a base state that ``fit`` sets at every epoch: its data-order generator's state at the
+epoch's start, which checkpoints hold). So runs are reproducible for a given seed and process
+count, resume exactly from a checkpoint taken anywhere — mid-epoch included — and differ in
+their masks from a 1-process run (the main process draws from its own generators, which are
+saved). Forking needs Linux.
 
 Workers and faults. Each worker belongs to the process that forked it and never outlives it:
 on Linux it asks the kernel for ``SIGKILL`` when its parent dies (``prctl(PR_SET_PDEATHSIG)``,
@@ -148,13 +150,13 @@ def _generators(model: Any) -> list[tuple[Any, str, np.random.Generator]]:
     return out
 
 
-def _reseed(model: Any, rank: int, epoch: int, words: np.ndarray) -> None:
-    """Give every layer's random generator in worker ``rank`` the stream of this epoch:
-    seeded from (rank, epoch, the main process's generator state at the epoch's start), so
-    a run resumed at an epoch boundary draws the same masks in every process."""
-    words = words.reshape(-1, 6) if words.size else words
-    for (layer, name, _), w in zip(_generators(model), words):
-        seed = [int(rank), int(epoch), *(int(v) for v in w)]
+def _reseed(model: Any, rank: int, epoch: int, step: int, base: np.ndarray) -> None:
+    """Give every layer's random generator in worker ``rank`` the stream of this batch:
+    seeded from (rank, epoch, step, its index, the epoch's base state), so a run resumed
+    from a checkpoint anywhere draws the same masks in every process."""
+    words = [int(v) for v in base]
+    for j, (layer, name, _) in enumerate(_generators(model)):
+        seed = [int(rank), int(epoch), int(step), j, *words]
         setattr(layer, name, np.random.default_rng(seed))
 
 
@@ -228,6 +230,7 @@ def _worker(sock: socket.socket, inherited: list[socket.socket], parent: int, tr
     grads = list(model.trainable_grads().values())
     poller = select.poll()
     poller.register(sock, select.POLLIN)
+    epoch, base = 0, np.zeros(0, np.uint64)
     while True:
         try:
             while not poller.poll(int(_SLICE * 1000)):
@@ -243,11 +246,13 @@ def _worker(sock: socket.socket, inherited: list[socket.socket], parent: int, tr
         if msg is None or tag == _STOP:
             return
         try:
-            if tag == _SEED:  # a new epoch: its random streams
-                head = np.frombuffer(msg[:8], dtype=np.int64)
-                _reseed(model, rank, int(head[0]), np.frombuffer(msg, dtype=np.uint64)[1:])
+            if tag == _SEED:  # a new epoch: the base of its random streams
+                epoch = int(np.frombuffer(msg[:8], dtype=np.int64)[0])
+                base = np.frombuffer(msg, dtype=np.uint64)[1:].copy()
                 continue
-            idx = np.frombuffer(msg, dtype=np.int64)
+            step = int(np.frombuffer(msg[:8], dtype=np.int64)[0])
+            idx = np.frombuffer(msg, dtype=np.int64)[1:]
+            _reseed(model, rank, epoch, step, base)
             total, parts, outs = trainer.train_step(
                 [np.take(a, idx, axis=0) for a in xs],
                 [None if t is None else t[idx] for t in ys])
@@ -360,6 +365,8 @@ class DataParallel:
             raise ValueError(problem)
         self.trainer, self.model, self.processes = trainer, model, processes
         self.timeout = worker_timeout()
+        self.xs = list(xs)  # what the workers inherit when forked, and all they ever see
+        self._step = 0
         self._limit = self.timeout  # for sends: the bound of the last batch
         self._failed: str | None = None
         self.params = list(model.trainable_params().values())
@@ -515,14 +522,19 @@ class DataParallel:
                     self._died(k, "while it computed its part of a batch")
         return done
 
-    def forward_backward(self, idx: Any, xb: list[np.ndarray], yb: list[Any]
+    def forward_backward(self, idx: Any, xb: list[np.ndarray], yb: list[Any],
+                         step: int | None = None
                          ) -> tuple[float, list[float], list[np.ndarray]]:
         """Fill the model's gradients for the batch ``xb = [x[idx] for x in xs]``; return
         ``(loss, losses per output, outputs)`` of the whole batch.
 
         ``idx`` holds the batch's positions in the training set (an index array or a slice).
+        ``step``: the batch's number within the epoch, which seeds the workers' random
+        streams (default: one more than the last call's, from 0 after :meth:`reseed`).
         """
         self._check_usable()
+        step = self._step if step is None else int(step)
+        self._step = step + 1
         m = len(xb[0])
         if isinstance(idx, slice):
             idx = np.arange(idx.start or 0, (idx.start or 0) + m)
@@ -533,8 +545,9 @@ class DataParallel:
                 if stops[k + 1] > stops[k]]
         if busy:  # workers read the current weights, then their part of the batch
             self._publish()
+        head = np.asarray([step], dtype=np.int64).tobytes()
         for k, start, stop in busy:
-            self._send(k, _PART, idx[start:stop].tobytes(),
+            self._send(k, _PART, head + idx[start:stop].tobytes(),
                        "before it received its part of a batch")
         n0 = sizes[0]
         began = time.perf_counter()
@@ -569,16 +582,20 @@ class DataParallel:
                 g += part * weight
         return total / m, [p / m for p in parts], [np.concatenate(o) for o in outs]
 
-    def reseed(self, epoch: int) -> None:
-        """Start ``epoch`` in every worker with random streams derived from (rank, epoch,
-        this process's generator states now), which a checkpoint at the epoch boundary
-        restores — so a resumed data-parallel run draws the same Dropout masks."""
+    def reseed(self, epoch: int, base: np.ndarray | None = None) -> None:
+        """Start ``epoch`` in every worker: its random streams are derived, batch by batch,
+        from (rank, epoch, step, ``base``). ``fit`` passes its data-order generator's state
+        at the epoch's start, which checkpoints hold — so a data-parallel run resumed
+        anywhere draws the same Dropout masks. Default ``base``: this process's layer
+        generators' states now."""
         from .._random import generator_state
 
-        words = [generator_state(g) for _, _, g in _generators(self.model)]
+        if base is None:
+            words = [generator_state(g) for _, _, g in _generators(self.model)]
+            base = np.concatenate(words) if words else np.zeros(0, np.uint64)
         body = np.asarray([epoch], dtype=np.int64).tobytes()
-        if words:
-            body += np.concatenate(words).tobytes()
+        body += np.ascontiguousarray(base, dtype=np.uint64).tobytes()
+        self._step = 0
         self._check_usable()
         for k in range(len(self._socks)):
             self._send(k, _SEED, body, "before it received the epoch's random seeds")

@@ -256,9 +256,14 @@ class Trainer:
                 cbs.on_epoch_begin(epoch)
                 self.resuming = 0
                 if parallel is not None:
-                    parallel.reseed(epoch)
+                    parallel.reseed(epoch, self._epoch_words)
                 progress.epoch_begin(epoch)
                 xs = self.x  # a callback may have replaced the training inputs
+                if parallel is not None and any(a is not b for a, b in zip(xs, parallel.xs)):
+                    raise ValueError(
+                        "a callback replaced the training inputs (e.g. AffineDistortions), "
+                        "which data-parallel workers cannot see: they hold the inputs fit "
+                        "started with; train with processes=1 (or --threads 1)")
                 order = self.rng.permutation(n) if shuffle else None
                 sums = self._sums if resume_step else _Sums(model.output_names, self.losses,
                                                             self.metrics)
@@ -276,7 +281,8 @@ class Trainer:
                     if parallel is None:
                         loss_value, parts, outs = self.train_step(xb, yb)
                     else:
-                        loss_value, parts, outs = parallel.forward_backward(idx, xb, yb)
+                        loss_value, parts, outs = parallel.forward_backward(idx, xb, yb,
+                                                                            step)
                     self.optimizer.step(params, grads)
                     logs = sums.add(len(xb[0]), loss_value, parts, outs, yb)
                     self.step = step + 1
