@@ -245,8 +245,8 @@ def _stopped(model: Any, stop: Any, backup: BackupAndRestore | None,
     trainer = model.trainer
     result.interrupted = stop.name
     result.exit_status = stop.exit_status
-    result.where = f"epoch {trainer.epoch + 1 if trainer.step else trainer.epoch}, " \
-                   f"batch {trainer.step}" if trainer.step else f"after epoch {trainer.epoch}"
+    result.where = (f"at epoch {trainer.epoch + 1}, batch {trainer.step}" if trainer.step
+                    else f"after epoch {trainer.epoch}")
     if backup is not None:
         backup.save()
     return True
