@@ -342,3 +342,40 @@ def test_model_config_round_trip_and_save_load(tmp_path):
     loaded = numcnn.load_model(tmp_path / "inception.npz")
     assert type(loaded) is numcnn.Model
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_a_shared_layer_whose_later_call_reads_a_later_tensor_round_trips(tmp_path):
+    """``h = c(x); y = c(relu(h))``: the config lists c before relu, yet c's second call
+    reads relu's output; from_config and load_model run calls when their inputs exist.
+    Checked against the same network written with torch (shared weight matrix)."""
+    x = Input((4,), dtype="float64")
+    c = Dense(4, name="c")
+    h = c(x)
+    y = c(ReLU(name="r")(h))
+    model = numcnn.Model(x, y, seed=3)
+    data = np.random.default_rng(4).standard_normal((5, 4))
+    W, b = (model.get_layer("c").params[k] for k in ("W", "b"))
+    direct = F.linear(torch.relu(F.linear(t(data), t(W).T, t(b))), t(W).T, t(b))  # W: in×out
+    np.testing.assert_allclose(model.predict(data), direct.numpy(), **TOL)
+    config = model.get_config()
+    names = [spec["name"] for spec in config["layers"]]
+    assert names.index("c") < names.index("r")  # the order that used to fail
+    clone = numcnn.Model.from_config(config)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(data), model.predict(data))
+    numcnn.save_model(model, tmp_path / "shared.npz")
+    np.testing.assert_array_equal(numcnn.load_model(tmp_path / "shared.npz").predict(data),
+                                  model.predict(data))
+
+
+def test_layers_listed_in_any_order_load_and_a_missing_tensor_is_named(tmp_path):
+    model = inception()
+    config = model.get_config()
+    x = np.random.default_rng(11).standard_normal((2, 3, 8, 8))
+    config["layers"] = config["layers"][::-1]  # the inputs last
+    clone = numcnn.Model.from_config(config)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+    config["layers"] = [s for s in config["layers"] if s["class_name"] != "ReLU"]
+    with pytest.raises(ValueError, match="reads a tensor that no layer makes"):
+        numcnn.Model.from_config(config)

@@ -13,6 +13,7 @@ and so are the number of layer calls and the nesting of models.
 
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -301,6 +302,9 @@ class _Walker:
         names = dict(zip([e[3] for e in leaves],
                          _auto_names([(e[2], e[0].__name__.lower()) for e in leaves])))
         tensors: dict[tuple[str, int], list[tuple[tuple, np.dtype]]] = {}
+        # a shared layer's later call may read a tensor made after its first call: calls
+        # run as soon as their inputs exist, each layer's in order (as Model.from_config)
+        states: list[dict[str, Any]] = []
         for cls, cfg, _, key, inbound, list_input in entries:
             here = f"layer {show(key)} ({cls.__name__})"
             if cls is InputLayer:
@@ -308,43 +312,26 @@ class _Walker:
                 layer = self.layer(cls, cfg, here)
                 tensors[(key, 0)] = [(self.shape(layer.shape, here), layer.dtype)]
                 continue
-            qname = None if prefix is None or key not in reach else prefix + names[key]
-            sig: _Sig | None = None
-            layer = None
-            first_shape: Any = None
-            for k, refs in enumerate(inbound):
-                self.count_call(here)
-                args = [self.ref(tensors, r, here) for r in refs]
-                if not args:
-                    raise self.error(f"{here}: a call without inputs")
-                if len({d for _, d in args}) != 1:
-                    raise self.error(f"{here}: inputs of different dtypes")
-                dtype = args[0][1]
-                shape = [s for s, _ in args] if list_input else args[0][0]
-                if issubclass(cls, Model):
-                    if sig is None:
-                        sig = self.model(cls, cfg, None if qname is None else qname + "/",
-                                         shape, dtype, depth + 1, here)
-                    out = self.call_model(sig, shape, dtype, here)
-                else:
-                    if layer is None:
-                        layer = self.layer(cls, cfg, here)
-                        ldtype = self.dtype_of(cfg, dtype, here)
-                        if ldtype != dtype:
-                            raise self.error(f"{here}: expected input of dtype {ldtype}; "
-                                             f"received {dtype}")
-                        first_shape = shape
-                        out = self.leaf(layer, shape, dtype, qname, here)
-                    else:
-                        if not _compatible(shape, first_shape):
-                            raise self.error(f"{here}: called on {show(shape)} after "
-                                             f"{show(first_shape)}")
-                        try:
-                            out = layer.output_shape(shape)
-                        except _CONFIG_ERRORS as e:
-                            raise self.error(f"{here}: {clip(str(e), 300)}") from None
-                shapes = self.out_shapes(out, here)
-                tensors[(key, k)] = [(s, dtype) for s in shapes]
+            states.append({"cls": cls, "cfg": cfg, "key": key, "inbound": inbound,
+                           "list_input": list_input, "here": here, "k": 0, "sig": None,
+                           "layer": None, "first_shape": None,
+                           "qname": None if prefix is None or key not in reach
+                           else prefix + names[key]})
+        queue = collections.deque(st for st in states if st["inbound"])
+        waiting: dict[tuple, list[dict[str, Any]]] = {}
+        while queue:  # linear in the calls: a call waits on one missing tensor at a time
+            st = queue.popleft()
+            while st["k"] < len(st["inbound"]):
+                missing = self.missing(tensors, st["inbound"][st["k"]])
+                if missing is not None:
+                    waiting.setdefault(missing, []).append(st)
+                    break
+                self.call(st, tensors, depth)
+                queue.extend(waiting.pop((st["key"], st["k"] - 1), []))
+        for st in states:
+            if st["k"] < len(st["inbound"]):
+                for r in st["inbound"][st["k"]]:
+                    self.ref(tensors, r, st["here"])  # raises, naming the missing tensor
         in_t = [self.ref(tensors, r, f"{where} inputs") for r in ins]
         out_t = [self.ref(tensors, r, f"{where} outputs") for r in outs]
         dtypes = {d for _, d in in_t}
@@ -353,6 +340,55 @@ class _Walker:
         return _Sig([s for s, _ in in_t], [s for s, _ in out_t],
                     bool(config.get("list_inputs")) or len(in_t) > 1,
                     bool(config.get("list_outputs")) or len(out_t) > 1, dtypes.pop())
+
+    @staticmethod
+    def missing(tensors: dict, refs: list) -> tuple | None:
+        """The first tensor a call reads that does not exist yet, or None (a malformed
+        reference counts as present, so that :meth:`ref` reports it)."""
+        for r in refs:
+            try:
+                src, call, _ = r
+                if (src, call) not in tensors:
+                    return (src, call)
+            except (ValueError, TypeError):
+                return None
+        return None
+
+    def call(self, st: dict[str, Any], tensors: dict, depth: int) -> None:
+        """Walk call number ``st["k"]`` of one layer of a graph: its output shapes."""
+        cls, cfg, here, k = st["cls"], st["cfg"], st["here"], st["k"]
+        self.count_call(here)
+        args = [self.ref(tensors, r, here) for r in st["inbound"][k]]
+        if not args:
+            raise self.error(f"{here}: a call without inputs")
+        if len({d for _, d in args}) != 1:
+            raise self.error(f"{here}: inputs of different dtypes")
+        dtype = args[0][1]
+        shape = [s for s, _ in args] if st["list_input"] else args[0][0]
+        qname = st["qname"]
+        if issubclass(cls, Model):
+            if st["sig"] is None:
+                st["sig"] = self.model(cls, cfg, None if qname is None else qname + "/",
+                                       shape, dtype, depth + 1, here)
+            out = self.call_model(st["sig"], shape, dtype, here)
+        elif st["layer"] is None:
+            layer = st["layer"] = self.layer(cls, cfg, here)
+            ldtype = self.dtype_of(cfg, dtype, here)
+            if ldtype != dtype:
+                raise self.error(f"{here}: expected input of dtype {ldtype}; received {dtype}")
+            st["first_shape"] = shape
+            out = self.leaf(layer, shape, dtype, qname, here)
+        else:
+            if not _compatible(shape, st["first_shape"]):
+                raise self.error(f"{here}: called on {show(shape)} after "
+                                 f"{show(st['first_shape'])}")
+            try:
+                out = st["layer"].output_shape(shape)
+            except _CONFIG_ERRORS as e:
+                raise self.error(f"{here}: {clip(str(e), 300)}") from None
+        shapes = self.out_shapes(out, here)
+        tensors[(st["key"], k)] = [(s, dtype) for s in shapes]
+        st["k"] = k + 1
 
     def ref(self, tensors: dict, ref: Any, where: str) -> tuple[tuple, np.dtype]:
         try:

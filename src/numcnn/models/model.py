@@ -19,6 +19,7 @@ case of the same machinery.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
@@ -598,6 +599,10 @@ class Model(Layer):
         except (KeyError, TypeError) as e:
             raise ValueError(f"model config lacks {e}") from None
         tensors: dict[tuple[str, int], list[Any]] = {}
+        # (layer, its spec, the number of its next call): a shared layer's later call may
+        # read a tensor made after its first call, so calls run as soon as their inputs
+        # exist, each layer's calls in their order (as Keras's from_config)
+        pending: list[list[Any]] = []
         for spec in specs:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ValueError(f"bad layer entry in the model config: {spec!r}")
@@ -608,14 +613,38 @@ class Model(Layer):
                 continue
             layer = deserialize({"class_name": spec.get("class_name"),
                                  "config": spec.get("config", {})})
-            for k, inbound in enumerate(spec.get("inbound", [])):
+            inbound = spec.get("inbound", [])
+            if not isinstance(inbound, list):
+                raise ValueError(f"model config: layer {name!r}: inbound must be a list; "
+                                 f"received {type(inbound).__name__}")
+            if inbound:
+                pending.append([layer, spec, 0])
+        queue = collections.deque(pending)
+        waiting: dict[tuple, list[list[Any]]] = {}
+        while queue:  # linear in the calls: a call waits on one missing tensor at a time
+            item = queue.popleft()
+            layer, spec, k = item
+            name, inbound = spec["name"], spec["inbound"]
+            while k < len(inbound):
                 try:
-                    args = [tensors[(src, call)][idx] for src, call, idx in inbound]
-                except (KeyError, IndexError, ValueError, TypeError):
-                    raise ValueError(f"model config: layer {name!r} reads a tensor that is not "
-                                     f"defined before it ({inbound!r})") from None
+                    missing = next(((src, call) for src, call, _ in inbound[k]
+                                    if (src, call) not in tensors), None)
+                    if missing is not None:
+                        waiting.setdefault(missing, []).append(item)
+                        break
+                    args = [tensors[(src, call)][idx] for src, call, idx in inbound[k]]
+                except (ValueError, TypeError, IndexError):
+                    raise ValueError(f"model config: layer {name!r}: bad inbound entry "
+                                     f"{inbound[k]!r}") from None
                 out = layer(args if spec.get("list_input") else args[0])
                 tensors[(name, k)] = list(out) if isinstance(out, tuple) else [out]
+                queue.extend(waiting.pop((name, k), []))
+                k += 1
+                item[2] = k
+        for _layer, spec, k in pending:
+            if k < len(spec["inbound"]):
+                raise ValueError(f"model config: layer {spec['name']!r} reads a tensor that "
+                                 f"no layer makes ({spec['inbound'][k]!r})")
 
         def pick(ref: Any) -> Any:
             try:
