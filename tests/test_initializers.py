@@ -83,9 +83,11 @@ CASES = {
     "xavier_uniform": [({}, _uniform(lambda fi, fo: math.sqrt(6 / (fi + fo))))],
     "glorot_normal": [({}, _normal(lambda fi, fo: math.sqrt(2 / (fi + fo))))],
     "xavier_normal": [({}, _normal(lambda fi, fo: math.sqrt(2 / (fi + fo))))],
-    "he_uniform": [({}, _uniform(lambda fi, fo: math.sqrt(6 / fi)))],
+    "he_uniform": [({}, _uniform(lambda fi, fo: math.sqrt(6 / fi))),
+                   ({"mode": "fan_out"}, _uniform(lambda fi, fo: math.sqrt(6 / fo)))],
     "kaiming_uniform": [({}, _uniform(lambda fi, fo: math.sqrt(6 / fi)))],
-    "he_normal": [({}, _normal(lambda fi, fo: math.sqrt(2 / fi)))],
+    "he_normal": [({}, _normal(lambda fi, fo: math.sqrt(2 / fi))),
+                  ({"mode": "fan_out"}, _normal(lambda fi, fo: math.sqrt(2 / fo)))],
     "kaiming_normal": [({}, _normal(lambda fi, fo: math.sqrt(2 / fi)))],
     "lecun_uniform": [({}, _uniform(lambda fi, fo: math.sqrt(3 / fi))),
                       ({"variant": "lecun98"}, _uniform(lambda fi, fo: 2.4 / fi))],
@@ -149,7 +151,8 @@ def test_lecun98_alias_equals_variant():
 @pytest.mark.parametrize("bad", [
     ("uniform", {"low": 1, "high": 1}), ("normal", {"std": 0}),
     ("small_random", {"scale": -1}), ("small_random", {"distribution": "cauchy"}),
-    ("lecun_uniform", {"variant": "1989"}), ("gabor", {"n_orientations": 0}),
+    ("lecun_uniform", {"variant": "1989"}), ("he_normal", {"mode": "fan_avg"}),
+    ("gabor", {"n_orientations": 0}),
     ("gabor", {"wavelengths": [0.0]}), ("gabor", {"gamma": 0}),
 ])
 def test_bad_arguments_raise(bad):
@@ -226,3 +229,16 @@ def test_gabor_extra_filters_are_distinct_and_rng_driven():
 def test_gabor_rejects_dense_shapes():
     with pytest.raises(ValueError, match="convolution kernels"):
         initializers.get("gabor")((10, 5), 10, 5, np.random.default_rng(0))
+
+
+def test_he_fans_are_torchs():
+    """The fans numcnn's layers hand to ``mode="fan_in"``/``"fan_out"`` are the ones
+    ``torch.nn.init.kaiming_normal_`` computes for the same weight (torch's layouts)."""
+    torch = pytest.importorskip("torch")
+    fan = torch.nn.init._calculate_fan_in_and_fan_out
+    for factory, in_shape, fi, fo in SHAPES.values():
+        layer = factory("he_normal")
+        layer.build(in_shape)
+        w = layer.params["W"]
+        tw = torch.empty(w.shape if w.ndim == 4 else w.shape[::-1])  # Dense is (in, out)
+        assert fan(tw) == (fi, fo)

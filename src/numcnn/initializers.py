@@ -112,21 +112,41 @@ class GlorotNormal(Initializer):
         return rng.normal(0.0, math.sqrt(2.0 / (fan_in + fan_out)), size=shape)
 
 
+_FAN_MODES = ("fan_in", "fan_out")
+
+
+class _He(Initializer):
+    def __init__(self, mode: str = "fan_in"):
+        if mode not in _FAN_MODES:
+            raise ValueError(f"mode must be one of {_FAN_MODES}; received mode={mode!r}")
+        self.mode = mode
+
+    def fan(self, fan_in: int, fan_out: int) -> int:
+        return fan_in if self.mode == "fan_in" else fan_out
+
+    def get_config(self):
+        return {} if self.mode == "fan_in" else {"mode": self.mode}
+
+
 @INITIALIZERS.register("he_uniform", "kaiming_uniform")
-class HeUniform(Initializer):
-    """He et al. (2015), for ReLU nets: ``w ~ U(−a, a)``, ``a = √(6 / fan_in)``."""
+class HeUniform(_He):
+    """He et al. (2015), for ReLU nets: ``w ~ U(−a, a)``, ``a = √(6 / fan)``, where ``fan``
+    is ``fan_in`` (default) or ``fan_out`` (``mode="fan_out"``, as
+    ``torch.nn.init.kaiming_uniform_``)."""
 
     def sample(self, shape, fan_in, fan_out, rng):
-        a = math.sqrt(6.0 / fan_in)
+        a = math.sqrt(6.0 / self.fan(fan_in, fan_out))
         return rng.uniform(-a, a, size=shape)
 
 
 @INITIALIZERS.register("he_normal", "kaiming_normal")
-class HeNormal(Initializer):
-    """He et al. (2015): ``w ~ N(0, 2 / fan_in)``."""
+class HeNormal(_He):
+    """He et al. (2015): ``w ~ N(0, 2 / fan)``, ``fan`` = ``fan_in`` (default) or
+    ``fan_out`` (``mode="fan_out"``: what torchvision's ResNet and VGG use for their
+    convolutions, ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``)."""
 
     def sample(self, shape, fan_in, fan_out, rng):
-        return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
+        return rng.normal(0.0, math.sqrt(2.0 / self.fan(fan_in, fan_out)), size=shape)
 
 
 _LECUN_VARIANTS = ("modern", "lecun98")
