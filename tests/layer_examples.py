@@ -85,4 +85,5 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "Average": [({}, [(5,), (5,), (5,)])],
     "Concatenate": [({}, [(2, 3, 3), (1, 3, 3)]), ({"axis": -1}, [(3, 2), (3, 4), (3, 1)])],
     "Pad2D": [({"padding": (1, 0, 2, 3), "value": -0.1}, (2, 3, 4)), ({"padding": 2}, (1, 2, 2))],
+    "PadChannels": [({"before": 2, "after": 1}, (3, 2, 3)), ({"before": 1}, (2,))],
 }

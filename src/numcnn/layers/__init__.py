@@ -19,7 +19,7 @@ from .pooling import (
 )
 from .regularization import Dropout
 from .rescaling import Rescale
-from .reshaping import Pad2D, Reshape
+from .reshaping import Pad2D, PadChannels, Reshape
 
 __all__ = [
     "LAYERS",
@@ -45,6 +45,7 @@ __all__ = [
     "MaxPool2D",
     "Multiply",
     "Pad2D",
+    "PadChannels",
     "RBFOutput",
     "RandomLayer",
     "ReLU",

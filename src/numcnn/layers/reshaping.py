@@ -1,4 +1,4 @@
-"""Layers that move values without arithmetic: ``Pad2D`` and ``Reshape``.
+"""Layers that move values without arithmetic: ``Pad2D``, ``PadChannels`` and ``Reshape``.
 
 (``Flatten`` lives beside ``Dense`` in :mod:`.core`.)
 """
@@ -146,4 +146,56 @@ class Reshape(Layer):
 
 @gauss_newton_rule(Reshape)
 def _reshape_gn(layer: Reshape, d2y: np.ndarray, call: Call):
+    return layer.bprop(d2y, call), {}
+
+
+@LAYERS.register("PadChannels")
+class PadChannels(Layer):
+    """Zero channels added before and after the existing ones: ``(N, C, …)`` →
+    ``(N, before + C + after, …)``.
+
+    The "option A" shortcut of He et al. (2016, §4.2, the CIFAR-10 ResNets): when a stage
+    doubles the channels, the identity shortcut subsamples (``MaxPool2D(1, stride=2)``) and
+    pads the new channels with zeros, adding no parameter.
+
+    Args:
+        before: zero channels put first. after: zero channels put last (default ``before``).
+
+    >>> PadChannels(8).output_shape((16, 16, 16))
+    (32, 16, 16)
+    """
+
+    def __init__(self, before: int, after: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        after = before if after is None else after
+        for name, v in (("before", before), ("after", after)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int; received {name}={v!r}")
+        self.before, self.after = int(before), int(after)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) < 1:
+            raise ValueError(f"{self.display_name}: expected a (C, ...) input shape; "
+                             f"received {input_shape}")
+        C = input_shape[0]
+        return (None if C is None else self.before + C + self.after,) + tuple(input_shape[1:])
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        y = np.zeros((x.shape[0], self.before + x.shape[1] + self.after) + x.shape[2:],
+                     dtype=x.dtype)
+        y[:, self.before: self.before + x.shape[1]] = x
+        return y
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
+            return None
+        return dy[:, self.before: dy.shape[1] - self.after].copy()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "before": self.before, "after": self.after}
+
+
+@gauss_newton_rule(PadChannels)
+def _pad_channels_gn(layer: PadChannels, d2y: np.ndarray, call: Call):
     return layer.bprop(d2y, call), {}
