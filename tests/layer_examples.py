@@ -40,10 +40,13 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "MaxPool2D": [
         ({"pool_size": 3, "stride": 2, "padding": 1}, (2, 7, 7)),
         ({"pool_size": (2, 3)}, (1, 6, 7)),
+        ({"pool_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (2, 8, 7)),
     ],
     "AvgPool2D": [
         ({"pool_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, (2, 7, 7)),
         ({"pool_size": (3, 2), "stride": (1, 2)}, (1, 5, 5)),
+        ({"pool_size": (2, 3), "stride": 2, "padding": (1, 0), "count_include_pad": False,
+          "ceil_mode": True}, (2, 6, 8)),
     ],
     "ReLU": [({}, (2, 3, 3))],
     "LeakyReLU": [({"alpha": 0.1}, (2, 3, 3)), ({}, (5,))],
@@ -61,6 +64,10 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     ],
     "GlobalAvgPool2D": [({}, (3, 4, 5))],
     "GlobalMaxPool2D": [({}, (3, 4, 5))],
+    # --- ceil_mode above; adaptive pooling (issue 11): uneven, upsampling, None entries
+    "AdaptiveAvgPool2D": [({"output_size": (3, 2)}, (2, 7, 5)), ({"output_size": 4}, (1, 2, 3)),
+                          ({"output_size": (None, 1)}, (2, 3, 4))],
+    "AdaptiveMaxPool2D": [({"output_size": (2, 3)}, (2, 5, 7)), ({"output_size": 3}, (1, 2, 2))],
     "BatchNorm2D": [({"momentum": 0.2}, (3, 4, 5)), ({"affine": False}, (2, 3, 3))],
     "BatchNorm1D": [({}, (6,)), ({"eps": 1e-3}, (3, 4))],
     "LocalResponseNorm": [

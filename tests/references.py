@@ -535,3 +535,109 @@ def avg_pool2d_backward_ref(x_shape, dy, pool, stride, pads=(0, 0, 0, 0),
                     for r, t in inside:
                         dx[n, c, r, t] += float(dy[n, c, p, q]) / d
     return dx
+
+
+# ------------------------------------- pooling with ceil_mode, adaptive pooling (issue 11)
+
+
+def _ceil_starts(n: int, k: int, s: int, p0: int, p1: int, ceil_mode: bool) -> list[int]:
+    """Window starts (in padded coordinates), found one by one: floor mode keeps a window
+    that fits the padded input; ceil mode keeps one as long as the window before it did not
+    reach the padded end yet, and it starts inside the input or its left padding."""
+    L = n + p0 + p1
+    starts, t = [], 0
+    while (t - s + k < L and t < p0 + n) if ceil_mode else (t + k <= L):
+        starts.append(t)
+        t += s
+    return starts
+
+
+def pool2d_ceil_ref(x, kind, pool, stride, pads=(0, 0, 0, 0), ceil_mode=False,
+                    count_include_pad=True):
+    """Naive max (``kind="max"``) or average pooling with PyTorch's ``ceil_mode`` rules.
+
+    A window covers padded positions ``[t, t + k)``; only real inputs are pooled. The max
+    is the first (row-major) maximum of the real inputs; the average divides by the number
+    of window positions inside the padded input (``count_include_pad``) or the number of
+    real inputs. Returns ``(y, dx_fn)``, float64.
+    """
+    N, C, H, W = x.shape
+    kh, kw = pool
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    rows = _ceil_starts(H, kh, sh, pt, pb, ceil_mode)
+    cols = _ceil_starts(W, kw, sw, pl, pr, ceil_mode)
+    y = np.zeros((N, C, len(rows), len(cols)))
+    routes = {}  # (n, c, p, q) -> [(r, t, weight)]
+    for n in range(N):
+        for c in range(C):
+            for p, t0 in enumerate(rows):
+                for q, u0 in enumerate(cols):
+                    real, inside = [], 0
+                    for i in range(t0, t0 + kh):
+                        for j in range(u0, u0 + kw):
+                            if i < H + pt + pb and j < W + pl + pr:
+                                inside += 1
+                            r, t = i - pt, j - pl
+                            if 0 <= r < H and 0 <= t < W:
+                                real.append((r, t))
+                    if kind == "max":
+                        best = real[0]
+                        for r, t in real[1:]:
+                            if x[n, c, r, t] > x[n, c, best[0], best[1]]:
+                                best = (r, t)
+                        y[n, c, p, q] = x[n, c, best[0], best[1]]
+                        routes[n, c, p, q] = [(best[0], best[1], 1.0)]
+                    else:
+                        d = inside if count_include_pad else len(real)
+                        y[n, c, p, q] = sum(float(x[n, c, r, t]) for r, t in real) / d
+                        routes[n, c, p, q] = [(r, t, 1.0 / d) for r, t in real]
+
+    def dx_fn(dy):
+        dx = np.zeros((N, C, H, W))
+        for (n, c, p, q), route in routes.items():
+            for r, t, wgt in route:
+                dx[n, c, r, t] += float(dy[n, c, p, q]) * wgt
+        return dx
+
+    return y, dx_fn
+
+
+def adaptive_pool2d_ref(x, kind, out_hw):
+    """Naive adaptive max / average pooling: output ``(i, j)`` pools rows
+    ``floor(i·H/Ho) ≤ h < ceil((i+1)·H/Ho)`` and the columns alike (computed in floating
+    point here). Max: the first (row-major) maximum. Returns ``(y, dx_fn)``, float64."""
+    N, C, H, W = x.shape
+    Ho, Wo = out_hw
+
+    def span(i, n, m):
+        return int(np.floor(i * n / m)), int(np.ceil((i + 1) * n / m))
+
+    y = np.zeros((N, C, Ho, Wo))
+    routes = {}
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                h0, h1 = span(i, H, Ho)
+                for j in range(Wo):
+                    w0, w1 = span(j, W, Wo)
+                    cells = [(r, t) for r in range(h0, h1) for t in range(w0, w1)]
+                    if kind == "max":
+                        best = cells[0]
+                        for r, t in cells[1:]:
+                            if x[n, c, r, t] > x[n, c, best[0], best[1]]:
+                                best = (r, t)
+                        y[n, c, i, j] = x[n, c, best[0], best[1]]
+                        routes[n, c, i, j] = [(best[0], best[1], 1.0)]
+                    else:
+                        y[n, c, i, j] = sum(float(x[n, c, r, t]) for r, t in cells) / len(cells)
+                        routes[n, c, i, j] = [(r, t, 1.0 / len(cells)) for r, t in cells]
+
+    def dx_fn(dy):
+        dx = np.zeros((N, C, H, W))
+        for (n, c, i, j), route in routes.items():
+            for r, t, wgt in route:
+                dx[n, c, r, t] += float(dy[n, c, i, j]) * wgt
+        return dx
+
+    return y, dx_fn

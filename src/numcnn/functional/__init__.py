@@ -26,6 +26,10 @@ from .activation import (
 )
 from .conv import connection_mask
 from .dispatch import (
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
+    adaptive_max_pool2d_backward,
+    adaptive_max_pool2d_forward,
     avg_pool2d_backward,
     avg_pool2d_forward,
     conv2d_backward,
@@ -46,6 +50,10 @@ from .geometry import check_padding, conv_output_hw, output_size, pair, resolve_
 __all__ = [
     "StaleCacheError",
     "Workspace",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool2d_forward",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "check_padding",

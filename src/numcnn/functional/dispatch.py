@@ -91,11 +91,12 @@ def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: 
 def max_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
                        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
                        ws: Workspace | None = None,
-                       winners: bool = False) -> tuple[np.ndarray, dict]:
+                       winners: bool = False, ceil_mode: bool = False
+                       ) -> tuple[np.ndarray, dict]:
     """Max pooling on the current path (``ws`` and ``winners`` used by the fast path only)."""
     if _fast():
-        return fast_pool.max_pool2d_forward(x, pool, stride, pads, ws, winners)
-    return ref_pool.max_pool2d_forward(x, pool, stride, pads)
+        return fast_pool.max_pool2d_forward(x, pool, stride, pads, ws, winners, ceil_mode)
+    return ref_pool.max_pool2d_forward(x, pool, stride, pads, ceil_mode)
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.ndarray:
@@ -107,17 +108,62 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
 def avg_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
                        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
                        count_include_pad: bool = True,
-                       ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+                       ws: Workspace | None = None,
+                       ceil_mode: bool = False) -> tuple[np.ndarray, dict]:
     """Average pooling on the current path."""
     if _fast():
-        return fast_pool.avg_pool2d_forward(x, pool, stride, pads, count_include_pad, ws)
-    return ref_pool.avg_pool2d_forward(x, pool, stride, pads, count_include_pad)
+        return fast_pool.avg_pool2d_forward(x, pool, stride, pads, count_include_pad, ws,
+                                            ceil_mode)
+    return ref_pool.avg_pool2d_forward(x, pool, stride, pads, count_include_pad, ceil_mode)
 
 
 def avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     """The backward pass of the path that made ``cache``."""
     mod = fast_pool if cache["kernel"] == "fast" else ref_pool
     return mod.avg_pool2d_backward(dy, cache)
+
+
+def _tiles(x: np.ndarray, out_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The window of an adaptive pooling whose output size divides the input's (its tiled
+    windows are those of an ordinary pooling with stride = window), else None."""
+    (H, W), (Ho, Wo) = x.shape[2:], out_hw
+    return (H // Ho, W // Wo) if H % Ho == 0 and W % Wo == 0 else None
+
+
+def adaptive_avg_pool2d_forward(x: np.ndarray, out_hw: tuple[int, int],
+                                ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+    """Adaptive average pooling on the current path. The fast path is the fast average
+    pooling where the windows tile the input (Ho, Wo divide H, W); other sizes run the
+    reference kernel (two small products) on either path."""
+    k = _tiles(x, out_hw) if _fast() else None
+    if k is not None:
+        return fast_pool.avg_pool2d_forward(x, k, k, (0, 0, 0, 0), True, ws)
+    return ref_pool.adaptive_avg_pool2d_forward(x, out_hw)
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """The backward pass of the kernel that made ``cache``."""
+    if cache["kernel"] == "fast":
+        return fast_pool.avg_pool2d_backward(dy, cache)
+    return ref_pool.adaptive_avg_pool2d_backward(dy, cache)
+
+
+def adaptive_max_pool2d_forward(x: np.ndarray, out_hw: tuple[int, int],
+                                ws: Workspace | None = None,
+                                winners: bool = False) -> tuple[np.ndarray, dict]:
+    """Adaptive max pooling on the current path: the fast max pooling where the windows
+    tile the input, else the reference kernel."""
+    k = _tiles(x, out_hw) if _fast() else None
+    if k is not None:
+        return fast_pool.max_pool2d_forward(x, k, k, (0, 0, 0, 0), ws, winners)
+    return ref_pool.adaptive_max_pool2d_forward(x, out_hw)
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """The backward pass of the kernel that made ``cache``."""
+    if cache["kernel"] == "fast":
+        return fast_pool.max_pool2d_backward(dy, cache)
+    return ref_pool.adaptive_max_pool2d_backward(dy, cache)
 
 
 # ------------------------------------------------------------------------ activations

@@ -32,28 +32,72 @@ def pair(value: Any, what: str) -> tuple[int, int]:
     return out
 
 
-def output_size(n: int, k: int, s: int, p_before: int, p_after: int | None = None) -> int:
+def output_size(n: int, k: int, s: int, p_before: int, p_after: int | None = None,
+                ceil_mode: bool = False) -> int:
     """Output length of a sliding window: ``m = (n + p_before + p_after − k) // s + 1``.
 
     With symmetric padding ``p`` this is the course's ``m = (n + 2p − k) / s + 1``. Used by
     convolution and pooling alike.
 
+    With ``ceil_mode`` (pooling only; PyTorch's and Caffe's rule) the division rounds up,
+    ``m = ⌈(n + p_before + p_after − k) / s⌉ + 1``, so a last window may hang off the end,
+    but one that would *start* past the input and its left padding is dropped:
+    ``m ← m − 1`` when ``(m − 1)·s ≥ n + p_before``. Then a window may even be up to
+    ``s − 1`` longer than the padded input.
+
     Args:
         n: input length. k: window length. s: stride.
         p_before, p_after: zero padding on each side (``p_after`` defaults to ``p_before``).
+        ceil_mode: round the number of steps up (see above).
 
     >>> output_size(7, 3, 2, 1)
     4
+    >>> output_size(6, 3, 2, 0), output_size(6, 3, 2, 0, ceil_mode=True)
+    (2, 3)
     """
     if p_after is None:
         p_after = p_before
     span = n + p_before + p_after - k
-    if span < 0:
+    if not ceil_mode:
+        if span < 0:
+            raise ValueError(
+                f"window of size {k} does not fit an input of size {n} with padding "
+                f"({p_before}, {p_after})"
+            )
+        return span // s + 1
+    m = (span + s - 1) // s + 1  # ⌈span / s⌉ + 1, with floor division as PyTorch
+    if m >= 1 and (m - 1) * s >= n + p_before:
+        m -= 1  # the last window must start inside the input or its left padding
+    if m <= 0:
         raise ValueError(
             f"window of size {k} does not fit an input of size {n} with padding "
-            f"({p_before}, {p_after})"
+            f"({p_before}, {p_after}) and stride {s}, even with ceil_mode"
         )
-    return span // s + 1
+    return m
+
+
+def ceil_pads(
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+) -> tuple[int, int, int, int]:
+    """The padding under every window in ``ceil_mode``: ``pads`` with the bottom and right
+    amounts grown by the overhang of the last window, ``(m − 1)·s + k − (n + p0 + p1)``
+    (when positive), so that the ordinary kernels see every window inside the array.
+
+    The extra rows and columns are not padding in PyTorch's sense: a max pooling fills them
+    with −∞ like its padding, an average pooling leaves them out of every divisor.
+
+    >>> ceil_pads((6, 6), (3, 3), (2, 2), (0, 0, 0, 0))
+    (0, 1, 0, 1)
+    """
+    out = list(pads)
+    for a, (n, k, s) in enumerate(zip(in_hw, kernel, stride)):
+        p0, p1 = pads[2 * a], pads[2 * a + 1]
+        m = output_size(n, k, s, p0, p1, ceil_mode=True)
+        out[2 * a + 1] = p1 + max((m - 1) * s + k - (n + p0 + p1), 0)
+    return (out[0], out[1], out[2], out[3])
 
 
 def check_padding(padding: Padding) -> Padding:
@@ -113,12 +157,33 @@ def conv_output_hw(
     kernel: tuple[int, int],
     stride: tuple[int, int],
     pads: tuple[int, int, int, int],
+    ceil_mode: bool = False,
 ) -> tuple[int, int]:
     """``(Ho, Wo)`` from the shared :func:`output_size` formula."""
     return (
-        output_size(in_hw[0], kernel[0], stride[0], pads[0], pads[1]),
-        output_size(in_hw[1], kernel[1], stride[1], pads[2], pads[3]),
+        output_size(in_hw[0], kernel[0], stride[0], pads[0], pads[1], ceil_mode),
+        output_size(in_hw[1], kernel[1], stride[1], pads[2], pads[3], ceil_mode),
     )
+
+
+def adaptive_windows(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of adaptive pooling (PyTorch's rule): output ``i`` of ``m`` reads input
+    positions ``start_i ≤ h < end_i`` of ``n`` with ``start_i = ⌊i·n/m⌋`` and
+    ``end_i = ⌈(i + 1)·n/m⌉``. The windows cover the input, may overlap by one position
+    when ``m`` does not divide ``n``, and repeat positions when ``m > n``. When ``m``
+    divides ``n`` they are the tiled windows of size and stride ``n/m``.
+
+    Returns:
+        ``(start, end)``, two int64 arrays of length ``m``.
+
+    >>> adaptive_windows(5, 3)
+    (array([0, 1, 3]), array([2, 4, 5]))
+    """
+    if m <= 0 or n <= 0:
+        raise ValueError(f"adaptive pooling needs positive sizes; received input size {n}, "
+                         f"output size {m}")
+    i = np.arange(m, dtype=np.int64)
+    return (i * n) // m, -((-(i + 1) * n) // m)
 
 
 def window(a: np.ndarray, i: int, j: int, out_hw: tuple[int, int], stride: tuple[int, int]):

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .conv import pad
-from .geometry import conv_output_hw, window
+from .geometry import adaptive_windows, ceil_pads, conv_output_hw, window
 
 
 def _windows(xp: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
@@ -69,13 +69,19 @@ def _spread(share: np.ndarray, x_shape: tuple[int, ...], pool: tuple[int, int],
 
 
 def max_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
-                       pads: tuple[int, int, int, int] = (0, 0, 0, 0)
-                       ) -> tuple[np.ndarray, dict]:
+                       pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                       ceil_mode: bool = False) -> tuple[np.ndarray, dict]:
     """Max pooling ``y[n, c, p, q] = max`` of the window at ``(p·sh, q·sw)`` of ``x`` padded
     with −∞ (padding never wins, as in PyTorch).
 
+    With ``ceil_mode`` the output size rounds up (:func:`~numcnn.functional.output_size`)
+    and the last windows may hang off the bottom or right end: the overhang is −∞ too
+    (:func:`~numcnn.functional.geometry.ceil_pads`), so such a window is the maximum of its
+    part inside the (padded) input, as in PyTorch.
+
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
+        ceil_mode: round the output size up.
 
     Returns:
         ``(y, cache)``, y of shape (N, C, Ho, Wo).
@@ -85,7 +91,9 @@ def max_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, 
     array([[ 5.,  7.],
            [13., 15.]])
     """
-    out_hw = conv_output_hw(x.shape[2:], pool, stride, pads)
+    out_hw = conv_output_hw(x.shape[2:], pool, stride, pads, ceil_mode)
+    if ceil_mode:  # from here on the overhang is padding: −∞, never a winner
+        pads = ceil_pads(x.shape[2:], pool, stride, pads)
     win = _windows(pad(x, pads, -np.inf), pool, stride, out_hw)
     y = np.ascontiguousarray(win.max(axis=(4, 5)))
     return y, {"kernel": "reference", "x": x, "pool": pool, "stride": stride, "pads": pads}
@@ -124,30 +132,52 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
 
 def window_counts(in_hw: tuple[int, int], pool: tuple[int, int], stride: tuple[int, int],
                   pads: tuple[int, int, int, int], count_include_pad: bool,
-                  dtype: np.dtype) -> np.ndarray:
-    """The divisor ``d`` per output position: ``kh·kw``, or (``count_include_pad=False``)
-    the number of real, non-padding inputs under each window, shape (Ho, Wo)."""
-    out_hw = conv_output_hw(in_hw, pool, stride, pads)
-    if count_include_pad:
+                  dtype: np.dtype, ceil_mode: bool = False) -> np.ndarray:
+    """The divisor ``d`` per output position, shape (Ho, Wo): the number of positions of
+    each window that lie in the input and (``count_include_pad``) its padding.
+
+    That is ``kh·kw`` for every window with ``count_include_pad``, except windows that
+    ``ceil_mode`` lets hang off the end: they count only their part inside the padded input
+    (PyTorch's rule). Without ``count_include_pad`` it is the number of real inputs.
+    """
+    out_hw = conv_output_hw(in_hw, pool, stride, pads, ceil_mode)
+    full = ceil_pads(in_hw, pool, stride, pads) if ceil_mode else tuple(pads)
+    if count_include_pad and full == tuple(pads):
         return np.full(out_hw, pool[0] * pool[1], dtype)
-    real = pad(np.ones((1, 1) + tuple(in_hw), dtype), pads)
-    return _windows(real, pool, stride, out_hw).sum(axis=(4, 5))[0, 0].astype(dtype)
+    # 1 at every position that counts (the input, and its padding if included), 0 elsewhere
+    counted = pad(np.ones((1, 1) + tuple(in_hw), dtype), pads, 1.0 if count_include_pad else 0.0)
+    counted = pad(counted, (0, full[1] - pads[1], 0, full[3] - pads[3]))  # the overhang: 0
+    return _windows(counted, pool, stride, out_hw).sum(axis=(4, 5))[0, 0].astype(dtype)
 
 
 def avg_pool2d_forward(x: np.ndarray, pool: tuple[int, int], stride: tuple[int, int],
                        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-                       count_include_pad: bool = True) -> tuple[np.ndarray, dict]:
+                       count_include_pad: bool = True,
+                       ceil_mode: bool = False) -> tuple[np.ndarray, dict]:
     """Average pooling ``y = (1/d) · Σ_window x`` with zero padding; ``d = kh·kw`` when
     ``count_include_pad`` (PyTorch's default), else the real inputs under the window.
 
+    With ``ceil_mode`` the output size rounds up and the last windows may hang off the
+    bottom or right end; the overhang adds zeros to the sum and nothing to ``d``, which
+    counts the window's part inside the padded input (or, without ``count_include_pad``,
+    inside the input) — PyTorch's divisors (:func:`window_counts`).
+
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
+        count_include_pad: count the padding in ``d``. ceil_mode: round the output size up.
 
     Returns:
         ``(y, cache)``, y of shape (N, C, Ho, Wo).
+
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> avg_pool2d_forward(x, (3, 3), (2, 2), ceil_mode=True)[0][0, 0]
+    array([[ 5. ,  6.5],
+           [11. , 12.5]])
     """
-    out_hw = conv_output_hw(x.shape[2:], pool, stride, pads)
-    d = window_counts(x.shape[2:], pool, stride, pads, count_include_pad, x.dtype)
+    out_hw = conv_output_hw(x.shape[2:], pool, stride, pads, ceil_mode)
+    d = window_counts(x.shape[2:], pool, stride, pads, count_include_pad, x.dtype, ceil_mode)
+    if ceil_mode:  # the overhang: zeros under the windows, left out of d above
+        pads = ceil_pads(x.shape[2:], pool, stride, pads)
     y = _windows(pad(x, pads), pool, stride, out_hw).sum(axis=(4, 5)) / d
     cache = {"kernel": "reference", "x_shape": x.shape, "d": d, "pool": pool,
              "stride": stride, "pads": pads}
@@ -346,3 +376,120 @@ def global_max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
     dx = np.zeros((N, C, H * W), dtype=dy.dtype)
     np.put_along_axis(dx, cache["arg"][:, :, None], dy[:, :, None], axis=2)
     return dx.reshape(N, C, H, W)
+
+
+# ---------------------------------------------------------------------------------------
+# Adaptive pooling: the output size is given, the windows follow from it (PyTorch's rule,
+# :func:`~numcnn.functional.geometry.adaptive_windows`): output ``(i, j)`` of (Ho, Wo)
+# reads rows ``⌊i·H/Ho⌋ ≤ h < ⌈(i+1)·H/Ho⌉`` and columns ``⌊j·W/Wo⌋ ≤ w < ⌈(j+1)·W/Wo⌉``.
+
+
+def adaptive_sum_matrix(n: int, m: int, dtype: np.dtype) -> np.ndarray:
+    """The 0/1 matrix ``B`` (m, n) of the adaptive windows along one axis:
+    ``B[i, h] = 1`` where output ``i``'s window holds input position ``h``.
+
+    >>> adaptive_sum_matrix(5, 3, np.float64)
+    array([[1., 1., 0., 0., 0.],
+           [0., 1., 1., 1., 0.],
+           [0., 0., 0., 1., 1.]])
+    """
+    start, end = adaptive_windows(n, m)
+    h = np.arange(n)
+    return ((h >= start[:, None]) & (h < end[:, None])).astype(dtype)
+
+
+def adaptive_avg_pool2d_forward(x: np.ndarray, out_hw: tuple[int, int]
+                                ) -> tuple[np.ndarray, dict]:
+    """Adaptive average pooling: ``y[n, c, i, j] = (1/d_ij) Σ_window x`` over the adaptive
+    window of output ``(i, j)``, ``d_ij = (e_i − s_i)·(e'_j − s'_j)`` its area.
+
+    A window is a row range times a column range, so the window sums are two products with
+    the 0/1 window matrices ``B_H`` (Ho, H) and ``B_W`` (Wo, W)
+    (:func:`adaptive_sum_matrix`): ``y = (B_H · x · B_Wᵀ) / d`` for every map. When Ho and
+    Wo divide H and W this is average pooling with window and stride ``(H/Ho, W/Wo)``.
+
+    Args:
+        x: (N, C, H, W). out_hw: (Ho, Wo), positive (Ho > H repeats rows, as PyTorch).
+
+    Returns:
+        ``(y, cache)``, y of shape (N, C, Ho, Wo).
+
+    >>> x = np.arange(5.0).reshape(1, 1, 1, 5)
+    >>> adaptive_avg_pool2d_forward(x, (1, 3))[0][0, 0]
+    array([[0.5, 2. , 3.5]])
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = out_hw
+    BH, BW = adaptive_sum_matrix(H, Ho, x.dtype), adaptive_sum_matrix(W, Wo, x.dtype)
+    d = BH.sum(axis=1)[:, None] * BW.sum(axis=1)[None, :]  # (Ho, Wo) window areas
+    y = (BH @ x @ BW.T) / d  # (Ho, H) @ (N, C, H, W) @ (W, Wo) -> (N, C, Ho, Wo)
+    cache = {"kernel": "reference", "BH": BH, "BW": BW, "d": d}
+    return np.ascontiguousarray(y, dtype=x.dtype), cache
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """Spread ``δ / d`` over each window, summing where windows overlap: the transposed
+    products ``dx = B_Hᵀ · (δ / d) · B_W``."""
+    g = (dy / cache["d"]).astype(dy.dtype, copy=False)
+    dx = cache["BH"].T @ g @ cache["BW"]  # (H, Ho) @ (N, C, Ho, Wo) @ (Wo, W)
+    return np.ascontiguousarray(dx, dtype=dy.dtype)
+
+
+def _adaptive_index(n: int, m: int) -> np.ndarray:
+    """(m, K) input positions of each adaptive window, ``K`` the longest window; a shorter
+    window repeats its last position (which changes neither its maximum nor its first
+    arg-max: a repeat comes after the original in row-major window order)."""
+    start, end = adaptive_windows(n, m)
+    K = int((end - start).max())
+    return np.minimum(start[:, None] + np.arange(K), end[:, None] - 1)
+
+
+def adaptive_max_pool2d_forward(x: np.ndarray, out_hw: tuple[int, int]
+                                ) -> tuple[np.ndarray, dict]:
+    """Adaptive max pooling: ``y[n, c, i, j] = max`` over the adaptive window of output
+    ``(i, j)``; the backward pass routes δ to the window's first maximum (row-major), as
+    PyTorch's ``adaptive_max_pool2d``.
+
+    The loop runs over the window offsets ``(a, b)``: the slab ``x[:, :, ih[:, a]][..., iw[:,
+    b]]`` holds, for every output, the input at offset ``(a, b)`` of its window
+    (:func:`_adaptive_index`); a strictly greater value (or a first NaN) takes the lead.
+
+    Args:
+        x: (N, C, H, W). out_hw: (Ho, Wo), positive.
+
+    Returns:
+        ``(y, cache)``, y of shape (N, C, Ho, Wo).
+
+    >>> x = np.array([[[[1.0, 5.0, 2.0, 0.0, 4.0]]]])
+    >>> adaptive_max_pool2d_forward(x, (1, 3))[0][0, 0]
+    array([[5., 5., 4.]])
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = out_hw
+    ih, iw = _adaptive_index(H, Ho), _adaptive_index(W, Wo)  # (Ho, Kh), (Wo, Kw)
+    Kw = iw.shape[1]
+    y = arg = None
+    for a in range(ih.shape[1]):
+        rows = np.take(x, ih[:, a], axis=2)  # (N, C, Ho, W): row a of every window
+        for b in range(Kw):
+            v = np.take(rows, iw[:, b], axis=3)  # (N, C, Ho, Wo): offset (a, b)
+            if y is None:
+                y, arg = v, np.zeros(v.shape, np.int64)
+                continue
+            lead = (v > y) | (np.isnan(v) & ~np.isnan(y))  # strict: the first max stays
+            y[lead] = v[lead]
+            arg[lead] = a * Kw + b
+    # the winner's position in its map, as a flat index h·W + w
+    h = ih[np.arange(Ho)[:, None], arg // Kw]
+    w = iw[np.arange(Wo)[None, :], arg % Kw]
+    cache = {"kernel": "reference", "x_shape": x.shape, "at": h * W + w}
+    return y, cache
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, cache: dict) -> np.ndarray:
+    """Route each δ to its window's winner, summing where windows share it."""
+    N, C, H, W = cache["x_shape"]
+    # global flat index of every winner: map (n, c) starts at (n·C + c)·H·W
+    at = cache["at"] + (np.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
+    dx = np.bincount(at.ravel(), weights=dy.ravel(), minlength=N * C * H * W)
+    return dx.reshape(N, C, H, W).astype(dy.dtype, copy=False)

@@ -1,6 +1,7 @@
 """Layers: thin classes that own parameters and call :mod:`numcnn.functional`."""
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .adaptive import AdaptiveAvgPool2D, AdaptiveMaxPool2D
 from .base import LAYERS, Call, Layer, RandomLayer, deserialize, serialize
 from .conv import Conv2D
 from .core import Dense, Flatten
@@ -23,6 +24,8 @@ from .reshaping import Pad2D, PadChannels, Reshape
 
 __all__ = [
     "LAYERS",
+    "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D",
     "Add",
     "Average",
     "AvgPool2D",

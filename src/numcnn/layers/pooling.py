@@ -12,7 +12,7 @@ from ..functional import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from ..functional.geometry import check_padding, pair, resolve_padding
+from ..functional.geometry import check_padding, conv_output_hw, pair, resolve_padding
 from ..functional.pool import (
     gaussian_pool_weights,
     global_avg_pool2d_backward,
@@ -29,6 +29,13 @@ from .conv import _spatial_out
 from .node import Shape
 
 
+def check_flag(value: Any, what: str) -> bool:
+    """A constructor's True/False argument, refused when it is anything else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{what} must be True or False; received {what}={value!r}")
+    return bool(value)
+
+
 class _Pool2D(Layer):
     """Shared arguments of the window pooling layers.
 
@@ -37,6 +44,9 @@ class _Pool2D(Layer):
         stride: int or (sh, sw); defaults to ``pool_size`` (non-overlapping windows).
         padding: an int, ``(ph, pw)``, ``(top, bottom, left, right)``, ``"valid"`` or ``"same"``.
     """
+
+    #: round the output size up (MaxPool2D and AvgPool2D take it as an argument)
+    ceil_mode = False
 
     def __init__(self, pool_size: Any = 2, stride: Any = None, padding: Any = 0, **kwargs: Any):
         super().__init__(**kwargs)
@@ -72,7 +82,14 @@ class _Pool2D(Layer):
             raise ValueError(
                 f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
             )
-        return (input_shape[0],) + _spatial_out(self, tuple(input_shape[1:3]))
+        hw = tuple(input_shape[1:3])
+        if not self.ceil_mode or None in hw:  # ceil_mode changes no free ('same') size
+            return (input_shape[0],) + _spatial_out(self, hw)
+        try:
+            out = conv_output_hw(hw, self.pool_size, self.stride, self._pads(hw), True)
+        except ValueError as e:
+            raise ValueError(f"{self.display_name}: input {hw} is too small: {e}") from None
+        return (input_shape[0],) + out
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
@@ -96,6 +113,14 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     """Max pooling: each output is the maximum of its window; backward routes δ to the arg-max.
 
+    Args:
+        pool_size, stride, padding: as :class:`_Pool2D`; padding is −∞ (it never wins) and at
+            most half the window, as in PyTorch.
+        ceil_mode: round the output size up, ``Ho = ⌈(H + pt + pb − kh) / sh⌉ + 1``, less one
+            if the last window would start past the input and its top padding (PyTorch's
+            ``ceil_mode``, Caffe's rounding; GoogLeNet's pools). A window hanging off the end
+            is the maximum of its part inside.
+
     Shape:
         (N, C, H, W) → (N, C, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
 
@@ -106,13 +131,21 @@ class MaxPool2D(_Pool2D):
 
     >>> MaxPool2D(2).output_shape((6, 28, 28))
     (6, 14, 14)
+    >>> MaxPool2D(3, stride=2, ceil_mode=True).output_shape((64, 112, 112))
+    (64, 56, 56)
     """
+
+    def __init__(self, pool_size: Any = 2, stride: Any = None, padding: Any = 0,
+                 ceil_mode: bool = False, **kwargs: Any):
+        super().__init__(pool_size, stride, padding, **kwargs)
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         y, call.cache = max_pool2d_forward(x, self.pool_size, self.stride,
                                            self._pads(x.shape[2:]), call.ws,
-                                           winners=call.training and bool(call.need_dx))
+                                           winners=call.training and bool(call.need_dx),
+                                           ceil_mode=self.ceil_mode)
         return y
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
@@ -121,29 +154,37 @@ class MaxPool2D(_Pool2D):
         # fused with the ReLU before it: apply ReLU's derivative here, at pooled resolution
         return max_pool2d_backward(dy, call.cache, relu=call.fused == "relu_in")
 
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "ceil_mode": self.ceil_mode}
+
 
 @LAYERS.register("AvgPool2D", "AveragePooling2D")
 class AvgPool2D(_Pool2D):
     """Average pooling: each output is the mean of its window; backward spreads δ evenly.
 
     Args:
+        pool_size, stride, padding: as :class:`MaxPool2D` (zero padding).
         count_include_pad: divide by ``kh·kw`` even where the window covers padding
             (PyTorch's default); if False divide by the number of real inputs.
+        ceil_mode: round the output size up, as :class:`MaxPool2D`. A window hanging off
+            the end divides by its part inside the padded input (``count_include_pad``) or
+            inside the input — PyTorch's divisors.
 
     >>> AvgPool2D(3, stride=2, padding=1).output_shape((1, 7, 7))
     (1, 4, 4)
     """
 
     def __init__(self, pool_size: Any = 2, stride: Any = None, padding: Any = 0,
-                 count_include_pad: bool = True, **kwargs: Any):
+                 count_include_pad: bool = True, ceil_mode: bool = False, **kwargs: Any):
         super().__init__(pool_size, stride, padding, **kwargs)
         self.count_include_pad = bool(count_include_pad)
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         y, call.cache = avg_pool2d_forward(x, self.pool_size, self.stride,
                                            self._pads(x.shape[2:]), self.count_include_pad,
-                                           call.ws)
+                                           call.ws, ceil_mode=self.ceil_mode)
         return y
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
@@ -154,6 +195,7 @@ class AvgPool2D(_Pool2D):
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
         cfg["count_include_pad"] = self.count_include_pad
+        cfg["ceil_mode"] = self.ceil_mode
         return cfg
 
 

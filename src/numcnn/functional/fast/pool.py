@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import conv_output_hw, window
+from ..geometry import ceil_pads, conv_output_hw, window
 from .tuning import WINNERS_MIN_BYTES
 from .workspace import Workspace, get_workspace, memory_order
 
@@ -68,6 +68,7 @@ def max_pool2d_forward(
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
     ws: Workspace | None = None,
     winners: bool = False,
+    ceil_mode: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Max pooling: ``y[n, c, p, q] = max over the window at (p·sh, q·sw) of x_padded``.
 
@@ -87,6 +88,8 @@ def max_pool2d_forward(
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
         ws: workspace for the padded input and the comparisons.
         winners: keep the 2×2 comparisons for the backward pass.
+        ceil_mode: round the output size up; the overhang of the last windows is −∞ like
+            the padding (:func:`~numcnn.functional.geometry.ceil_pads`).
 
     Returns:
         ``(y, cache)``, y of shape (N, C, Ho, Wo), laid out in memory like ``x`` (so a
@@ -100,7 +103,9 @@ def max_pool2d_forward(
     ws = get_workspace(ws)
     N, C, H, W = x.shape
     kh, kw = pool
-    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
+    Ho, Wo = conv_output_hw((H, W), pool, stride, pads, ceil_mode)
+    if ceil_mode:
+        pads = ceil_pads((H, W), pool, stride, pads)
     order = memory_order(x)
     xp = pad_input(x, pads, ws, "xp", fill=-np.inf)
     offs = _offsets(kh, kw)
@@ -219,11 +224,14 @@ def avg_pool2d_forward(
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
     count_include_pad: bool = True,
     ws: Workspace | None = None,
+    ceil_mode: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Average pooling: ``y = (1 / d) · Σ_window x_padded`` with zero padding.
 
     ``d = kh·kw`` when ``count_include_pad`` (PyTorch's default), else the number of real
-    (non-padding) inputs under each window.
+    (non-padding) inputs under each window. With ``ceil_mode`` the output size rounds up;
+    the overhang of the last windows adds zeros and is left out of ``d``
+    (:func:`window_counts`).
 
     Args:
         x: (N, C, H, W). pool: (kh, kw). stride: (sh, sw). pads: (top, bottom, left, right).
@@ -234,7 +242,10 @@ def avg_pool2d_forward(
     ws = get_workspace(ws)
     N, C, H, W = x.shape
     kh, kw = pool
-    Ho, Wo = conv_output_hw((H, W), pool, stride, pads)
+    Ho, Wo = conv_output_hw((H, W), pool, stride, pads, ceil_mode)
+    div = window_counts((H, W), pool, stride, pads, count_include_pad, x.dtype, ceil_mode)
+    if ceil_mode:
+        pads = ceil_pads((H, W), pool, stride, pads)
     order = memory_order(x)
     xp = pad_input(x, pads, ws, "xp")
     offs = _offsets(kh, kw)
@@ -242,7 +253,6 @@ def avg_pool2d_forward(
     y[...] = window(xp, *offs[0], (Ho, Wo), stride)
     for i, j in offs[1:]:
         y += window(xp, i, j, (Ho, Wo), stride)
-    div = window_counts((H, W), pool, stride, pads, count_include_pad, x.dtype)
     y /= div
     cache = {"kernel": "fast", "div": div, "order": order, "out_hw": (Ho, Wo),
              "x_shape": x.shape, "pool": pool, "stride": stride, "pads": pads, "ws": ws}
@@ -256,14 +266,21 @@ def window_counts(
     pads: tuple[int, int, int, int],
     count_include_pad: bool,
     dtype: np.dtype,
+    ceil_mode: bool = False,
 ) -> np.ndarray:
-    """Divisor per output position: a scalar ``kh·kw`` array, or the count of real inputs."""
+    """Divisor per output position: a scalar ``kh·kw`` array, or the count of the inputs
+    (and, with ``count_include_pad``, the padding) under each window — which differs from
+    ``kh·kw`` only where ``ceil_mode`` lets a window hang off the end."""
     kh, kw = pool
-    if count_include_pad or not any(pads):
+    full = ceil_pads(in_hw, pool, stride, pads) if ceil_mode else tuple(pads)
+    if full == tuple(pads) and (count_include_pad or not any(pads)):
         return np.asarray(kh * kw, dtype=dtype)
     ones = np.ones((1, 1) + tuple(in_hw), dtype=dtype)
-    onesp = np.pad(ones, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
-    out_hw = conv_output_hw(in_hw, pool, stride, pads)
+    onesp = np.pad(ones, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])),
+                   constant_values=1 if count_include_pad else 0)
+    # the overhang of ceil_mode's last windows counts for nothing
+    onesp = np.pad(onesp, ((0, 0), (0, 0), (0, full[1] - pads[1]), (0, full[3] - pads[3])))
+    out_hw = conv_output_hw(in_hw, pool, stride, pads, ceil_mode)
     cnt = np.zeros((1, 1) + out_hw, dtype=dtype)
     for i, j in _offsets(kh, kw):
         cnt += window(onesp, i, j, out_hw, stride)
