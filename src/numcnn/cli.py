@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=_number(int, "--threads"), default=1)
 
     s = sub.add_parser("summary", help="print a model's layer table")
-    s.add_argument("model", help="zoo model name, or a saved .npz model")
+    s.add_argument("model", help="zoo model name, a saved .npz model, or a .json model config "
+                                 "(counted without building: no weights allocated)")
 
     b = sub.add_parser(
         "bench", help="time numcnn alone (against PyTorch: python benchmarks/lenet_vs_torch.py)",
@@ -230,12 +231,40 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from . import models
     from .io.saving import load_model
 
+    if args.model.endswith(".json"):
+        models.summary_of(_read_model_spec(args.model))
+        return 0
     if args.model.endswith(".npz"):
         model = load_model(args.model, compile=False)
     else:
         model = models.get(args.model)
     model.summary()
     return 0
+
+
+def _read_model_spec(path: str) -> dict:
+    """A model spec ``{"class_name", "config"}`` from a JSON file (or the ``"model"`` of a
+    saved file's config), its structure checked by the loader's config walk — with no
+    memory budget: nothing is built."""
+    import json
+
+    from .io.npzfile import ModelFileError
+    from .io.plan import plan_model
+
+    if os.path.getsize(path) > 64 << 20:
+        raise CLIError(f"{path}: a model config over 64 MiB")
+    with open(path, encoding="utf-8") as f:
+        try:
+            spec = json.load(f)
+        except ValueError as e:
+            raise CLIError(f"{path}: not a JSON model config ({e})") from None
+    if isinstance(spec, dict) and isinstance(spec.get("model"), dict):
+        spec = spec["model"]
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) \
+            or "class_name" not in spec:
+        raise CLIError(f'{path}: expected a model spec {{"class_name": ..., "config": {{...}}}}')
+    plan_model(spec, lambda msg: ModelFileError(f"{path}: {msg}"), budget=1 << 62)
+    return spec
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

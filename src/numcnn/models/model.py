@@ -489,19 +489,27 @@ class Model(Layer):
             out[name] = arrays if len(arrays) > 1 else arrays[0]
         return out
 
-    def summary(self, print_fn: Callable[[str], Any] | None = None) -> str:
+    def summary(self, print_fn: Callable[[str], Any] | None = None,
+                input_shape: Any = None) -> str:
         """Print (and return) a Keras-style table: layers, output shapes, parameters,
-        connections where they differ from parameters, "Connected to" for graphs, and the
-        fused pairs."""
-        from .summary import summary_text
+        connections where they differ from parameters, multiply-accumulates per sample
+        (:mod:`numcnn.models.flops`), "Connected to" for graphs, and the fused pairs.
 
-        self._require_built()
-        text = summary_text(self)
-        if print_fn is None:
-            print(text)
-        else:
-            print_fn(text)
-        return text
+        An unbuilt ``Sequential`` given an ``input_shape`` is summarised without being
+        built (no parameters allocated); on a built model ``input_shape`` fixes free sizes.
+        """
+        from .summary import summary_of
+
+        if input_shape is None:
+            self._require_built()
+        return summary_of(self, input_shape, print_fn)
+
+    def count_macs(self, input_shape: Any = None) -> int:
+        """Multiply-accumulates of one sample's forward pass (see
+        :func:`numcnn.models.count_macs`)."""
+        from .walk import count_macs
+
+        return count_macs(self, input_shape)
 
     # --------------------------------------------------------------- training
     def _trainer(self) -> Any:

@@ -1,15 +1,22 @@
-"""``Model.summary()``: a Keras-style table of a model's calls, shapes and parameters.
+"""``Model.summary()``: a Keras-style table of a model's calls, shapes, parameters and MACs.
 
 One row per call of a layer (a shared layer's later calls say ``shared`` instead of
 repeating its parameters). Columns: ``Layer (type)``, ``Output Shape``, ``Param #``, then
 ``Connections`` when some layer's multiply-accumulate connections differ from its
-parameters (weight sharing: LeNet-5's figures), and ``Connected to`` when the model is not
-a simple chain. The footer gives the totals and the pairs a graph pass fused.
+parameters (weight sharing: LeNet-5's figures), ``MACs`` (multiply-accumulates per sample,
+see :mod:`numcnn.models.flops`), and ``Connected to`` when the model is not a simple chain.
+The footer gives the totals and the pairs a graph pass fused.
+
+:func:`summary_of` prints the same table for a model that is not built — an unbuilt
+``Sequential`` with an input shape, or a config — without allocating its parameters.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+from .flops import format_count
+from .walk import Walk, walk
 
 
 def _shape(s: Any) -> str:
@@ -18,86 +25,75 @@ def _shape(s: Any) -> str:
     return str((None, *s))
 
 
-def _is_chain(model: Any) -> bool:
-    graph = model.graph
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        return False
-    prev = graph.input_slots[0]
-    for st in graph.steps:
-        if st.list_input or st.multi or st.in_slots != [prev]:
-            return False
-        prev = st.out_slots[0]
-    return True
+def _count(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
 
 
-def summary_text(model: Any) -> str:
-    """The summary table of a built ``model`` as one string."""
-    graph = model.graph
-    chain = _is_chain(model)
-    calls: dict[int, int] = {}
-    label: dict[int, str] = {}  # slot -> "name", "name[1]" (2nd call), "name.1" (2nd output)
+def render(w: Walk) -> str:
+    """The summary table of a :class:`~numcnn.models.walk.Walk` as one string."""
     rows: list[tuple[str, ...]] = []
-    for k, t in enumerate(graph.inputs):
-        name = model.input_names[k]
-        label[graph.input_slots[k]] = name
-        if not chain:
-            rows.append((f"{name} (InputLayer)", _shape(t.shape), "0", "", ""))
     any_conn = False
     total_conn = 0
-    seen: set[int] = set()
-    for st in graph.steps:
-        layer = st.layer
-        name = model.layer_name(layer)
-        k = calls.get(id(layer), 0)
-        calls[id(layer)] = k + 1
-        base = name if k == 0 else f"{name}[{k}]"
-        for i, s in enumerate(st.out_slots):
-            label[s] = base if len(st.out_slots) == 1 else f"{base}.{i}"
-        in_shape = ([graph_shape(graph, s) for s in st.in_slots] if st.list_input
-                    else graph_shape(graph, st.in_slots[0]))
-        out_shape = [t.shape for t in st.node.outputs] if st.multi else st.node.outputs[0].shape
-        if id(layer) in seen:
-            params = "shared"
-            pcount = None
-        else:
-            seen.add(id(layer))
-            pcount = layer.count_params() + layer.count_non_trainable()
-            params = f"{pcount:,}"
-        conn = None
-        if not st.list_input and not hasattr(layer, "graph"):
-            try:
-                conn = layer.count_connections(in_shape)
-            except (TypeError, ValueError):
-                conn = None
-        if conn is not None and pcount is not None and conn != pcount:
+    for r in w.rows:
+        params = "shared" if r.params is None else f"{r.params:,}"
+        if r.connections is not None and r.params is not None and r.connections != r.params:
             any_conn = True
-        total_conn += conn or 0
-        sources = ", ".join(label[s] for s in st.in_slots)
-        rows.append((f"{base} ({type(layer).__name__})", _shape(out_shape), params,
-                     "" if conn is None else f"{conn:,}", sources))
-    cols = [0, 1, 2] + ([3] if any_conn else []) + ([] if chain else [4])
-    headers = ("Layer (type)", "Output Shape", "Param #", "Connections", "Connected to")
+        total_conn += r.connections or 0
+        rows.append((f"{r.label} ({r.class_name})", _shape(r.output_shape), params,
+                     "" if r.connections is None else f"{r.connections:,}",
+                     "" if r.is_input else _count(r.macs), ", ".join(r.sources)))
+    cols = [0, 1, 2] + ([3] if any_conn else []) + [4] + ([] if w.chain else [5])
+    headers = ("Layer (type)", "Output Shape", "Param #", "Connections", "MACs",
+               "Connected to")
     widths = {c: max(len(headers[c]), *(len(r[c]) for r in rows)) + 2 for c in cols}
     width = sum(widths.values())
     line = "".join(f"{headers[c]:<{widths[c]}}" for c in cols).rstrip()
-    out = [f'Model: "{model.display_name}"', "_" * width, line, "=" * width]
+    out = [f'Model: "{w.name}"', "_" * width, line, "=" * width]
     for i, r in enumerate(rows):
         out.append("".join(f"{r[c]:<{widths[c]}}" for c in cols).rstrip())
         out.append("=" * width if i == len(rows) - 1 else "_" * width)
-    trainable = model.count_params()
-    frozen = model.count_non_trainable()
+    trainable, frozen = w.trainable, w.non_trainable
     out += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
             f"Non-trainable params: {frozen:,}"]
     if any_conn:
         out.append(f"Connections: {total_conn:,}")
-    if model.fusions:
-        pairs = ", ".join(f"{a} → {b}" for a, b in model.fusions)
+    if w.unknown:
+        known = sum(r.macs or 0 for r in w.rows)
+        out.append(f"Total MACs: at least {known:,} per sample; unknown for "
+                   + "; ".join(w.unknown))
+    else:
+        out.append(f"Total MACs: {format_count(w.macs)} per sample")
+    if w.fusions:
+        pairs = ", ".join(f"{a} → {b}" for a, b in w.fusions)
         out.append(f"Fused (fuse_relu_maxpool: the pooling backward applies ReLU's "
                    f"derivative): {pairs}")
     out.append("_" * width)
     return "\n".join(out)
 
 
-def graph_shape(graph: Any, slot: int) -> Any:
-    """The per-sample shape of the tensor in ``slot``."""
-    return graph.tensors[slot].shape
+def summary_text(model: Any) -> str:
+    """The summary table of a built ``model`` as one string."""
+    return render(walk(model))
+
+
+def summary_of(model: Any, input_shape: Any = None,
+               print_fn: Callable[[str], Any] | None = None) -> str:
+    """Print (and return) the summary table of ``model`` — built or not — without building.
+
+    Args:
+        model: a built model, an unbuilt ``Sequential``, or a model config
+            (``{"class_name", "config"}``, or a bare ``get_config()``).
+        input_shape: per-sample input shape; needed for an unbuilt ``Sequential`` or a
+            config without one, optional otherwise (it fixes free sizes).
+        print_fn: called with the text instead of ``print``.
+
+    >>> from numcnn import Sequential
+    >>> from numcnn.layers import Dense, Flatten
+    >>> text = summary_of(Sequential([Flatten(), Dense(10**6)]), (1, 1000, 1000),
+    ...                   print_fn=lambda s: None)   # nothing allocated
+    >>> text.splitlines()[-2]
+    'Total MACs: 1,000,000,000,000 (1.00 T) per sample'
+    """
+    text = render(walk(model, input_shape))
+    (print if print_fn is None else print_fn)(text)
+    return text
