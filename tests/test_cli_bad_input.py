@@ -250,3 +250,52 @@ def test_damaged_model_bytes_are_one_line(capsys, tmp_path, damage):
     code, out, err = run_cli(capsys, "evaluate", str(path))
     assert code == 1
     assert str(path) in one_error_line(err)
+
+
+@needs_mnist
+@pytest.mark.parametrize("argv, expected", [
+    (["--checkpoint-dir", ""], "--checkpoint-dir: the path is empty"),
+    (["--schedule", ""], "--schedule: the spec is empty"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum: not used by --optimizer adam"),
+    (["--output", "newdir/"], "names a folder (it ends with a slash)"),
+])
+def test_empty_or_ignored_values_are_errors_not_silence(capsys, argv, expected):
+    code, out, err = run_cli(capsys, "train", *QUICK, *argv)
+    assert code == 1 and expected in one_error_line(err)
+    assert "Training" not in out
+
+
+def _damage_checkpoint_meta(path, change):
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    import io as _io
+
+    config = json.loads(np.load(_io.BytesIO(members["__config__.npy"])).item())
+    change(config["extra"]["checkpoint"])
+    buf = _io.BytesIO()
+    np.save(buf, np.array(json.dumps(config)))
+    members["__config__.npy"] = buf.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+
+
+@needs_mnist
+@pytest.mark.parametrize("change, expected", [
+    (lambda m: m["run"].update(settings=[1, 2]), "'run.settings' must be an object"),
+    (lambda m: m.update(callbacks="x"), "'callbacks' must be a list"),
+    (lambda m: m["callbacks"].append(3), "callback entry"),
+    (lambda m: m["callbacks"][-1].update(state="x"), "callback entry"),
+    (lambda m: [e.update(state={"history": 5}) for e in m["callbacks"]
+                if e["class"] == "History"], "the state of callback"),
+])
+def test_damaged_checkpoint_metadata_is_one_line_naming_the_file(capsys, tmp_path, change,
+                                                                 expected):
+    args = ["train", *QUICK, "--batch-size", "50", "--checkpoint-dir", str(tmp_path)]
+    assert run_cli(capsys, *args)[0] == 0
+    _damage_checkpoint_meta(tmp_path / "checkpoint.npz", change)
+    code, out, err = run_cli(capsys, *args, "--resume")
+    line = one_error_line(err)
+    assert code == 1 and "checkpoint.npz" in line and expected in line, line

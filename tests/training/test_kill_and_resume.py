@@ -42,9 +42,10 @@ def _run(folder: Path, extra: list[str], resume: bool = False) -> subprocess.Com
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
 
 
-def _killed_run(folder: Path, extra: list[str], resume: bool, after: float) -> int | None:
-    """Start the run, SIGKILL it ``after`` seconds past its first checkpoint (or at the
-    end); returns its exit code (None when it was killed)."""
+def _killed_run(folder: Path, extra: list[str], resume: bool, after: float | None
+                ) -> int | None:
+    """Start the run, SIGKILL it ``after`` seconds past its next checkpoint (``None``: let it
+    finish); returns its exit code (None when it was killed)."""
     cmd = _command(folder, extra) + (["--resume"] if resume else [])
     folder.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{folder.name}.stderr"
@@ -54,11 +55,13 @@ def _killed_run(folder: Path, extra: list[str], resume: bool, after: float) -> i
     ckpt = folder / "checkpoint.npz"
     start = ckpt.stat().st_mtime if ckpt.exists() else None
     deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
+    while after is not None and proc.poll() is None and time.monotonic() < deadline:
         if ckpt.exists() and (start is None or ckpt.stat().st_mtime != start):
             time.sleep(after)
             break
         time.sleep(0.005)
+    if after is None:  # let it finish
+        proc.wait(timeout=300)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)  # the run and any worker it forked
         proc.wait()
@@ -98,7 +101,7 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(tmp_path, args):
         code = _killed_run(run, args, resume=True, after=after)
     while code is None:  # let it finish
         kills += 1
-        code = _killed_run(run, args, resume=True, after=1e9)
+        code = _killed_run(run, args, resume=True, after=None)
     assert code == 0
     assert kills >= 1, "the run finished before it could be killed: make it longer"
     resumed = _weights(run / "final.npz")

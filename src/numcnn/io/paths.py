@@ -11,9 +11,12 @@ that was killed are removed by the next write to the same place
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
+import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def check_output_file(path: str | os.PathLike, what: str = "the output",
@@ -29,6 +32,9 @@ def check_output_file(path: str | os.PathLike, what: str = "the output",
     text = os.fspath(path)
     if not str(text).strip():
         raise ValueError(f"{what}: the path is empty")
+    if str(text).endswith(("/", os.sep)) or (os.altsep and str(text).endswith(os.altsep)):
+        raise ValueError(f"{what}: {text} names a folder (it ends with a slash); expected a "
+                         "file name")
     p = Path(text)
     try:
         st = p.lstat()
@@ -87,13 +93,20 @@ def _probe(folder: Path, name: str, what: str) -> None:
 
 def remove_stale_parts(path: str | os.PathLike) -> int:
     """Remove the temporary files an interrupted atomic write of ``path`` left behind
-    (``.<name>.<random>.part`` beside it); returns how many were removed."""
+    (``.<name>.<pid>.<random>.part`` beside it, whose process is gone; or of an older
+    numcnn, without the pid); returns how many were removed. A write in progress in
+    another live process is left alone."""
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         return 0
     removed = 0
-    for part in folder.glob(f".{p.name}.*.part"):
+    prefix = f".{p.name}."
+    for part in folder.glob(f"{glob.escape(prefix)}*.part"):
+        middle = part.name[len(prefix): -len(".part")]
+        pid_text = middle.split(".", 1)[0] if "." in middle else ""
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text)):
+            continue  # another process is writing it now
         try:
             if part.is_file() and not part.is_symlink():
                 part.unlink()
@@ -101,3 +114,60 @@ def remove_stale_parts(path: str | os.PathLike) -> int:
         except OSError:
             pass
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write: Any, what: str = "the output") -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into
+    place: readers see the old file or the new one, never half of one.
+
+    ``path`` is checked first (:func:`check_output_file`: never a folder, a device, a FIFO
+    or a socket; a missing parent folder is created); through a symbolic link the link's
+    target is written and the link kept; an existing file keeps its permissions (a new
+    one gets ``0666 & ~umask``, as ``open`` would); temporary files of earlier writes that
+    were killed are removed. An ``OSError`` (a full disk, …) names the file. Returns the
+    path written.
+    """
+    p = check_output_file(path, what, create_parent=True)
+    target = Path(os.path.realpath(p)) if p.is_symlink() else p
+    folder = target.parent if str(target.parent) else Path(".")
+    remove_stale_parts(target)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part",
+                                   dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {p}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    return target

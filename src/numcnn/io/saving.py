@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 from .config import check_config
 from .entries import check_entries, check_values, names_list
 from .npzfile import ModelFileError, NpzArchive, clip, max_model_bytes, show
+from .paths import atomic_write
 from .plan import plan_model
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "atomic_write", "load_model", "save_model"]
@@ -50,25 +50,6 @@ def _registered_name(registry: Any, obj: Any) -> str | None:
         if registry.lookup(name) is type(obj):
             return name
     return None
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_model(model: Any, path: str | os.PathLike, include_optimizer: bool = True,
@@ -129,7 +110,7 @@ def save_model(model: Any, path: str | os.PathLike, include_optimizer: bool = Tr
             arrays[f"trainer/{k}"] = v
         config["training"] = training
     arrays["__config__"] = np.array(json.dumps(config))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays), "save_model")
 
 
 def _extra_state(model: Any, prefix: str = "") -> dict[str, np.ndarray]:

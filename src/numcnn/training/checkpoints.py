@@ -100,9 +100,7 @@ def restore_training_state(path: str | os.PathLike, model: Any,
     from ..io.saving import load_model
 
     saved = load_model(path, compile=True)
-    meta = getattr(saved, "saved_extra", {}).get("checkpoint")
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: not a numcnn training checkpoint (no checkpoint metadata)")
+    meta = _checkpoint_meta(saved, path)
     if _architecture(saved) != _architecture(model):
         raise ValueError(f"{path}: the checkpoint holds another model (its layers or shapes "
                          "differ from this one's)")
@@ -123,9 +121,13 @@ def restore_training_state(path: str | os.PathLike, model: Any,
         slots = by_class.get(type(cb).__name__)
         if slots:
             i = slots.pop(0)
-            cb.load_state_dict(_join_state(states[i].get("state", {}), arrays,
-                                           f"callback/{i}"))
-    return dict(meta.get("run", {}))
+            try:
+                cb.load_state_dict(_join_state(states[i]["state"], arrays, f"callback/{i}"))
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                    OverflowError) as e:
+                raise ValueError(f"{path}: damaged checkpoint: the state of callback {i} "
+                                 f"({type(cb).__name__}) does not load ({e})") from None
+    return dict(meta["run"])
 
 
 def read_checkpoint_run(path: str | os.PathLike) -> dict[str, Any]:
@@ -134,11 +136,37 @@ def read_checkpoint_run(path: str | os.PathLike) -> dict[str, Any]:
     from ..io.saving import load_model
 
     saved = load_model(path, compile=False)
+    return dict(_checkpoint_meta(saved, path)["run"])
+
+
+def _checkpoint_meta(saved: Any, path: Any) -> dict[str, Any]:
+    """The checkpoint metadata of a loaded file, its structure checked (the file is
+    untrusted): ``{"callbacks": [{"class": str, "state": dict}, …], "run": dict}`` with
+    ``run["settings"]``, when present, a dict."""
     meta = getattr(saved, "saved_extra", {}).get("checkpoint")
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: not a numcnn training checkpoint (no checkpoint metadata)")
     run = meta.get("run", {})
-    return dict(run) if isinstance(run, dict) else {}
+    callbacks = meta.get("callbacks", [])
+    problem = None
+    if not isinstance(run, dict):
+        problem = f"'run' must be an object; received {type(run).__name__}"
+    elif not isinstance(run.get("settings", {}), dict):
+        problem = f"'run.settings' must be an object; received " \
+                  f"{type(run['settings']).__name__}"
+    elif not isinstance(callbacks, list):
+        problem = f"'callbacks' must be a list; received {type(callbacks).__name__}"
+    else:
+        for i, entry in enumerate(callbacks):
+            if not isinstance(entry, dict) or not isinstance(entry.get("class"), str) \
+                    or not isinstance(entry.get("state", {}), dict):
+                problem = (f"callback entry {i} must be an object with a 'class' name and "
+                           f"a 'state' object; received {str(entry)[:80]!r}")
+                break
+    if problem:
+        raise ValueError(f"{path}: damaged checkpoint metadata: {problem}")
+    return {"run": run, "callbacks": [{"class": e["class"], "state": e.get("state", {})}
+                                      for e in callbacks]}
 
 
 def _architecture(model: Any) -> Any:

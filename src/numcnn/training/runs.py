@@ -110,7 +110,10 @@ def check_spec(spec: RunSpec) -> None:
         raise ValueError("--checkpoint-every needs --checkpoint-dir")
     if spec.resume and not spec.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir (the folder of the run to continue)")
-    if spec.checkpoint_dir:
+    if spec.schedule is not None and not str(spec.schedule).strip():
+        raise ValueError("--schedule: the spec is empty; expected a schedule such as cosine, "
+                         "or constant for none")
+    if spec.checkpoint_dir is not None:
         folder = Path(spec.checkpoint_dir)
         if not str(spec.checkpoint_dir).strip():
             raise ValueError("--checkpoint-dir: the path is empty")
@@ -138,6 +141,9 @@ def check_spec(spec: RunSpec) -> None:
         if spec.augment != "none":
             raise ValueError(f"--augment is only supported with --model lenet5-1998; "
                              f"received --model {spec.model}")
+        if spec.momentum != 0.9 and spec.optimizer.lower() not in ("sgd", "rmsprop"):
+            raise ValueError(f"--momentum: not used by --optimizer {spec.optimizer} (only sgd "
+                             "and rmsprop take a momentum); drop it")
         if spec.optimizer.lower() == "sdlm":
             raise ValueError("--optimizer sdlm needs curvature estimates, which only the "
                              "lenet5-1998 protocol computes; use --model lenet5-1998 or "
