@@ -32,14 +32,18 @@ def check_output_file(path: str | os.PathLike, what: str = "the output",
     text = os.fspath(path)
     if not str(text).strip():
         raise ValueError(f"{what}: the path is empty")
-    if str(text).endswith(("/", os.sep)) or (os.altsep and str(text).endswith(os.altsep)):
-        raise ValueError(f"{what}: {text} names a folder (it ends with a slash); expected a "
-                         "file name")
     p = Path(text)
+    if str(text).endswith(("/", os.sep)) or (os.altsep and str(text).endswith(os.altsep)):
+        kind = "is a folder" if p.is_dir() else "names a folder (it ends with a slash)"
+        raise ValueError(f"{what}: {text} {kind}; expected a file name")
     try:
         st = p.lstat()
     except FileNotFoundError:
         st = None
+    except NotADirectoryError:
+        above = next((a for a in p.parents if a.exists() and not a.is_dir()), p.parent)
+        raise ValueError(f"{what}: cannot write {p}: {above} is a file, not a folder") \
+            from None
     except OSError as e:
         raise ValueError(f"{what}: cannot use {p} ({e.strerror})") from None
     if st is not None:
