@@ -34,8 +34,10 @@ def check_output_file(path: str | os.PathLike, what: str = "the output",
         raise ValueError(f"{what}: the path is empty")
     p = Path(text)
     if str(text).endswith(("/", os.sep)) or (os.altsep and str(text).endswith(os.altsep)):
-        kind = "is a folder" if p.is_dir() else "names a folder (it ends with a slash)"
-        raise ValueError(f"{what}: {text} {kind}; expected a file name")
+        if p.is_dir():
+            raise ValueError(f"{what}: {p} is a folder; expected a file name")
+        raise ValueError(f"{what}: {text} names a folder (it ends with a slash); expected a "
+                         "file name")
     try:
         st = p.lstat()
     except FileNotFoundError:
