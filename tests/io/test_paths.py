@@ -30,7 +30,7 @@ def test_save_model_refuses_what_is_not_a_file_and_leaves_it_alone(tmp_path):
     os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # our own copy of /dev/null
     for target, message in [("fifo", "is a FIFO"), ("broken", "broken symbolic link"),
                             ("dir", "is a folder"), ("null", "character device"),
-                            ("file/m.npz", "file is a file, not a folder"),
+                            ("file/m.npz", "file is not a folder"),
                             ("", "the path is empty")]:
         before = os.lstat(tmp_path / target) if target and os.path.lexists(
             tmp_path / target) else None

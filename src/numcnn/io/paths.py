@@ -44,7 +44,7 @@ def check_output_file(path: str | os.PathLike, what: str = "the output",
         st = None
     except NotADirectoryError:
         above = next((a for a in p.parents if a.exists() and not a.is_dir()), p.parent)
-        raise ValueError(f"{what}: cannot write {p}: {above} is a file, not a folder") \
+        raise ValueError(f"{what}: cannot write {p}: {above} is not a folder") \
             from None
     except OSError as e:
         raise ValueError(f"{what}: cannot use {p} ({e.strerror})") from None
