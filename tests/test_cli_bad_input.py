@@ -299,3 +299,14 @@ def test_damaged_checkpoint_metadata_is_one_line_naming_the_file(capsys, tmp_pat
     code, out, err = run_cli(capsys, *args, "--resume")
     line = one_error_line(err)
     assert code == 1 and "checkpoint.npz" in line and expected in line, line
+
+
+def test_fit_with_empty_validation_data_is_an_error():
+    """(It reported val_loss 0.0000 and val_accuracy 0.0000: a silent wrong result.)"""
+    from numcnn.models import lenet5
+
+    model = lenet5()
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy", metrics=["accuracy"])
+    x, y = np.zeros((4, 1, 28, 28), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match="validation_data.*empty dataset"):
+        model.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)

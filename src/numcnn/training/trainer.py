@@ -221,6 +221,9 @@ class Trainer:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             xv = as_inputs(model, validation_data[0], "fit(validation_data)")
+            if len(xv[0]) == 0:
+                raise ValueError("fit(validation_data): received an empty dataset (0 samples); "
+                                 "pass validation_data=None for no validation")
             val = (xv, self._targets(validation_data[1], len(xv[0]), "fit(validation_data)"))
         threads = get_num_threads()
         processes = self._processes(processes, threads, bs)
