@@ -31,6 +31,15 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
         ({"out_channels": 4, "kernel_size": (2, 3),
           "connection_table": [[1, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 1]]}, (3, 5, 6),
          {"count_params": 46}),
+        # groups (issue 11): two columns; depthwise with 2 kernels per map
+        ({"out_channels": 4, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1),
+          "groups": 2}, (6, 7, 6)),
+        ({"out_channels": 6, "kernel_size": 3, "padding": "same", "groups": 3}, (3, 5, 5)),
+    ],
+    "LocallyConnected2D": [
+        ({"out_channels": 3, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1)},
+         (2, 7, 6)),
+        ({"out_channels": 2, "kernel_size": 3, "padding": "same", "use_bias": False}, (1, 5, 5)),
     ],
     "Dense": [
         ({"units": 4}, (6,)),

@@ -641,3 +641,131 @@ def adaptive_pool2d_ref(x, kind, out_hw):
         return dx
 
     return y, dx_fn
+
+
+# ------------------------------- grouped convolution, locally connected layer (issue 11)
+
+
+def grouped_conv2d_ref(x, W, b=None, stride=(1, 1), pads=(0, 0, 0, 0), groups=1):
+    """Naive grouped cross-correlation: output map ``f`` of group ``g = f // (F/G)`` reads
+    input maps ``g·C/G + c'`` only, ``y[n,f,p,q] = Σ_{c',i,j} xp[n, g·C/G + c', p·sh+i,
+    q·sw+j]·W[f,c',i,j] + b[f]`` (PyTorch's ``groups``). Returns float64."""
+    N, C, H, Wd = x.shape
+    F, Cg, kh, kw = W.shape
+    assert Cg * groups == C and F % groups == 0
+    Fg = F // groups
+    sh, sw = stride
+    Ho = _out_len(H, kh, sh, pads[0], pads[1])
+    Wo = _out_len(Wd, kw, sw, pads[2], pads[3])
+    xp = _pad(x.astype(np.float64), pads)
+    y = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            g = f // Fg
+            for p in range(Ho):
+                for q in range(Wo):
+                    acc = 0.0 if b is None else float(b[f])
+                    for c in range(Cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += xp[n, g * Cg + c, p * sh + i, q * sw + j] * float(
+                                    W[f, c, i, j])
+                    y[n, f, p, q] = acc
+    return y
+
+
+def grouped_conv2d_backward_ref(x, W, dy, stride=(1, 1), pads=(0, 0, 0, 0), groups=1):
+    """Naive backward of :func:`grouped_conv2d_ref`: every output's contribution to
+    ``dx``, ``dW`` and ``db``, accumulated one by one. Returns float64 ``(dx, dW, db)``."""
+    N, C, H, Wd = x.shape
+    F, Cg, kh, kw = W.shape
+    Fg = F // groups
+    sh, sw = stride
+    pt, _, pl, _ = pads
+    xp = _pad(x.astype(np.float64), pads)
+    dxp = np.zeros_like(xp)
+    dW = np.zeros(W.shape)
+    db = np.zeros(F)
+    _, _, Ho, Wo = dy.shape
+    for n in range(N):
+        for f in range(F):
+            g = f // Fg
+            for p in range(Ho):
+                for q in range(Wo):
+                    d = float(dy[n, f, p, q])
+                    db[f] += d
+                    for c in range(Cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                r, t = p * sh + i, q * sw + j
+                                dxp[n, g * Cg + c, r, t] += d * float(W[f, c, i, j])
+                                dW[f, c, i, j] += d * xp[n, g * Cg + c, r, t]
+    return dxp[:, :, pt : pt + H, pl : pl + Wd], dW, db
+
+
+def locally_connected2d_ref(x, W, b=None, stride=(1, 1), pads=(0, 0, 0, 0)):
+    """Naive locally connected layer, one kernel per output position:
+    ``y[n,f,p,q] = Σ_{c,i,j} W[p,q,f,c,i,j]·xp[n,c,p·sh+i,q·sw+j] + b[f,p,q]`` with
+    ``W`` (Ho, Wo, F, C, kh, kw) and ``b`` (F, Ho, Wo). Returns float64."""
+    N, C, H, Wd = x.shape
+    Ho, Wo, F, _, kh, kw = W.shape
+    sh, sw = stride
+    assert (Ho, Wo) == (_out_len(H, kh, sh, pads[0], pads[1]),
+                        _out_len(Wd, kw, sw, pads[2], pads[3]))
+    xp = _pad(x.astype(np.float64), pads)
+    y = np.zeros((N, F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for p in range(Ho):
+                for q in range(Wo):
+                    acc = 0.0 if b is None else float(b[f, p, q])
+                    for c in range(C):
+                        for i in range(kh):
+                            for j in range(kw):
+                                acc += xp[n, c, p * sh + i, q * sw + j] * float(
+                                    W[p, q, f, c, i, j])
+                    y[n, f, p, q] = acc
+    return y
+
+
+def locally_connected2d_backward_ref(x, W, dy, stride=(1, 1), pads=(0, 0, 0, 0)):
+    """Naive backward of :func:`locally_connected2d_ref`. Returns float64 ``(dx, dW, db)``
+    shaped (N, C, H, W), (Ho, Wo, F, C, kh, kw), (F, Ho, Wo)."""
+    N, C, H, Wd = x.shape
+    Ho, Wo, F, _, kh, kw = W.shape
+    sh, sw = stride
+    pt, _, pl, _ = pads
+    xp = _pad(x.astype(np.float64), pads)
+    dxp = np.zeros_like(xp)
+    dW = np.zeros(W.shape)
+    db = np.zeros((F, Ho, Wo))
+    for n in range(N):
+        for f in range(F):
+            for p in range(Ho):
+                for q in range(Wo):
+                    d = float(dy[n, f, p, q])
+                    db[f, p, q] += d
+                    for c in range(C):
+                        for i in range(kh):
+                            for j in range(kw):
+                                r, t = p * sh + i, q * sw + j
+                                dxp[n, c, r, t] += d * float(W[p, q, f, c, i, j])
+                                dW[p, q, f, c, i, j] += d * xp[n, c, r, t]
+    return dxp[:, :, pt : pt + H, pl : pl + Wd], dW, db
+
+
+def assert_float32_close(got, ref32, ref64, scale, terms, what=""):
+    """A float32 result ``got`` is as close to the float64 ``ref64`` as the reference's own
+    float32 result ``ref32`` is — at most 4× its largest error plus 2ε·max(scale) — and no
+    element exceeds the worst-case bound ``(terms + 2)·ε·scale`` of a sum of ``terms``
+    products whose absolute values add up to ``scale`` (element-wise). Machine-independent:
+    the allowance follows the reference's rounding, never a tuned constant."""
+    eps = float(np.finfo(np.float32).eps)
+    assert got.dtype == np.float32 and ref32.dtype == np.float32, (what, got.dtype, ref32.dtype)
+    assert got.shape == ref32.shape == ref64.shape == np.shape(scale), what
+    err = np.abs(got.astype(np.float64) - ref64)
+    err_ref = np.abs(ref32.astype(np.float64) - ref64)
+    big = float(np.max(scale)) if np.size(scale) else 0.0
+    assert err.max(initial=0.0) <= 4 * err_ref.max(initial=0.0) + 2 * eps * big, (
+        f"{what}: error {err.max():.3g}, the reference's float32 error {err_ref.max():.3g}")
+    assert np.all(err <= (terms + 2) * eps * np.asarray(scale) + 1e-30), what

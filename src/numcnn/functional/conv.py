@@ -12,6 +12,12 @@ the output, for output map ``f`` and input map ``c``:
   map, one kernel offset ``(i, j)`` at a time;
 * bias:     ``db[f] = Σ δ[f]``.
 
+A *grouped* convolution (``groups = G``; AlexNet's two columns, depthwise when ``G = C``)
+is ``G`` of these side by side: the input maps and the kernels are split into ``G``
+consecutive groups, and kernel ``f`` of group ``g = f // (F/G)`` reads only the maps of its
+own group, ``y[f] = Σ_{c' < C/G} x[g·C/G + c'] ⋆ W[f, c'] + b[f]``, with ``W`` of shape
+(F, C/G, kh, kw) as in PyTorch. Each group's forward and backward are the ones above.
+
 This module is the readable reference path: short, literal and checked against naive loops
 and PyTorch. :mod:`numcnn.functional.fast.conv` computes the same numbers faster, and
 :func:`numcnn.functional.conv2d_forward` chooses between them
@@ -66,14 +72,36 @@ def correlate(xp: np.ndarray, W: np.ndarray, stride: tuple[int, int] = (1, 1)) -
     return np.ascontiguousarray(y.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2))
 
 
+def group_sizes(C: int, W_shape: tuple[int, ...], groups: int) -> tuple[int, int]:
+    """``(C/G, F/G)``: the input maps and kernels of one group, after checking that the
+    ``C`` input maps and the kernels ``W_shape = (F, C/G, kh, kw)`` fit ``G = groups``.
+
+    >>> group_sizes(4, (6, 2, 3, 3), 2)
+    (2, 3)
+    """
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a positive int; received groups={groups!r}")
+    F, Cg = W_shape[0], W_shape[1]
+    if F % groups:
+        raise ValueError(f"the {F} kernels must split into groups={groups} equal groups; "
+                         f"{F} is not divisible by {groups}")
+    if Cg * groups != C:
+        raise ValueError(f"kernel expects {Cg * groups} input channels ({Cg} per group × "
+                         f"groups={groups}); input has {C}")
+    return Cg, F // groups
+
+
 def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
                    stride: tuple[int, int] = (1, 1),
-                   pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple[np.ndarray, dict]:
+                   pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                   groups: int = 1) -> tuple[np.ndarray, dict]:
     """Convolution forward pass ``y[f] = Σ_c x[c] ⋆ W[f, c] + b[f]``.
 
     Args:
-        x: input (N, C, H, W). W: kernels (F, C, kh, kw). b: bias (F,) or None.
+        x: input (N, C, H, W). W: kernels (F, C/G, kh, kw). b: bias (F,) or None.
         stride: (sh, sw). pads: explicit (top, bottom, left, right) zero padding.
+        groups: G; kernel ``f`` reads input maps ``g·C/G … (g + 1)·C/G − 1`` only, with
+            ``g = f // (F/G)`` (the module docstring).
 
     Returns:
         ``(y, cache)``, y of shape (N, F, Ho, Wo) with ``Ho = (H + pt + pb − kh) // sh + 1``.
@@ -84,14 +112,21 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
     array([[15., 16.],
            [ 6., 15.]])
     """
-    if W.shape[1] != x.shape[1]:
+    if groups == 1 and W.shape[1] != x.shape[1]:
         raise ValueError(f"kernel expects {W.shape[1]} input channels; input has {x.shape[1]} "
                          f"(shape {x.shape})")
+    Cg, Fg = group_sizes(x.shape[1], W.shape, groups)
     conv_output_hw(x.shape[2:], W.shape[2:], stride, pads)  # validates that the kernel fits
-    y = correlate(pad(x, pads), W, stride)
+    xp = pad(x, pads)
+    if groups == 1:
+        y = correlate(xp, W, stride)
+    else:  # G convolutions side by side: group g's kernels read group g's maps
+        y = np.concatenate([correlate(xp[:, g * Cg : (g + 1) * Cg], W[g * Fg : (g + 1) * Fg],
+                                      stride) for g in range(groups)], axis=1)
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
-    return y, {"kernel": "reference", "x": x, "W": W, "stride": stride, "pads": pads}
+    return y, {"kernel": "reference", "x": x, "W": W, "stride": stride, "pads": pads,
+               "groups": groups}
 
 
 def dilate(d: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
@@ -113,19 +148,37 @@ def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: 
     * ``dW[:, :, i, j] = Σ_{n, p, q} δ[n, :, p, q] · x_padded[n, :, p·sh + i, q·sw + j]``.
     * ``db = Σ_{n, p, q} δ``.
 
+    With groups, each group's ``dx`` and ``dW`` come from its own maps, kernels and δ.
+
     Args:
         dy: (N, F, Ho, Wo). cache: from :func:`conv2d_forward`.
         need_dx, need_dW, need_db: compute only the gradients asked for.
 
     Returns:
-        ``(dx, dW, db)`` shaped (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
+        ``(dx, dW, db)`` shaped (N, C, H, W), (F, C/G, kh, kw), (F,); None where not asked.
     """
     x, W, stride, pads = cache["x"], cache["W"], cache["stride"], cache["pads"]
+    G = cache.get("groups", 1)
+    db = dy.sum(axis=(0, 2, 3)) if need_db else None
+    if G == 1:
+        dx, dW = _backward(x, W, dy, stride, pads, need_dx, need_dW)
+        return dx, dW, db
+    Cg, Fg = W.shape[1], W.shape[0] // G
+    parts = [_backward(x[:, g * Cg : (g + 1) * Cg], W[g * Fg : (g + 1) * Fg],
+                       dy[:, g * Fg : (g + 1) * Fg], stride, pads, need_dx, need_dW)
+             for g in range(G)]
+    dx = np.concatenate([p[0] for p in parts], axis=1) if need_dx else None
+    dW = np.concatenate([p[1] for p in parts], axis=0) if need_dW else None
+    return dx, dW, db
+
+
+def _backward(x: np.ndarray, W: np.ndarray, dy: np.ndarray, stride: tuple[int, int],
+              pads: tuple[int, int, int, int], need_dx: bool, need_dW: bool):
+    """``(dx, dW)`` of one (ungrouped) convolution, as :func:`conv2d_backward` describes."""
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
     Ho, Wo = dy.shape[2:]
     pt, pb, pl, pr = pads
-    db = dy.sum(axis=(0, 2, 3)) if need_db else None
     dW = None
     if need_dW:
         xp = pad(x, pads)
@@ -142,7 +195,7 @@ def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: 
         dxp = np.zeros((N, C, H + pt + pb, Wd + pl + pr), reached.dtype)
         dxp[:, :, : reached.shape[2], : reached.shape[3]] = reached
         dx = np.ascontiguousarray(dxp[:, :, pt : pt + H, pl : pl + Wd])
-    return dx, dW, db
+    return dx, dW
 
 
 def connection_mask(table: np.ndarray, kernel_size: tuple[int, int], dtype: Any) -> np.ndarray:

@@ -28,9 +28,11 @@ import numpy as np
 
 from . import activation as ref_act
 from . import conv as ref_conv
+from . import local as ref_local
 from . import pool as ref_pool
 from .fast import activation as fast_act
 from .fast import conv as fast_conv
+from .fast import local as fast_local
 from .fast import pool as fast_pool
 from .fast.workspace import Workspace
 
@@ -72,12 +74,12 @@ def _fast() -> bool:
 def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
                    stride: tuple[int, int] = (1, 1),
                    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-                   ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+                   ws: Workspace | None = None, groups: int = 1) -> tuple[np.ndarray, dict]:
     """:func:`numcnn.functional.conv.conv2d_forward` or its fast version (``ws`` used by the
-    fast path only)."""
+    fast path only); ``groups`` splits maps and kernels into that many groups."""
     if _fast():
-        return fast_conv.conv2d_forward(x, W, b, stride, pads, ws)
-    return ref_conv.conv2d_forward(x, W, b, stride, pads)
+        return fast_conv.conv2d_forward(x, W, b, stride, pads, ws, groups)
+    return ref_conv.conv2d_forward(x, W, b, stride, pads, groups)
 
 
 def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: bool = True,
@@ -85,6 +87,23 @@ def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: 
     """The backward pass of the path that made ``cache``: ``(dx, dW, db)``."""
     mod = fast_conv if cache["kernel"] == "fast" else ref_conv
     return mod.conv2d_backward(dy, cache, need_dx, need_dW, need_db)
+
+
+def locally_connected2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
+                                stride: tuple[int, int] = (1, 1),
+                                pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                                ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+    """:func:`numcnn.functional.local.locally_connected2d_forward` or its fast version."""
+    if _fast():
+        return fast_local.locally_connected2d_forward(x, W, b, stride, pads, ws)
+    return ref_local.locally_connected2d_forward(x, W, b, stride, pads)
+
+
+def locally_connected2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True,
+                                 need_dW: bool = True, need_db: bool = True):
+    """The backward pass of the path that made ``cache``: ``(dx, dW, db)``."""
+    mod = fast_local if cache["kernel"] == "fast" else ref_local
+    return mod.locally_connected2d_backward(dy, cache, need_dx, need_dW, need_db)
 
 
 # ---------------------------------------------------------------------------- pooling

@@ -7,6 +7,7 @@ from .conv import Conv2D
 from .core import Dense, Flatten
 from .input import Input, InputLayer
 from .lenet import RBFOutput, ScaledTanh, Subsampling2D
+from .local import LocallyConnected2D
 from .merge import Add, Average, Concatenate, Multiply, Subtract
 from .node import SymbolicTensor
 from .norm import BatchNorm1D, BatchNorm2D, LocalResponseNorm
@@ -44,6 +45,7 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "LocalResponseNorm",
+    "LocallyConnected2D",
     "LpPool2D",
     "MaxPool2D",
     "Multiply",

@@ -34,10 +34,17 @@ class Conv2D(Layer):
             exactly zero (masked at build and in every gradient), are not counted by
             ``count_params``/``count_connections``, and each output map is initialised with
             its own fan-in ``|{c: table[c, o]}|·kh·kw``.
+        groups: G, as PyTorch's ``groups``: the C input maps and the F kernels are split
+            into G consecutive groups and kernel ``f`` reads only the maps of its group
+            ``g = f // (F/G)``: ``y[f] = Σ_{c' < C/G} x[g·C/G + c'] ⋆ W[f, c'] + b[f]``.
+            ``G = 2`` is AlexNet's two columns, ``G = C`` a depthwise convolution. C and F
+            must be divisible by G; ``W`` is then (F, C/G, kh, kw), as in PyTorch, and its
+            fans are ``C/G·kh·kw`` and ``F·kh·kw`` (PyTorch's and Keras's). Not combined
+            with ``connection_table`` (a table can express any grouping).
 
     Shape:
         input (N, C, H, W) → output (N, F, Ho, Wo) with ``Ho = (H + pt + pb − kh) // sh + 1``.
-        ``params["W"]``: (F, C, kh, kw); ``params["b"]``: (F,).
+        ``params["W"]``: (F, C/G, kh, kw); ``params["b"]``: (F,).
 
     >>> layer = Conv2D(6, 5, padding=2)
     >>> layer.build((1, 28, 28)); layer.params["W"].shape
@@ -54,6 +61,7 @@ class Conv2D(Layer):
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
         connection_table: Any = None,
+        groups: int = 1,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -62,6 +70,15 @@ class Conv2D(Layer):
                 f"out_channels must be a positive int; received out_channels={out_channels!r}"
             )
         self.out_channels = int(out_channels)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"groups must be a positive int; received groups={groups!r}")
+        if out_channels % groups:
+            raise ValueError(f"out_channels must be divisible by groups; received "
+                             f"out_channels={out_channels}, groups={groups}")
+        if groups > 1 and connection_table is not None:
+            raise ValueError(f"connection_table and groups={groups} cannot be combined: a "
+                             "connection table already says which maps each kernel reads")
+        self.groups = int(groups)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.padding = check_padding(padding)
@@ -100,10 +117,15 @@ class Conv2D(Layer):
             raise ValueError(
                 f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
             )
+        C = input_shape[0]
+        if self.groups > 1 and C is not None and C % self.groups:
+            raise ValueError(f"{self.display_name}: the {C} input channels must be divisible "
+                             f"by groups={self.groups}; received input shape "
+                             f"{tuple(input_shape)}")
         return (self.out_channels,) + _spatial_out(self, tuple(input_shape[1:3]))
 
     def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
-        """``W``: (F, C, kh, kw) — absent kernels of a connection table are stored too, as
+        """``W``: (F, C/G, kh, kw) — absent kernels of a connection table are stored too, as
         zeros — and ``b``: (F,) with ``use_bias``."""
         self.output_shape(input_shape)
         C = self._known_dim(input_shape, 0)
@@ -112,7 +134,7 @@ class Conv2D(Layer):
                 f"{self.display_name}: connection_table has {self.connection_table.shape[0]} "
                 f"input rows but the input has {C} maps"
             )
-        shapes = {"W": (self.out_channels, C) + self.kernel_size}
+        shapes = {"W": (self.out_channels, C // self.groups) + self.kernel_size}
         if self.use_bias:
             shapes["b"] = (self.out_channels,)
         return shapes
@@ -125,9 +147,11 @@ class Conv2D(Layer):
         F = self.out_channels
         shape = (F, C, kh, kw)
         if self.connection_table is None:
-            self.add_param("W", self.kernel_initializer(shape, C * kh * kw, F * kh * kw, rng))
+            Cg = C // self.groups  # input maps each kernel reads
+            fan_in, fan_out = Cg * kh * kw, F * kh * kw
+            self.add_param("W", self.kernel_initializer((F, Cg, kh, kw), fan_in, fan_out, rng))
             if self.use_bias:
-                self.add_param("b", self.bias_initializer((F,), C * kh * kw, F * kh * kw, rng))
+                self.add_param("b", self.bias_initializer((F,), fan_in, fan_out, rng))
         else:
             t = self.connection_table
             if t.shape[0] != C:
@@ -154,7 +178,7 @@ class Conv2D(Layer):
         self.check_input(x)
         pads = self._pads(x.shape[2:])
         y, cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride,
-                                  pads, call.ws)
+                                  pads, call.ws, self.groups)
         call.cache = (x, pads, cache)
         return y
 
@@ -182,7 +206,8 @@ class Conv2D(Layer):
             live = int(self.connection_table.sum())  # Σ_o |inputs of map o|
             kk = self.kernel_size[0] * self.kernel_size[1]
             return Ho * Wo * (live * kk + F * self.use_bias)
-        per_output = input_shape[0] * self.kernel_size[0] * self.kernel_size[1] + self.use_bias
+        kk = self.kernel_size[0] * self.kernel_size[1]
+        per_output = input_shape[0] // self.groups * kk + self.use_bias
         return F * Ho * Wo * per_output
 
     def get_config(self) -> dict[str, Any]:
@@ -196,6 +221,8 @@ class Conv2D(Layer):
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             bias_initializer=initializers.serialize(self.bias_initializer),
         )
+        if self.groups != 1:
+            cfg["groups"] = self.groups
         if self.connection_table is not None:
             cfg["connection_table"] = self.connection_table.tolist()
         return cfg
@@ -238,11 +265,11 @@ def _conv_gn(layer: Conv2D, d2y: np.ndarray, call: Call):
     ``h_W[o, c, i, j] = Σ_{n, p} x[n, c, p + (i, j)]² · d2y[n, o, p]`` (summed over the
     connections sharing the weight), ``h_b[o] = Σ_{n, p} d2y[n, o, p]`` and
     ``d2x = full_conv(d2y, rot180(W²))`` — the usual backward with every weight and input
-    squared. Absent connections get ``h = 0``.
+    squared. Absent connections get ``h = 0``; with groups, each group's rule is its own.
     """
     x, pads, _ = call.cache
     W = layer.params["W"]
-    _, cache = conv2d_forward(x * x, W * W, None, layer.stride, pads)
+    _, cache = conv2d_forward(x * x, W * W, None, layer.stride, pads, groups=layer.groups)
     d2x, hW, hb = conv2d_backward(d2y, cache, need_dx=call.need_dx, need_db=layer.use_bias)
     h = {"W": hW if layer.mask is None else hW * layer.mask}
     if layer.use_bias:

@@ -11,6 +11,8 @@ counts only convolutions (``out_elems · C_in/groups · kh · kw``) and matrix p
 * ``Conv2D``: ``F · Ho · Wo · (C/groups) · kh · kw``; with a ``connection_table``, only the
   kernels present: ``Ho · Wo · |table| · kh · kw`` (LeNet-5's C3: 150,000).
 * ``Dense``: ``in_features · units``.
+* ``LocallyConnected2D``: ``F · Ho · Wo · C · kh · kw`` — every weight used once per sample
+  (no sharing), so the MACs equal the weights.
 * layers equivalent to one of those, counted as that: ``Subsampling2D`` (LeNet's ``coef ·
   Σ window``, a depthwise p×p convolution whose p² weights are tied: ``C·Ho·Wo·p²``),
   ``WeightedPool2D`` (a depthwise convolution with fixed Gaussian weights:
@@ -67,6 +69,7 @@ from ..layers import (
     GlobalMaxPool2D,
     InputLayer,
     LeakyReLU,
+    LocallyConnected2D,
     LocalResponseNorm,
     LpPool2D,
     MaxPool2D,
@@ -183,6 +186,15 @@ def _conv2d(layer: Conv2D, input_shape: Any, output_shape: Any) -> int | None:
 def _dense(layer: Dense, input_shape: Any, output_shape: Any) -> int | None:
     """``in_features · units``."""
     return prod(input_shape[0], layer.units)
+
+
+@register_macs(LocallyConnected2D)
+def _locally_connected(layer: LocallyConnected2D, input_shape: Any,
+                       output_shape: Any) -> int | None:
+    """``F·Ho·Wo·C·kh·kw``: one product per weight (a kernel per output position)."""
+    F, Ho, Wo = output_shape
+    kh, kw = layer.kernel_size
+    return prod(F, Ho, Wo, input_shape[0], kh, kw)
 
 
 @register_macs(Subsampling2D)

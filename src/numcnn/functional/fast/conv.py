@@ -11,7 +11,10 @@ The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered fo
   re-uses them for ``dW``;
 * the input gradient (the course's full convolution with the rotated kernel) is computed one
   output row at a time as one product whose columns sum over the kernel columns;
-* a kernel that covers the whole input (LeNet-5's C5) is one product on the input itself.
+* a kernel that covers the whole input (LeNet-5's C5) is one product on the input itself;
+* a grouped convolution (``groups = G``) uses the same buffers: with the channels outermost,
+  the rows of every im2col matrix and of the output are group-major, so each product is
+  ``G`` stacked per-group products (one ``np.matmul`` over a leading group axis).
 
 Scratch buffers and outputs come from the caller's :class:`Workspace`; the cache keeps the
 padded input and the row fields, so a later forward call on the same workspace makes it
@@ -23,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..conv import group_sizes
 from ..geometry import conv_output_hw
 from .tuning import (
     BLOCK_BYTES,
@@ -74,6 +78,12 @@ def _im2col_block(xp: np.ndarray, cols: np.ndarray, a: int, q: int,
     return cols.reshape(C * kh * kw, R * Q * N)
 
 
+def _g(a: np.ndarray, G: int) -> np.ndarray:
+    """The (rows, cols) matrix ``a`` as ``G`` stacked (rows/G, cols) matrices — its rows are
+    group-major — or ``a`` itself when ``G == 1`` (one plain product)."""
+    return a if G == 1 else a.reshape(G, a.shape[0] // G, a.shape[1])
+
+
 def _block_view(a4: np.ndarray, a: int, R: int, q: int, Q: int) -> np.ndarray:
     """(F, R·Q·N) matrix view of ``a4[:, a:a+R, q:q+Q]`` for a (F, Ho, Wo, N) array."""
     F, _, _, N = a4.shape
@@ -89,17 +99,19 @@ def conv2d_forward(
     stride: tuple[int, int] = (1, 1),
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
     ws: Workspace | None = None,
+    groups: int = 1,
 ) -> tuple[np.ndarray, dict]:
     """Convolution forward pass.
 
     Args:
         x: input, shape (N, C, H, W) (any memory layout).
-        W: kernels, shape (F, C, kh, kw).
+        W: kernels, shape (F, C/G, kh, kw).
         b: bias, shape (F,), or None.
         stride: (sh, sw).
         pads: explicit (top, bottom, left, right) zero padding.
         ws: the call site's workspace (scratch buffers and outputs re-used across calls of
             the same shape); a throw-away one when None.
+        groups: G; kernel ``f`` reads the input maps of its group ``f // (F/G)`` only.
 
     Returns:
         ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
@@ -115,6 +127,7 @@ def conv2d_forward(
         512–4096 columns ``Wo·N`` (batches of about 32–128 for LeNet-5) use the row fields
         of :func:`_row_fields` instead: one copy of ``kw`` shifted inputs whose slices are
         the im2col matrices, one product per output row, re-used by the backward pass.
+        With ``G`` groups every product is ``(G, F/G, C/G·kh·kw) @ (G, C/G·kh·kw, M)``.
 
     >>> x = np.array([[1, 2, 3, 0], [0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1]], float)
     >>> k = np.array([[2, 0, 1], [0, 1, 2], [1, 0, 2]], float)
@@ -125,8 +138,11 @@ def conv2d_forward(
     ws = get_workspace(ws)
     N, C, H, Wd = x.shape
     F, Cw, kh, kw = W.shape
-    if Cw != C:
+    G = groups
+    if G == 1 and Cw != C:
         raise ValueError(f"kernel expects {Cw} input channels; input has {C} (shape {x.shape})")
+    if G != 1:
+        group_sizes(C, W.shape, G)
     Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
     pt, pb, pl, pr = pads
     K = C * kh * kw
@@ -140,27 +156,27 @@ def conv2d_forward(
         # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values
         xp = ws.empty("xc", xp.shape, x.dtype)
         xp[...] = _hwn(x)
-    W2 = W.reshape(F, K)
-    bias = None if b is None else b.reshape(F, 1)
+    W2 = _g(W.reshape(F, Cw * kh * kw), G)
+    bias = None if b is None else _g(b.reshape(F, 1), G)
     y4 = ws.fresh((F, Ho, Wo, N), np.result_type(x, W))
     cache = {"kernel": "fast", "xp": xp, "W": W, "x_shape": x.shape, "stride": stride,
              "pads": pads, "ws": ws, "generation": ws.begin(), "fields": None,
-             "whole": xp.shape[1:3] == (kh, kw)}
+             "whole": xp.shape[1:3] == (kh, kw), "groups": G}
     if cache["whole"]:
         # the kernel covers the whole (padded) input (LeNet-5's C5): the im2col matrix is the
         # input itself, (C·kh·kw, N) in (c, i, j) row order — one product, no copy
-        out = np.matmul(W2, xp.reshape(K, N), out=y4.reshape(F, N))
+        out = np.matmul(W2, _g(xp.reshape(K, N), G), out=_g(y4.reshape(F, N), G))
         if b is not None:
             out += bias
         return _nchw(y4), cache
     fields = None
     if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize):
-        fields = _row_fields(xp, kh, kw, Wo, stride, ws)
-        W2 = _fields_order(W)
+        fields = _row_fields(xp, kh, kw, Wo, stride, ws, G)
+        W2 = _fields_order(W, G)
         sh = stride[0]
         for a in range(Ho):
-            cols = fields[a * sh : a * sh + kh].reshape(K, Wo * N)  # a view
-            out = np.matmul(W2, cols, out=_block_view(y4, a, 1, 0, Wo))
+            cols = _field_rows(fields, a * sh, kh, G)  # a view
+            out = np.matmul(W2, cols, out=_g(_block_view(y4, a, 1, 0, Wo), G))
             if b is not None:
                 out += bias
     else:
@@ -168,7 +184,8 @@ def conv2d_forward(
             cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q,
                                  stride)
             # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
-            out = np.matmul(W2, cols, out=_block_view(y4, a, R, q, Q))
+            # (G groups: (G, F/G, C/G*kh*kw) @ (G, C/G*kh*kw, R*Q*N))
+            out = np.matmul(W2, _g(cols, G), out=_g(_block_view(y4, a, R, q, Q), G))
             if b is not None:
                 out += bias  # while the block is still in cache
     cache["fields"] = fields
@@ -184,27 +201,43 @@ def _use_row_fields(Wo: int, N: int, nbytes: int) -> bool:
 
 
 def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int],
-                ws: Workspace) -> np.ndarray:
+                ws: Workspace, G: int = 1) -> np.ndarray:
     """``X[h, c, j, q, n] = xp[c, h, q·sw + j, n]``: every input row with its ``kw`` column
     shifts, built by one strided copy (``kw``× the input, where im2col is ``kh·kw``×).
 
     The im2col matrix of output row ``a`` is then the contiguous slice
     ``X[a·sh : a·sh + kh]`` seen as ``(kh·C·kw, Wo·N)``: no copy per row, and the backward
-    pass reuses ``X`` instead of rebuilding the columns.
+    pass reuses ``X`` instead of rebuilding the columns. With ``G > 1`` groups the fields
+    are ``X[g, h, c', j, q, n]`` (``c = g·C/G + c'``), so that each group's slice is
+    contiguous too (:func:`_field_rows`).
     """
     C, Hp, _, N = xp.shape
     sC, sH, sW, sN = xp.strides
     shape = (Hp, C, kw, Wo, N)
+    strides = (sH, sC, sW, sW * stride[1], sN)
+    if G > 1:
+        shape = (G, Hp, C // G, kw, Wo, N)
+        strides = (sC * (C // G),) + strides
     X = ws.empty("fields", shape, xp.dtype)
-    np.copyto(X, as_strided(xp, shape=shape, strides=(sH, sC, sW, sW * stride[1], sN),
-                            writeable=False))
+    np.copyto(X, as_strided(xp, shape=shape, strides=strides, writeable=False))
     return X
 
 
-def _fields_order(W: np.ndarray) -> np.ndarray:
-    """``W`` (F, C, kh, kw) as the (F, kh·C·kw) matrix matching :func:`_row_fields` rows."""
+def _field_rows(X: np.ndarray, top: int, kh: int, G: int) -> np.ndarray:
+    """The im2col matrix of the output row whose window starts at input row ``top``: a view
+    of the row fields, (kh·C·kw, Wo·N), or (G, kh·C/G·kw, Wo·N) for ``G`` groups."""
+    if G == 1:
+        Hp, C, kw, Wo, N = X.shape
+        return X[top : top + kh].reshape(kh * C * kw, Wo * N)
+    _, Hp, Cg, kw, Wo, N = X.shape
+    return X[:, top : top + kh].reshape(G, kh * Cg * kw, Wo * N)
+
+
+def _fields_order(W: np.ndarray, G: int = 1) -> np.ndarray:
+    """``W`` (F, C/G, kh, kw) as the (F, kh·C/G·kw) matrix matching :func:`_row_fields`
+    rows (as ``G`` stacked matrices for ``G`` groups)."""
     F, C, kh, kw = W.shape
-    return np.ascontiguousarray(W.transpose(0, 2, 1, 3)).reshape(F, kh * C * kw)
+    return _g(np.ascontiguousarray(W.transpose(0, 2, 1, 3)).reshape(F, kh * C * kw), G)
 
 
 def conv2d_backward(
@@ -226,17 +259,19 @@ def conv2d_backward(
         need_dx, need_dW, need_db: compute only the gradients asked for.
 
     Returns:
-        ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C, kh, kw), (F,); None where not asked.
-        ``dx`` is a fresh array, an NCHW view of (C, H, W, N) memory.
+        ``(dx, dW, db)`` with shapes (N, C, H, W), (F, C/G, kh, kw), (F,); None where not
+        asked. ``dx`` is a fresh array, an NCHW view of (C, H, W, N) memory.
     """
     W = cache["W"]
+    G = cache.get("groups", 1)
     xp = cache["xp"]
     stride = cache["stride"]
     ws: Workspace = cache["ws"]
     ws.check(cache["generation"], "conv2d_backward")
     N, C, H, Wd = cache["x_shape"]
-    F, _, kh, kw = W.shape
+    F, Cg, kh, kw = W.shape
     K = C * kh * kw
+    Kg = Cg * kh * kw  # one group's im2col rows (K when G == 1)
     Ho, Wo = dy.shape[2:]
     dyc = _hwn(dy)  # (F, Ho, Wo, N)
     if not dyc.flags.c_contiguous:
@@ -248,23 +283,25 @@ def conv2d_backward(
     padded = pt or pb or pl or pr
     if cache.get("whole"):
         return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
-    dWt = np.zeros((K, F), dt) if need_dW else None  # accumulated as (C*kh*kw, F)
+    # dWᵀ accumulated as (C*kh*kw, F), or (G, C/G*kh*kw, F/G) for G groups
+    dWt = np.zeros((K, F) if G == 1 else (G, Kg, F // G), dt) if need_dW else None
     dx = dxp = None
     rows_dx = False
     if need_dx:
         shape = (C, H + pt + pb, Wd + pl + pr, N)
         dxp = ws.zeros("dxp", shape, dt) if padded else ws.fresh_ordered(shape, dt, zero=True)
-        W2t = W.reshape(F, K).T
+        W2t = _g(W.reshape(F, Kg), G).swapaxes(-1, -2)  # (C*kh*kw, F) or (G, Kg, F/G)
         rows_dx = _use_row_gemm(C, F, kh, kw, Wo, shape[2], stride)
         if rows_dx:
-            _dx_by_rows(dyc, W, dxp, stride, ws)
+            _dx_by_rows(dyc, W, dxp, stride, ws, G)
     fields = cache.get("fields")
     if need_dW and fields is not None:
         sh = stride[0]
         for a in range(Ho):  # dWᵀ in the fields' (kh, C, kw) row order
-            dWt += fields[a * sh : a * sh + kh].reshape(K, Wo * N) @ _block_view(dyc, a, 1, 0,
-                                                                                 Wo).T
-        dWt = dWt.reshape(kh, C, kw, F).transpose(1, 0, 2, 3).reshape(K, F)
+            d = _g(_block_view(dyc, a, 1, 0, Wo), G)
+            dWt += _field_rows(fields, a * sh, kh, G) @ d.swapaxes(-1, -2)
+        lead = dWt.shape[:-2]  # (G,) with groups
+        dWt = dWt.reshape(lead + (kh, Cg, kw, -1)).swapaxes(-4, -3).reshape(dWt.shape)
     fields_dW = fields is not None
     if (need_dW and not fields_dW) or (need_dx and not rows_dx):
         for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize):
@@ -272,10 +309,11 @@ def conv2d_backward(
             if need_dW and not fields_dW:
                 cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
                                      q, stride)
-                dWt += cols @ d.T  # (C*kh*kw, R*Q*N) @ (R*Q*N, F)
+                # (C*kh*kw, R*Q*N) @ (R*Q*N, F), or G stacked per-group products
+                dWt += _g(cols, G) @ _g(d, G).swapaxes(-1, -2)
             if need_dx and not rows_dx:
                 dcols = ws.empty("dcols", (K, R * Q * N), dt)
-                np.matmul(W2t, d, out=dcols)  # (C*kh*kw, F) @ (F, R*Q*N)
+                np.matmul(W2t, _g(d, G), out=_g(dcols, G))  # (C*kh*kw, F) @ (F, R*Q*N)
                 dcols = dcols.reshape(C, kh, kw, R, Q, N)
                 sh, sw = stride
                 for r in range(R):
@@ -285,7 +323,7 @@ def conv2d_backward(
                         # input rows, so they are added in one call: (C, kh, Q, N) slabs
                         c = q * sw + j
                         dxp[:, top : top + kh, c : c + sw * (Q - 1) + 1 : sw] += dcols[:, :, j, r]
-    dW = dWt.T.reshape(W.shape) if need_dW else None
+    dW = dWt.swapaxes(-1, -2).reshape(W.shape) if need_dW else None
     if need_dx:
         if padded:
             dx = ws.fresh((C, H, Wd, N), dt)
@@ -301,15 +339,19 @@ def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, n
     """``(dx, dW)`` when the kernel covers the whole padded input ``xp`` (C, kh, kw, N):
     ``dW = δ · colsᵀ`` and ``dcols = Wᵀ · δ`` with ``cols = xp`` as (C·kh·kw, N); ``dcols``
     is the padded input gradient itself (no col2im)."""
-    F, C, kh, kw = W.shape
+    F, Cg, kh, kw = W.shape
+    C = xp.shape[0]
+    G = cache.get("groups", 1)
     N = d.shape[1]
     ws: Workspace = cache["ws"]
-    dW = (d @ xp.reshape(C * kh * kw, N).T).reshape(W.shape) if need_dW else None
+    d = _g(d, G)  # (F, N), or (G, F/G, N)
+    cols = _g(xp.reshape(C * kh * kw, N), G)
+    dW = (d @ cols.swapaxes(-1, -2)).reshape(W.shape) if need_dW else None
     if not need_dx:
         return None, dW
     dt = np.result_type(d, W)
     dxp = ws.fresh((C, kh, kw, N), dt)
-    np.matmul(W.reshape(F, -1).T, d, out=dxp.reshape(-1, N))
+    np.matmul(_g(W.reshape(F, -1), G).swapaxes(-1, -2), d, out=_g(dxp.reshape(-1, N), G))
     pt, pb, pl, pr = cache["pads"]
     _, _, H, Wd = cache["x_shape"]
     if pt or pb or pl or pr:
@@ -329,7 +371,7 @@ def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,
 
 
 def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[int, int],
-                ws: Workspace) -> None:
+                ws: Workspace, groups: int = 1) -> None:
     """Add the input gradient into ``dxp`` (C, Hp, Wp, N) one output row at a time, the sum
     over the kernel columns done by the matrix product (stride 1 along the width).
 
@@ -340,20 +382,26 @@ def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[i
         dxp[c, r·sh + i, w, n] += Σ_{f, j′} W[f, c, i, kw − 1 − j′] · D[(f, j′), (w, n)]
 
     i.e. ``(C·kh, F·kw) @ (F·kw, Wp·N)`` and one add of a ``(C, kh, Wp, N)`` slab — the
-    course's full convolution with the rotated kernel, row by row.
+    course's full convolution with the rotated kernel, row by row. With groups, ``c`` and
+    ``f`` run over one group: ``G`` stacked ``(C/G·kh, F/G·kw) @ (F/G·kw, Wp·N)`` products.
     """
     F, Ho, Wo, N = dyc.shape
-    _, C, kh, kw = W.shape
+    _, Cg, kh, kw = W.shape
+    Fg = F // groups
     Wp = dxp.shape[2]
     sh = stride[0]
-    Wr = ws.empty("Wr", (C * kh, F * kw), W.dtype)
-    Wr.reshape(C, kh, F, kw)[...] = W[:, :, :, ::-1].transpose(1, 2, 0, 3)
+    Wr = ws.empty("Wr", (Cg * kh, F * kw) if groups == 1 else (groups, Cg * kh, Fg * kw),
+                  W.dtype)
+    # Wr[g, (c', i), (f', j')] = W[g·F/G + f', c', i, kw − 1 − j']
+    Wr.reshape(groups, Cg, kh, Fg, kw)[...] = (
+        W.reshape(groups, Fg, Cg, kh, kw)[..., ::-1].transpose(0, 2, 3, 1, 4))
     # D's columns outside each shifted copy are never written: zero since allocation
     D = ws.padded("D", (F, kw, Wp, N), dyc.dtype, 0.0)
-    G = ws.empty("G", (C * kh, Wp * N), np.result_type(dyc, W))
+    C = Cg * groups
+    Gm = ws.empty("G", (C * kh, Wp * N), np.result_type(dyc, W))
     for r in range(Ho):
         for jp in range(kw):
             lo = kw - 1 - jp
             D[:, jp, lo : lo + Wo] = dyc[:, r]
-        np.matmul(Wr, D.reshape(F * kw, Wp * N), out=G)
-        dxp[:, r * sh : r * sh + kh] += G.reshape(C, kh, Wp, N)
+        np.matmul(Wr, _g(D.reshape(F * kw, Wp * N), groups), out=_g(Gm, groups))
+        dxp[:, r * sh : r * sh + kh] += Gm.reshape(C, kh, Wp, N)
