@@ -51,11 +51,15 @@ def _number(kind: type, name: str, allow_zero: bool = False):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="numcnn", description="Convolutional networks in NumPy.")
-    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,summary,bench}")
+    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,summary,predict,bench}")
     sub.required = True
 
     t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
-    t.add_argument("--model", default="lenet5", help="zoo model name (default lenet5)")
+    t.add_argument("--model", default="lenet5",
+                   help="zoo model name (default lenet5; alexnet, zfnet, vgg11…vgg19, googlenet, "
+                        "resnet18…resnet152, resnet20/32/56: see `numcnn summary NAME`)")
+    t.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist", "cifar10"),
+                   help="training and test images (default mnist)")
     t.add_argument("--epochs", type=_number(int, "--epochs"), default=None,
                    help="passes over the training set (default 1; lenet5-1998: 20)")
     t.add_argument("--batch-size", type=_number(int, "--batch-size"), default=None,
@@ -106,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="zoo model name, a saved .npz model, or a .json model config "
                                  "(counted without building: no weights allocated)")
 
+    r = sub.add_parser("predict", help="classify images with a zoo network and its weights, "
+                                         "or a saved model")
+    r.add_argument("images", nargs="+", help="image files (PNG, JPEG, …; needs Pillow)")
+    r.add_argument("--model", required=True,
+                   help="zoo model name (e.g. resnet18, with --weights) or a saved .npz model")
+    r.add_argument("--weights", default=None,
+                   help="a torchvision state_dict saved as .npz (see README, Classic networks)")
+    r.add_argument("--top", type=_number(int, "--top"), default=5,
+                   help="how many classes to print (default 5)")
+    r.add_argument("--threads", type=_number(int, "--threads"), default=1)
+
     b = sub.add_parser(
         "bench", help="time numcnn alone (against PyTorch: python benchmarks/lenet_vs_torch.py)",
         description="Time numcnn alone: training seconds per 60,000-image epoch and images/s, "
@@ -140,15 +155,6 @@ def _threads(n: int):
     return num_threads(n)
 
 
-def _load_mnist(data_dir: str | None, train_size: int | None = None):
-    from .datasets import mnist
-
-    (x_train, y_train), (x_test, y_test) = mnist.load_data(data_dir=data_dir)
-    if train_size is not None:
-        x_train, y_train = x_train[:train_size], y_train[:train_size]
-    return (x_train, y_train), (x_test, y_test)
-
-
 def _warn(text: str) -> None:
     print(f"numcnn: warning: {text}", file=sys.stderr)
 
@@ -166,7 +172,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_threads(args.threads)
     spec = RunSpec(
-        model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        model=args.model, dataset=args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size,
         augment=args.augment, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         loss=args.loss, schedule=args.schedule, seed=args.seed,
         validation_size=args.validation_size, train_size=args.train_size,
@@ -218,7 +225,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   loss=model.loss or ("lenet_map" if rbf else "softmax_cross_entropy"),
                   metrics=[metric])
     scale = _pixel_scale(extra.get("pixel_scale", PIXEL_SCALE), args.path)
-    _, (x_test, y_test) = _load_mnist(args.data_dir)
+    dataset = extra.get("dataset", "mnist")
+    if dataset not in ("mnist", "fashion_mnist", "cifar10"):
+        raise ValueError(f"{args.path}: damaged metadata: dataset must be mnist, "
+                         f"fashion_mnist or cifar10; received {dataset!r}")
+    from .datasets import load as load_dataset
+
+    _, (x_test, y_test) = load_dataset(dataset, data_dir=args.data_dir)
     with _threads(args.threads):
         result = model.evaluate(scale_images(x_test, scale), y_test, batch_size=args.batch_size)
     result["accuracy"] = result.pop(metric)
@@ -278,8 +291,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .io.images import imagenet_input, load_image
+    from .io.saving import load_model
+    from .models import get, imagenet_classes
+
+    _check_threads(args.threads)
+    saved = args.model.endswith(".npz")
+    if saved:
+        if args.weights:
+            raise CLIError("--weights is for zoo models; a saved .npz model holds its own")
+        model = load_model(args.model, compile=False)
+    else:
+        model = get(args.model, weights=args.weights)
+    shape = model.input_shape if hasattr(model, "input_shape") else None
+    if not (isinstance(shape, tuple) and len(shape) == 3 and shape[0] in (1, 3)):
+        raise CLIError(f"predict needs a model of (1 or 3, H, W) images; {args.model} takes "
+                       f"{shape}")
+    c, h, w = shape
+    for path in args.images:
+        if saved:  # as it was trained: the file's pixel scale, the whole image resized
+            scale = _pixel_scale(getattr(model, "saved_extra", {}).get("pixel_scale",
+                                                                       PIXEL_SCALE), args.model)
+            x = load_image(path, "L" if c == 1 else "RGB", resize=min(h, w), crop=(h, w))
+            x = (x.astype(np.float32) * np.float32(scale))[None]
+        elif args.model.lower() == "googlenet":  # torchvision's transform_input
+            x = imagenet_input(path, size=h, mean=(0.5,) * 3, std=(0.5,) * 3)
+        else:
+            x = imagenet_input(path, size=h)
+        with _threads(args.threads):
+            out = model.predict(x.astype(model.dtype, copy=False))
+        out = np.asarray(out[0] if isinstance(out, list) else out, dtype=np.float64)[0]
+        names = imagenet_classes() if out.shape[0] == 1000 else None
+        z = np.exp(out - out.max())
+        probs = z / z.sum()
+        print(f"{path}:")
+        for rank, k in enumerate(np.argsort(-probs, kind="stable")[: args.top], start=1):
+            label = f"{names[k]} ({k})" if names else f"class {k}"
+            print(f"  {rank}. {label:<40s} {100 * probs[k]:6.2f} %")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-            "bench": cmd_bench}
+            "predict": cmd_predict, "bench": cmd_bench}
 
 
 def _error(e: BaseException) -> None:

@@ -23,24 +23,32 @@ MNIST is by Y. LeCun, C. Cortes and C. J. C. Burges, licensed CC BY-SA 3.0.
 from __future__ import annotations
 
 import hashlib
-import http.client
-import os
-import re
-import secrets
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from ._fetch import (
+    CACHE_ORIGIN,
+    ENV_DATA_DIR,
+    ENV_HOME,
+    DownloadError,
+    Mirrors,
+    cache_dir,
+    download_file,
+    mirror_list,
+    missing_files_error,
+    named_dirs,
+)
 from .idx import DataError, PathLike, parse_idx, parse_idx_header, read_idx_bytes
 
 __all__ = [
+    "CLASS_NAMES",
     "DataError",
     "DownloadError",
+    "ENV_DATA_DIR",
+    "ENV_HOME",
+    "ENV_MIRROR",
     "FILES",
     "MIRRORS",
     "cache_dir",
@@ -77,42 +85,22 @@ FILES: dict[str, FileSpec] = {
     ),
 }
 
+#: The ten classes, in label order: the digits.
+CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
+
 #: Public mirrors serving ``<name>.gz`` for each file (LeCun's own site is gone).
 MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 
-ENV_DATA_DIR = "NUMCNN_DATA_DIR"
-ENV_HOME = "NUMCNN_HOME"
+#: the environment variable naming other mirrors (``$NUMCNN_DATA_DIR`` and ``$NUMCNN_HOME``
+#: are shared by every dataset: see ``numcnn.datasets._fetch``)
 ENV_MIRROR = "NUMCNN_MNIST_MIRROR"
-
-_CHUNK = 1 << 16
 
 
 def _raw_size(spec: FileSpec) -> int:
     return 4 + 4 * len(spec.shape) + int(np.prod(spec.shape))  # header + uint8 data
-
-
-def _env_path(var: str) -> Path | None:
-    value = os.environ.get(var, "")
-    return Path(value).expanduser() if value.strip() else None
-
-
-def cache_dir() -> Path:
-    """Return numcnn's cache root (created lazily, only when something is downloaded).
-
-    Returns:
-        ``$NUMCNN_HOME`` if set, else ``$XDG_CACHE_HOME/numcnn`` (if that is an absolute
-        path), else ``~/.cache/numcnn``. MNIST lives in its ``mnist/`` subfolder.
-    """
-    home = _env_path(ENV_HOME)
-    if home is not None:
-        return home
-    xdg = _env_path("XDG_CACHE_HOME")
-    if xdg is not None and xdg.is_absolute():
-        return xdg / "numcnn"
-    return Path.home() / ".cache" / "numcnn"
 
 
 def search_dirs(data_dir: PathLike | None = None) -> list[tuple[Path, str]]:
@@ -129,20 +117,7 @@ def search_dirs(data_dir: PathLike | None = None) -> list[tuple[Path, str]]:
         FileNotFoundError: if ``data_dir`` or ``$NUMCNN_DATA_DIR`` is given but is not an
             existing directory (a typo should not silently fall through to a download).
     """
-    dirs: list[tuple[Path, str]] = []
-    if data_dir is not None:
-        dirs.append((Path(data_dir).expanduser(), "data_dir argument (--data-dir)"))
-    env = _env_path(ENV_DATA_DIR)
-    if env is not None:
-        dirs.append((env, f"${ENV_DATA_DIR}"))
-    for d, origin in dirs:
-        if not d.is_dir():
-            raise FileNotFoundError(
-                f"MNIST data directory {str(d)!r} (from the {origin}) does not exist or is "
-                "not a directory; fix the path, or unset it to use the cache"
-            )
-    dirs.append((cache_dir() / "mnist", "cache ($NUMCNN_HOME, $XDG_CACHE_HOME or ~/.cache)"))
-    return dirs
+    return named_dirs(data_dir, "MNIST") + [(cache_dir() / "mnist", CACHE_ORIGIN)]
 
 
 def _candidates(directory: Path, name: str) -> tuple[Path, Path]:
@@ -252,49 +227,9 @@ def verify_file(path: PathLike, name: str | None = None) -> None:
     load_file(path, name)
 
 
-class DownloadError(OSError):
-    """No mirror delivered a file that passed verification."""
-
-
-def _mirror_list(mirrors: list[str] | tuple[str, ...] | str | None) -> list[str]:
-    if mirrors is None:
-        env = os.environ.get(ENV_MIRROR, "")
-        mirrors = env if env.strip() else MIRRORS
-    if isinstance(mirrors, str):
-        mirrors = re.split(r"[\s,]+", mirrors.strip())
-    out = [m for m in mirrors if m]
-    if not out:
-        raise ValueError("mirrors must name at least one URL; received an empty list")
-    for m in out:
-        if urllib.parse.urlsplit(m).scheme not in ("http", "https"):
-            raise ValueError(f"mirror URLs must be http:// or https://; received {m!r}")
-    return [m if m.endswith("/") else m + "/" for m in out]
-
-
-def _fetch(url: str, part: Path, max_bytes: int, timeout: float) -> None:
-    """Stream ``url`` into the new file ``part`` (at most ``max_bytes`` bytes)."""
-    req = urllib.request.Request(url, headers={"User-Agent": "numcnn (python urllib)"})
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "wb") as out:
-        try:
-            resp = urllib.request.urlopen(req, timeout=timeout)
-        except urllib.error.HTTPError as e:
-            e.close()
-            raise
-        with resp:
-            total = 0
-            while chunk := resp.read(_CHUNK):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise DataError(f"{url}: response is larger than {max_bytes} bytes")
-                out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-
-
 def download(
     dest: PathLike | None = None,
-    mirrors: list[str] | tuple[str, ...] | str | None = None,
+    mirrors: Mirrors = None,
     *,
     names: list[str] | None = None,
     timeout: float = 30.0,
@@ -322,42 +257,23 @@ def download(
             message lists every URL tried and why it failed.
     """
     dest = cache_dir() / "mnist" if dest is None else Path(dest).expanduser()
-    urls = _mirror_list(mirrors)
+    urls = mirror_list(mirrors, ENV_MIRROR, MIRRORS)
     names = list(FILES) if names is None else names
     for name in names:
         _spec_for(Path(name), name)
-    dest.mkdir(parents=True, exist_ok=True)
+    fix = (f"To fix: download the four MNIST files yourself and point ${ENV_DATA_DIR} (or "
+           f"--data-dir) at their directory, or pass other mirrors= / set ${ENV_MIRROR}.")
     result: dict[str, Path] = {}
     for name in names:
         raw_size = _raw_size(FILES[name])
-        final = dest / f"{name}.gz"
-        failures: list[str] = []
-        for base in urls:
-            url = f"{base}{name}.gz"
-            part = dest / f"{name}.gz.{os.getpid()}.{secrets.token_hex(4)}.part"
-            if verbose:
-                print(f"numcnn: downloading {url}", file=sys.stderr)
-            try:
-                # gzip never grows data by more than ~0.1 % plus a few header bytes
-                _fetch(url, part, raw_size + raw_size // 500 + 4096, timeout)
-                raw = read_idx_bytes(part, raw_size, gzipped=True, source=url)
-                _check(raw, name, url)
-                os.replace(part, final)
-            except (OSError, DataError, http.client.HTTPException) as e:
-                failures.append(f"  {url}: {e}")
-            else:
-                result[name] = final
-                break
-            finally:
-                part.unlink(missing_ok=True)
-        else:
-            raise DownloadError(
-                f"could not download {name}.gz from any mirror:\n"
-                + "\n".join(failures)
-                + f"\nTo fix: download the four MNIST files yourself and point "
-                f"${ENV_DATA_DIR} (or --data-dir) at their directory, or pass other "
-                f"mirrors= / set ${ENV_MIRROR}."
-            )
+
+        def verify(part: Path, url: str, name: str = name, raw_size: int = raw_size) -> None:
+            _check(read_idx_bytes(part, raw_size, gzipped=True, source=url), name, url)
+
+        # gzip never grows data by more than ~0.1 % plus a few header bytes
+        result[name], _ = download_file(
+            f"{name}.gz", dest, urls, verify, max_bytes=raw_size + raw_size // 500 + 4096,
+            timeout=timeout, verbose=verbose, fix=fix)
     return result
 
 
@@ -368,7 +284,7 @@ def load_data(
     data_dir: PathLike | None = None,
     download: bool = True,
     *,
-    mirrors: list[str] | tuple[str, ...] | str | None = None,
+    mirrors: Mirrors = None,
     timeout: float = 30.0,
     verbose: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -409,17 +325,9 @@ def load_data(
     if missing and (not download or named):
         # a named folder that lacks files is a mistake to report (a typo, a half-copied
         # folder), not a reason to fall through to a download
-        places = "\n".join(f"  {d}  ({origin})" for d, origin in search_dirs(data_dir))
-        raise FileNotFoundError(
-            "MNIST files not found: "
-            + ", ".join(missing)
-            + " (raw or .gz, under exactly these names). Looked in:\n"
-            + places
-            + f"\nTo fix: put the four IDX files ({', '.join(FILES)}) in the folder named by "
-            f"data_dir / --data-dir / ${ENV_DATA_DIR}"
-            + (", or allow download=True." if not download else
-               ", or name no folder to download them into the cache.")
-        )
+        raise missing_files_error(
+            "MNIST", missing, search_dirs(data_dir), f"the four IDX files ({', '.join(FILES)})",
+            download, note=" (raw or .gz, under exactly these names)")
     if missing:
         found.update(_download(None, mirrors, names=missing, timeout=timeout, verbose=verbose))
     arrays = [load_file(found[name], name) for name in FILES]  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ class RunSpec:
     """The settings of one run (the command line's ``numcnn train`` arguments)."""
 
     model: str = "lenet5"
+    dataset: str = "mnist"
     epochs: int | None = None
     batch_size: int | None = None
     augment: str = "none"
@@ -70,7 +71,8 @@ class RunSpec:
 
     def settings(self) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
-        keep = ("model", "epochs", "batch_size", "augment", "optimizer", "lr", "momentum",
+        keep = ("model", "dataset", "epochs", "batch_size", "augment", "optimizer", "lr",
+                "momentum",
                 "loss", "schedule", "seed", "validation_size", "train_size", "threads",
                 "dropout")
         return {k: getattr(self, k) for k in keep}
@@ -126,6 +128,12 @@ def check_spec(spec: RunSpec) -> None:
             raise ValueError(f"--checkpoint-dir: {folder} already holds a checkpoint; pass "
                              "--resume to continue that run, or choose another folder")
         check_output_file(path, "--checkpoint-dir", create_parent=True)
+    if spec.dataset not in _DATASET_NAMES:
+        raise ValueError(f"unknown dataset {spec.dataset!r}; expected one of: "
+                         f"{', '.join(_DATASET_NAMES)}")
+    if spec.lenet1998 and spec.dataset != "mnist":
+        raise ValueError(f"--model lenet5-1998 is the paper's MNIST network; received "
+                         f"--dataset {spec.dataset}")
     if spec.lenet1998:
         ignored = [name for name, value, default in (
             ("--optimizer", spec.optimizer, "sgd"), ("--lr", spec.lr, 0.05),
@@ -150,20 +158,49 @@ def check_spec(spec: RunSpec) -> None:
                              "another optimizer")
 
 
-def _load(spec: RunSpec) -> tuple:
-    from ..datasets import mnist
+#: the zoo networks that take ``dropout=`` (the ResNets have none)
+_DROPOUT = {"lenet5", "alexnet", "zfnet", "vgg11", "vgg13", "vgg16", "vgg19", "googlenet"}
+_DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
-    (x_train, y_train), (x_test, y_test) = mnist.load_data(data_dir=spec.data_dir)
+
+def _dataset_shape(name: str) -> tuple[int, int, int]:
+    return (3, 32, 32) if name == "cifar10" else (1, 28, 28)
+
+
+def make_model(spec: RunSpec) -> Any:
+    """The zoo network ``spec.model`` for ``spec.dataset``'s images and 10 classes."""
+    from .. import models
+
+    name = spec.model.lower()
+    shape = _dataset_shape(spec.dataset)
+    kwargs: dict[str, Any] = {"seed": spec.seed}
+    if spec.dropout:
+        if name not in _DROPOUT:
+            raise ValueError(f"--dropout: not used by --model {spec.model} (it has no "
+                             "dropout layer); drop it")
+        kwargs["dropout"] = spec.dropout
+    if name == "lenet5":
+        if shape != (1, 28, 28):
+            raise ValueError(f"--model lenet5 takes 1×28×28 images; --dataset {spec.dataset} "
+                             f"has {shape[0]}×{shape[1]}×{shape[2]}")
+        return models.get(name, **kwargs)
+    return models.get(name, input_shape=shape, num_classes=10, **kwargs)
+
+
+def _load(spec: RunSpec) -> tuple:
+    from .. import datasets
+
+    (x_train, y_train), (x_test, y_test) = datasets.load(spec.dataset, data_dir=spec.data_dir)
     if spec.train_size is not None:
         x_train, y_train = x_train[: spec.train_size], y_train[: spec.train_size]
     return (x_train, y_train), (x_test, y_test)
 
 
 def scale(x: np.ndarray, factor: float) -> np.ndarray:
-    """uint8 images (N, H, W) as float32 (N, 1, H, W) times ``factor``."""
+    """uint8 images (N, H, W) or (N, C, H, W) as float32 (N, C, H, W) times ``factor``."""
     out = x.astype(np.float32)
     out *= np.float32(factor)
-    return out[:, None]
+    return out[:, None] if out.ndim == 3 else out
 
 
 def _checkpointing(spec: RunSpec, data_id: str) -> BackupAndRestore | None:
@@ -195,12 +232,11 @@ def run(spec: RunSpec, say: Callable[[str], Any] = print) -> RunResult:
     check_spec(spec)
     if spec.lenet1998:
         return _run_1998(spec, say)
-    from .. import models, optimizers
+    from .. import optimizers
 
     spec.epochs = spec.epochs or 1
     spec.batch_size = spec.batch_size or 64
-    model = models.get(spec.model, seed=spec.seed, **({"dropout": spec.dropout}
-                                                        if spec.dropout else {}))
+    model = make_model(spec)
     kwargs: dict[str, Any] = {"lr": spec.lr}
     if spec.optimizer.lower() in ("sgd", "rmsprop"):
         kwargs["momentum"] = spec.momentum
@@ -224,7 +260,8 @@ def run(spec: RunSpec, say: Callable[[str], Any] = print) -> RunResult:
     backup = _checkpointing(spec, fingerprint(x_train, y_train))
     if backup is not None:
         callbacks.insert(0, backup)
-    say(f"{'Resuming' if spec.resume else 'Training'} {spec.model} on {len(x_train):,} MNIST "
+    say(f"{'Resuming' if spec.resume else 'Training'} {spec.model} on {len(x_train):,} "
+        f"{_DATASET_NAMES.get(spec.dataset, spec.dataset)} "
         f"images for {spec.epochs} epoch(s) (batch {spec.batch_size}, {optimizer!r}, seed "
         f"{spec.seed}, {spec.threads} thread(s))")
     t0 = time.perf_counter()
@@ -239,7 +276,7 @@ def run(spec: RunSpec, say: Callable[[str], Any] = print) -> RunResult:
         result.test = model.evaluate(x_test, y_test)
     if spec.output:
         save_model(model, spec.output, extra={"pixel_scale": PIXEL_SCALE,
-                                              "epochs": spec.epochs, "dataset": "mnist"})
+                                              "epochs": spec.epochs, "dataset": spec.dataset})
     return result
 
 
