@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_number(float, "--lr"), default=0.05)
     t.add_argument("--momentum", type=_number(float, "--momentum", allow_zero=True), default=0.9,
                    help="momentum for sgd/rmsprop (default 0.9)")
+    t.add_argument("--clipnorm", type=_number(float, "--clipnorm"), default=None,
+                   help="scale the gradients so that their global norm is at most this, as "
+                        "torch.nn.utils.clip_grad_norm_ (default: no clipping)")
+    t.add_argument("--clipvalue", type=_number(float, "--clipvalue"), default=None,
+                   help="clamp every gradient value to [-v, v], as clip_grad_value_ (after "
+                        "--clipnorm; default: no clipping)")
     t.add_argument("--loss", default=None,
                    help="registered loss name (default: the model's, softmax_cross_entropy)")
     t.add_argument("--schedule", default="cosine",
@@ -175,7 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model=args.model, dataset=args.dataset, epochs=args.epochs,
         batch_size=args.batch_size,
         augment=args.augment, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-        loss=args.loss, schedule=args.schedule, seed=args.seed,
+        clipnorm=args.clipnorm, clipvalue=args.clipvalue, loss=args.loss,
+        schedule=args.schedule, seed=args.seed,
         validation_size=args.validation_size, train_size=args.train_size,
         data_dir=args.data_dir, output=args.output, threads=args.threads,
         verbose="auto" if args.verbose is None else args.verbose, dropout=args.dropout,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import (
@@ -32,6 +34,7 @@ class Adam(Optimizer):
     Args:
         lr: η. betas: (β₁, β₂), each in [0, 1). eps: ε > 0. weight_decay: λ.
         amsgrad: use the running maximum of v (Reddi et al. 2018).
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
 
     >>> opt = Adam(lr=0.1)
     >>> w = np.array([1.0]); opt.step([w], [np.array([3.0])]); w  # first step moves by η
@@ -39,8 +42,8 @@ class Adam(Optimizer):
     """
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        super().__init__(lr)
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, **clip: Any):
+        super().__init__(lr, **clip)
         self.betas = check_betas(betas)
         self.eps = check_range("eps", eps, 0.0, np.inf)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0, np.inf)
@@ -74,7 +77,7 @@ class Adam(Optimizer):
         addcdiv_(p, m, denom, -self.lr / bc1)
 
     def get_config(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+        return {**super().get_config(), "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay, "amsgrad": self.amsgrad}
 
 
@@ -93,11 +96,12 @@ class Adamax(Optimizer):
 
     Args:
         lr: η. betas: (β₁, β₂), each in [0, 1). eps: ε > 0. weight_decay: λ.
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
     """
 
     def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
-        super().__init__(lr)
+                 eps: float = 1e-8, weight_decay: float = 0.0, **clip: Any):
+        super().__init__(lr, **clip)
         self.betas = check_betas(betas)
         self.eps = check_range("eps", eps, 0.0, np.inf)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0, np.inf)
@@ -114,7 +118,7 @@ class Adamax(Optimizer):
         addcdiv_(p, m, u, -clr)
 
     def get_config(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+        return {**super().get_config(), "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
 
@@ -135,11 +139,13 @@ class Nadam(Optimizer):
     Args:
         lr: η. betas: (β₁, β₂), each in [0, 1). eps: ε > 0. weight_decay: λ.
         momentum_decay: ψ ≥ 0 (PyTorch's default 4e-3).
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
     """
 
     def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3):
-        super().__init__(lr)
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 **clip: Any):
+        super().__init__(lr, **clip)
         self.betas = check_betas(betas)
         self.eps = check_range("eps", eps, 0.0, np.inf)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0, np.inf)
@@ -168,5 +174,5 @@ class Nadam(Optimizer):
         addcdiv_(p, m, d, -self.lr * mu_next / (1 - prod * mu_next))
 
     def get_config(self):
-        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+        return {**super().get_config(), "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay, "momentum_decay": self.momentum_decay}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import (
@@ -33,11 +35,12 @@ class Adagrad(Optimizer):
         lr: learning rate η. lr_decay: the decay of η over steps (≥ 0).
         weight_decay: L2 coefficient λ. initial_accumulator_value: the initial G (≥ 0).
         eps: ε > 0 added to the root.
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
     """
 
     def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
-        super().__init__(lr)
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, **clip: Any):
+        super().__init__(lr, **clip)
         self.lr_decay = check_range("lr_decay", lr_decay, 0.0, np.inf)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0, np.inf)
         self.initial_accumulator_value = check_range(
@@ -58,7 +61,8 @@ class Adagrad(Optimizer):
         addcdiv_(p, g, denom, -clr)
 
     def get_config(self):
-        return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+        return {**super().get_config(), "lr_decay": self.lr_decay,
+                "weight_decay": self.weight_decay,
                 "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
 
 
@@ -77,11 +81,12 @@ class Adadelta(Optimizer):
 
     Args:
         lr: learning rate η. rho: decay ρ ∈ [0, 1]. eps: ε > 0. weight_decay: λ.
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
     """
 
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+                 weight_decay: float = 0.0, **clip: Any):
+        super().__init__(lr, **clip)
         self.rho = check_range("rho", rho, 0.0, 1.0, hi_open=False)
         self.eps = check_range("eps", eps, 0.0, np.inf)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0, np.inf)
@@ -102,7 +107,7 @@ class Adadelta(Optimizer):
         add_scaled_(p, delta, -self.lr)
 
     def get_config(self):
-        return {"lr": self.lr, "rho": self.rho, "eps": self.eps,
+        return {**super().get_config(), "rho": self.rho, "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
 
@@ -123,11 +128,13 @@ class RMSprop(Optimizer):
     Args:
         lr: η. alpha: decay α ∈ [0, 1]. eps: ε > 0. weight_decay: λ. momentum: μ ∈ [0, 1).
         centered: divide by the estimated standard deviation instead of the root mean square.
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
     """
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
-        super().__init__(lr)
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+                 **clip: Any):
+        super().__init__(lr, **clip)
         self.alpha = check_range("alpha", alpha, 0.0, 1.0, hi_open=False)
         self.eps = check_range("eps", eps, 0.0, np.inf)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0, np.inf)
@@ -156,6 +163,6 @@ class RMSprop(Optimizer):
             addcdiv_(p, g, d, -self.lr)
 
     def get_config(self):
-        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+        return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
                 "weight_decay": self.weight_decay, "momentum": self.momentum,
                 "centered": self.centered}

@@ -15,6 +15,7 @@ accuracy on every x86-64 host. ``addcdiv_`` is ``p + (value·t1)/t2``, in that o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,31 +116,119 @@ def named(params: Any, grads: Any) -> tuple[dict[str, np.ndarray], dict[str, np.
                     f"{type(params).__name__} and {type(grads).__name__}")
 
 
+def check_clip(name: str, value: Any) -> float | None:
+    """``value`` as a positive finite float, or None (no clipping)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not 0 < value < np.inf:
+        raise ValueError(f"{name} must be a positive number or None; received "
+                         f"{name}={value!r}")
+    return float(value)
+
+
+def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:
+    """The gradients scaled by one factor so that their global norm is at most ``max_norm``,
+    as ``torch.nn.utils.clip_grad_norm_`` (new arrays; the inputs are not changed)::
+
+        n = ‖(g₁, g₂, …)‖₂ = √(Σ_k Σ g_k²)        (all gradients as one vector)
+        c = min(1, max_norm / (n + 10⁻⁶))
+        g_k ← c · g_k
+
+    Like PyTorch, every gradient is multiplied by ``c``, also when ``c = 1``; ``n`` is
+    rounded to the gradients' dtype and ``c`` computed in it. A non-finite norm makes the
+    gradients non-finite (PyTorch's ``error_if_nonfinite=False``); training then stops with
+    its "loss became nan" error.
+
+    >>> g = clip_grad_norm({"a": np.array([3.0]), "b": np.array([4.0])}, 1.0)
+    >>> np.round(g["a"], 6), np.round(g["b"], 6)  # norm 5 → 1
+    (array([0.6]), array([0.8]))
+    """
+    sq = math.fsum(float(np.dot(g.reshape(-1).astype(np.float64, copy=False),
+                                g.reshape(-1).astype(np.float64, copy=False)))
+                   for g in grads.values())
+    out = {}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k, g in grads.items():
+            t = g.dtype.type
+            n = t(math.sqrt(sq))  # the total norm, rounded to the gradient's dtype
+            c = np.minimum(t(max_norm) / (n + t(1e-6)), t(1.0))
+            out[k] = g * c
+    return out
+
+
+def clip_grad_value(grads: Mapping[str, np.ndarray], clip_value: float) -> dict[str, np.ndarray]:
+    """Every gradient value clamped to ``[−clip_value, clip_value]``, as
+    ``torch.nn.utils.clip_grad_value_`` (new arrays; NaN stays NaN).
+
+    >>> clip_grad_value({"a": np.array([-3.0, 0.5, 2.0])}, 1.0)["a"]
+    array([-1. ,  0.5,  1. ])
+    """
+    return {k: np.clip(g, -g.dtype.type(clip_value), g.dtype.type(clip_value))
+            for k, g in grads.items()}
+
+
 class Optimizer:
     """Base class holding ``lr``, the step count and the state of each named parameter.
+
+    Every optimizer takes the gradient-clipping arguments, applied by :meth:`step` to the
+    gradients it receives (after data-parallel workers' gradients were summed) before the
+    update rule and its weight decay see them:
+
+    1. ``clipnorm``: one factor for all gradients, so that their *global* norm is at most
+       ``clipnorm`` — PyTorch's ``torch.nn.utils.clip_grad_norm_(params, clipnorm)`` (see
+       :func:`clip_grad_norm`). ``global_clipnorm`` is another name for it, Keras's. Keras's
+       own ``clipnorm`` clips each parameter's gradient by its own norm instead.
+    2. ``clipvalue``: then every value clamped to ``[−clipvalue, clipvalue]``, PyTorch's
+       ``clip_grad_value_`` (see :func:`clip_grad_value`).
 
     Args:
         lr: learning rate η (> 0), a plain attribute read at every step, so a schedule or
             callback may change it between steps.
+        clipnorm: the largest global gradient norm (> 0), or None.
+        clipvalue: the largest absolute gradient value (> 0), or None.
+        global_clipnorm: ``clipnorm`` under Keras's name for the global norm (give one).
     """
 
-    def __init__(self, lr: float = 0.01):
+    def __init__(self, lr: float = 0.01, *, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None):
         if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and 0 < lr < np.inf):
             raise ValueError(f"lr must be a positive number; received lr={lr!r}")
         self.lr = float(lr)
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(f"clipnorm and global_clipnorm are one setting (the global norm); "
+                             f"give one; received clipnorm={clipnorm!r}, "
+                             f"global_clipnorm={global_clipnorm!r}")
+        if global_clipnorm is not None:
+            self.clipnorm = check_clip("global_clipnorm", global_clipnorm)
+        else:
+            self.clipnorm = check_clip("clipnorm", clipnorm)
+        self.clipvalue = check_clip("clipvalue", clipvalue)
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
     def step(self, params: Any, grads: Any) -> None:
-        """Apply one update to every parameter in place (``{name: array}`` dicts)."""
+        """Apply one update to every parameter in place (``{name: array}`` dicts), after
+        clipping the gradients (``clipnorm``, ``clipvalue``; the arrays passed in are not
+        changed)."""
         params, grads = named(params, grads)
-        self.iterations += 1
         for name, p in params.items():
             g = grads[name]
             if p.shape != g.shape:
                 raise ValueError(f"parameter {name!r} has shape {p.shape} but its gradient "
                                  f"{g.shape}")
-            self.update(name, p, g)
+        grads = self.clip(grads)
+        self.iterations += 1
+        for name, p in params.items():
+            self.update(name, p, grads[name])
+
+    def clip(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The gradients after ``clipnorm`` and then ``clipvalue`` (unchanged without)."""
+        if self.clipnorm is not None:
+            grads = clip_grad_norm(grads, self.clipnorm)
+        if self.clipvalue is not None:
+            grads = clip_grad_value(grads, self.clipvalue)
+        return grads
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -163,7 +252,13 @@ class Optimizer:
         return st[slot]
 
     def get_config(self) -> dict[str, Any]:
-        return {"lr": self.lr}
+        """``lr``, and the clipping arguments when set (subclasses add theirs)."""
+        cfg: dict[str, Any] = {"lr": self.lr}
+        if self.clipnorm is not None:
+            cfg["clipnorm"] = self.clipnorm
+        if self.clipvalue is not None:
+            cfg["clipvalue"] = self.clipvalue
+        return cfg
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

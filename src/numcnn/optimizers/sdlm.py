@@ -29,6 +29,7 @@ class SDLM(Optimizer):
 
     Args:
         lr: global learning rate η. mu: the damping μ > 0.
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
 
     >>> import numpy as np
     >>> opt = SDLM(lr=5e-4, mu=0.02)
@@ -37,8 +38,8 @@ class SDLM(Optimizer):
     array([0.975, 0.999])
     """
 
-    def __init__(self, lr: float = 5e-4, mu: float = 0.02):
-        super().__init__(lr)
+    def __init__(self, lr: float = 5e-4, mu: float = 0.02, **clip: Any):
+        super().__init__(lr, **clip)
         if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and mu > 0
                                         and np.isfinite(mu)):
             raise ValueError(f"mu must be a positive number; received mu={mu!r}")
@@ -88,4 +89,4 @@ class SDLM(Optimizer):
         self._eps = {}
 
     def get_config(self):
-        return {"lr": self.lr, "mu": self.mu}
+        return {**super().get_config(), "mu": self.mu}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import OPTIMIZERS, Optimizer, add_scaled_, scaled_sum, with_decay
 
 
@@ -19,11 +21,12 @@ class SGD(Optimizer):
     Args:
         lr: learning rate η. momentum: μ ∈ [0, 1). nesterov: use Nesterov momentum.
         weight_decay: L2 coefficient λ.
+        **clip: ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (see :class:`.Optimizer`).
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
-        super().__init__(lr)
+                 weight_decay: float = 0.0, **clip: Any):
+        super().__init__(lr, **clip)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); received momentum={momentum!r}")
         if nesterov and momentum == 0:
@@ -49,5 +52,5 @@ class SGD(Optimizer):
         add_scaled_(p, g, -self.lr)
 
     def get_config(self):
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}

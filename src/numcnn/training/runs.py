@@ -51,6 +51,8 @@ class RunSpec:
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
+    clipnorm: float | None = None
+    clipvalue: float | None = None
     loss: str | None = None
     schedule: str | None = "cosine"
     seed: int = 0
@@ -72,7 +74,7 @@ class RunSpec:
     def settings(self) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
         keep = ("model", "dataset", "epochs", "batch_size", "augment", "optimizer", "lr",
-                "momentum",
+                "momentum", "clipnorm", "clipvalue",
                 "loss", "schedule", "seed", "validation_size", "train_size", "threads",
                 "dropout")
         return {k: getattr(self, k) for k in keep}
@@ -138,7 +140,8 @@ def check_spec(spec: RunSpec) -> None:
         ignored = [name for name, value, default in (
             ("--optimizer", spec.optimizer, "sgd"), ("--lr", spec.lr, 0.05),
             ("--momentum", spec.momentum, 0.9), ("--loss", spec.loss, None),
-            ("--dropout", spec.dropout, 0.0)) if value != default]
+            ("--dropout", spec.dropout, 0.0), ("--clipnorm", spec.clipnorm, None),
+            ("--clipvalue", spec.clipvalue, None)) if value != default]
         if spec.schedule not in ("cosine", None):
             ignored.append("--schedule")
         if ignored:
@@ -240,6 +243,9 @@ def run(spec: RunSpec, say: Callable[[str], Any] = print) -> RunResult:
     kwargs: dict[str, Any] = {"lr": spec.lr}
     if spec.optimizer.lower() in ("sgd", "rmsprop"):
         kwargs["momentum"] = spec.momentum
+    for key in ("clipnorm", "clipvalue"):
+        if getattr(spec, key) is not None:
+            kwargs[key] = getattr(spec, key)
     optimizer = optimizers.get(spec.optimizer, **kwargs)
     model.compile(optimizer=optimizer, loss=spec.loss or "softmax_cross_entropy",
                   metrics=["accuracy"])
