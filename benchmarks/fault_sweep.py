@@ -729,7 +729,7 @@ def flag_cases() -> list[Case]:
         cli(c, "train --validation-size 10**12", [*train, "--validation-size", str(10**12)],
             r"--validation-size must be below 300; received 1000000000000"),
         cli(c, "train --model nosuch", [*train, "--model", "nosuch"],
-            r"unknown model 'nosuch'; expected one of: lenet5"),
+            r"unknown model 'nosuch'; expected one of: .*lenet5, lenet5-1998"),
         cli(c, "train --model ''", [*train, "--model", ""], r"unknown model ''; expected"),
         cli(c, "train --optimizer nosuch", [*train, "--optimizer", "nosuch"],
             r"unknown optimizer 'nosuch'; expected one of"),
