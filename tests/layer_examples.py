@@ -21,6 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def _token_ids(vocab: int):
+    """``make_input`` for Embedding: whole-number token ids in [0, vocab), every id used."""
+    def make(rng, shape, dtype):
+        return rng.integers(0, vocab, shape).astype(dtype)
+    return make
+
+
 LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "Conv2D": [
         ({"out_channels": 3, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1)},
@@ -93,6 +101,19 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     ],
     "Rescale": [({"scale": 0.5, "offset": -0.1}, (2, 3, 3))],
     "Reshape": [({"target_shape": (3, -1)}, (2, 3, 2)), ({"target_shape": (2, 2, 3)}, (12,))],
+    # --- sequence plumbing (issue 12): tokens, per-step layers, axis order
+    "Embedding": [({"input_dim": 7, "output_dim": 3}, (5,), {"make_input": _token_ids(7)}),
+                  ({"input_dim": 3, "output_dim": 2}, (2, 4), {"make_input": _token_ids(3)})],
+    "TimeDistributed": [
+        ({"layer": {"class_name": "Conv2D", "config": {"out_channels": 2, "kernel_size": [2, 3],
+                                                       "stride": [1, 2], "padding": 1}}},
+         (3, 2, 5, 6)),
+        ({"layer": {"class_name": "Dense", "config": {"units": 4}}}, (3, 5)),
+        ({"layer": {"class_name": "MaxPool2D", "config": {"pool_size": 2}}}, (2, 1, 4, 5)),
+        ({"layer": {"class_name": "BatchNorm2D", "config": {}}}, (2, 3, 2, 2)),
+        ({"layer": {"class_name": "Flatten", "config": {}}}, (4, 2, 3)),
+    ],
+    "Permute": [({"dims": (2, 1)}, (3, 4)), ({"dims": (3, 1, 2)}, (2, 3, 4))],
     "InputLayer": [({"shape": (2, 3, 4)}, (2, 3, 4))],
     # --- merge layers: a list of per-sample input shapes (graph engine, issue 9)
     "Add": [({}, [(2, 3, 3), (2, 3, 3), (2, 3, 3)])],

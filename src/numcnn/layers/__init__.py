@@ -5,6 +5,7 @@ from .adaptive import AdaptiveAvgPool2D, AdaptiveMaxPool2D
 from .base import LAYERS, Call, Layer, RandomLayer, deserialize, serialize
 from .conv import Conv2D
 from .core import Dense, Flatten
+from .embedding import Embedding
 from .input import Input, InputLayer
 from .lenet import RBFOutput, ScaledTanh, Subsampling2D
 from .local import LocallyConnected2D
@@ -21,7 +22,8 @@ from .pooling import (
 )
 from .regularization import Dropout
 from .rescaling import Rescale
-from .reshaping import Pad2D, PadChannels, Reshape
+from .reshaping import Pad2D, PadChannels, Permute, Reshape
+from .wrappers import TimeDistributed
 
 __all__ = [
     "LAYERS",
@@ -37,6 +39,7 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
@@ -51,6 +54,7 @@ __all__ = [
     "Multiply",
     "Pad2D",
     "PadChannels",
+    "Permute",
     "RBFOutput",
     "RandomLayer",
     "ReLU",
@@ -63,6 +67,7 @@ __all__ = [
     "Subtract",
     "SymbolicTensor",
     "Tanh",
+    "TimeDistributed",
     "WeightedPool2D",
     "deserialize",
     "serialize",

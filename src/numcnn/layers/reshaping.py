@@ -1,4 +1,5 @@
-"""Layers that move values without arithmetic: ``Pad2D``, ``PadChannels`` and ``Reshape``.
+"""Layers that move values without arithmetic: ``Pad2D``, ``PadChannels``, ``Reshape`` and
+``Permute``.
 
 (``Flatten`` lives beside ``Dense`` in :mod:`.core`.)
 """
@@ -198,4 +199,59 @@ class PadChannels(Layer):
 
 @gauss_newton_rule(PadChannels)
 def _pad_channels_gn(layer: PadChannels, d2y: np.ndarray, call: Call):
+    return layer.bprop(d2y, call), {}
+
+
+@LAYERS.register("Permute")
+class Permute(Layer):
+    """Reorder the axes of each sample (Keras's ``Permute``): ``dims`` numbers the
+    per-sample axes from 1 (the batch axis, 0, stays first), ``y = x.transpose((0, *dims))``.
+
+    ``Permute((2, 1))`` swaps time and features of an (N, T, F) sequence; ``Permute((2, 1,
+    3))`` turns an (N, C, H, W) image into (N, H, C, W), whose rows an ``Reshape((H, -1))``
+    then reads as a sequence of H steps of C·W features. PyTorch: ``x.permute(0, *dims)``.
+
+    Args:
+        dims: a permutation of ``1 … rank`` (rank = the per-sample rank).
+
+    Shape:
+        (N, d₁, …, d_k) → (N, d_{dims[0]}, …, d_{dims[k−1]}), a new contiguous array.
+        Backward: ``dy`` transposed by the inverse permutation.
+
+    >>> Permute((2, 1)).output_shape((28, 10))
+    (10, 28)
+    """
+
+    def __init__(self, dims: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        ok = isinstance(dims, (tuple, list)) and len(dims) > 0 and all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims)
+        if not ok or sorted(int(d) for d in dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"dims must be a permutation of 1 … rank (the batch axis 0 is not "
+                             f"listed); received dims={dims!r}")
+        self.dims = tuple(int(d) for d in dims)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != len(self.dims):
+            raise ValueError(f"{self.display_name}: dims={self.dims} permutes inputs of "
+                             f"{len(self.dims)} axes per sample; received input shape "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape[d - 1] for d in self.dims)
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        return np.ascontiguousarray(x.transpose((0,) + self.dims))
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
+            return None
+        inverse = np.argsort((0,) + self.dims)
+        return np.ascontiguousarray(dy.transpose(tuple(int(a) for a in inverse)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "dims": list(self.dims)}
+
+
+@gauss_newton_rule(Permute)
+def _permute_gn(layer: Permute, d2y: np.ndarray, call: Call):
     return layer.bprop(d2y, call), {}

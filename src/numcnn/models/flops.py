@@ -11,6 +11,8 @@ counts only convolutions (``out_elems · C_in/groups · kh · kw``) and matrix p
 * ``Conv2D``: ``F · Ho · Wo · (C/groups) · kh · kw``; with a ``connection_table``, only the
   kernels present: ``Ho · Wo · |table| · kh · kw`` (LeNet-5's C3: 150,000).
 * ``Dense``: ``in_features · units``.
+* ``TimeDistributed(layer)``: ``T ·`` the wrapped layer's count for one step; unknown
+  (None) for a free T. ``Embedding`` (a lookup) and ``Permute`` count zero.
 * ``LocallyConnected2D``: ``F · Ho · Wo · C · kh · kw`` — every weight used once per sample
   (no sharing), so the MACs equal the weights.
 * layers equivalent to one of those, counted as that: ``Subsampling2D`` (LeNet's ``coef ·
@@ -64,6 +66,7 @@ from ..layers import (
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool2D,
     GlobalMaxPool2D,
@@ -76,6 +79,7 @@ from ..layers import (
     Multiply,
     Pad2D,
     PadChannels,
+    Permute,
     RBFOutput,
     ReLU,
     Rescale,
@@ -86,6 +90,7 @@ from ..layers import (
     Subsampling2D,
     Subtract,
     Tanh,
+    TimeDistributed,
     WeightedPool2D,
 )
 from ..layers.base import Layer
@@ -226,6 +231,16 @@ register_macs(
     Add, Subtract, Multiply, Average, Concatenate,  # merges
     Flatten, Reshape, Pad2D, PadChannels,  # data movement
 )(no_macs)
+
+register_macs(Embedding, Permute)(no_macs)  # a table lookup; data movement
+
+
+@register_macs(TimeDistributed)
+def _time_distributed(layer: TimeDistributed, input_shape: Any,
+                      output_shape: Any) -> int | None:
+    """``T ·`` the wrapped layer's MACs on one step (None for a free T)."""
+    n = layer_macs(layer.layer, tuple(input_shape[1:]), tuple(output_shape[1:]))
+    return prod(input_shape[0], n)
 
 
 def format_count(n: int | None) -> str:
