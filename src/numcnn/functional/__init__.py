@@ -3,8 +3,9 @@
 Two paths compute every op that has a fast version:
 
 * the **reference** modules — :mod:`.conv`, :mod:`.pool`, :mod:`.activation`,
-  :mod:`.norm` — write the course's math out (im2col, the full convolution with the rotated
-  kernel, the Kronecker up-sampling of pooling), short enough to read in one sitting;
+  :mod:`.norm`, :mod:`.recurrent` — write the course's math out (im2col, the full
+  convolution with the rotated kernel, the Kronecker up-sampling of pooling, back-propagation
+  through time one step at a time), short enough to read in one sitting;
 * :mod:`.fast` re-orders the same arithmetic for speed (batch-innermost layouts, row
   fields, blocked im2col, kept pooling comparisons) with scratch memory from a caller-owned
   :class:`Workspace`.
@@ -39,6 +40,8 @@ from .dispatch import (
     locally_connected2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
+    recurrent_backward,
+    recurrent_forward,
     relu_backward,
     relu_forward,
     set_kernels,
@@ -48,6 +51,14 @@ from .dispatch import (
 )
 from .fast.workspace import StaleCacheError, Workspace
 from .geometry import check_padding, conv_output_hw, output_size, pair, resolve_padding
+from .recurrent import (
+    gru_step_backward,
+    gru_step_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+)
 
 __all__ = [
     "StaleCacheError",
@@ -64,18 +75,26 @@ __all__ = [
     "conv2d_forward",
     "conv_output_hw",
     "get_kernels",
+    "gru_step_backward",
+    "gru_step_forward",
     "leaky_relu_backward",
     "leaky_relu_forward",
     "locally_connected2d_backward",
     "locally_connected2d_forward",
     "log_softmax",
+    "lstm_step_backward",
+    "lstm_step_forward",
     "max_pool2d_backward",
     "max_pool2d_forward",
     "output_size",
     "pair",
+    "recurrent_backward",
+    "recurrent_forward",
     "relu_backward",
     "relu_forward",
     "resolve_padding",
+    "rnn_step_backward",
+    "rnn_step_forward",
     "set_kernels",
     "sigmoid_backward",
     "sigmoid_forward",

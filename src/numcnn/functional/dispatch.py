@@ -2,9 +2,9 @@
 
 Every op with a fast path is called through the functions here, which the layers use. They
 run the fast path (:mod:`numcnn.functional.fast`) by default and the reference path (the
-course's math in :mod:`numcnn.functional.conv`, ``pool`` and ``activation``) after
-``set_kernels("reference")`` or inside ``with use_kernels("reference"):``, so a learner can step
-through a whole model on the reference path in a debugger. Both give the same numbers up to
+course's math in :mod:`numcnn.functional.conv`, ``pool``, ``activation``, ``recurrent``)
+after ``set_kernels("reference")`` or inside ``with use_kernels("reference"):``, so a learner
+can step through a whole model on the reference path in a debugger. Both give the same numbers up to
 float rounding; the test suite checks every fast path against its reference.
 
 A convolution or pooling backward pass follows the path of the forward pass that made its
@@ -30,10 +30,12 @@ from . import activation as ref_act
 from . import conv as ref_conv
 from . import local as ref_local
 from . import pool as ref_pool
+from . import recurrent as ref_rec
 from .fast import activation as fast_act
 from .fast import conv as fast_conv
 from .fast import local as fast_local
 from .fast import pool as fast_pool
+from .fast import recurrent as fast_rec
 from .fast.workspace import Workspace
 
 PATHS = ("fast", "reference")
@@ -208,3 +210,26 @@ def tanh_backward(dy: np.ndarray, t: np.ndarray, A: float = 1.0, S: float = 1.0,
     if _fast():
         return fast_act.tanh_backward(dy, t, A, S, ws)
     return ref_act.tanh_backward(dy, t, A, S)
+
+
+# ------------------------------------------------------------------------- recurrent
+def recurrent_forward(cell: str, x: np.ndarray, states: tuple, W_ih: np.ndarray,
+                      W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray,
+                      mask: np.ndarray | None = None, reverse: bool = False,
+                      activation: str = "tanh", ws: Workspace | None = None):
+    """A recurrent cell (``"rnn"``, ``"lstm"``, ``"gru"``) over a sequence on the current path:
+    ``(y, final_states, cache)`` (see :func:`numcnn.functional.recurrent.recurrent_forward`;
+    ``ws`` used by the fast path only)."""
+    if _fast():
+        return fast_rec.recurrent_forward(cell, x, states, W_ih, W_hh, b_ih, b_hh, mask,
+                                          reverse, activation, ws)
+    return ref_rec.recurrent_forward(cell, x, states, W_ih, W_hh, b_ih, b_hh, mask, reverse,
+                                     activation)
+
+
+def recurrent_backward(dy: np.ndarray | None, dstates: tuple | None, cache: dict,
+                       need_dx: bool = True, need_dstates: bool = True):
+    """Back-propagation through time on the path that made ``cache``:
+    ``(dx, dstates0, grads)``."""
+    mod = fast_rec if cache["kernel"] == "fast" else ref_rec
+    return mod.recurrent_backward(dy, dstates, cache, need_dx, need_dstates)
