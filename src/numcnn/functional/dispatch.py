@@ -29,11 +29,13 @@ import numpy as np
 from . import activation as ref_act
 from . import conv as ref_conv
 from . import local as ref_local
+from . import norm as ref_norm
 from . import pool as ref_pool
 from . import recurrent as ref_rec
 from .fast import activation as fast_act
 from .fast import conv as fast_conv
 from .fast import local as fast_local
+from .fast import norm as fast_norm
 from .fast import pool as fast_pool
 from .fast import recurrent as fast_rec
 from .fast.workspace import Workspace
@@ -106,6 +108,28 @@ def locally_connected2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = Tr
     """The backward pass of the path that made ``cache``: ``(dx, dW, db)``."""
     mod = fast_local if cache["kernel"] == "fast" else ref_local
     return mod.locally_connected2d_backward(dy, cache, need_dx, need_dW, need_db)
+
+
+# ---------------------------------------------------------------- batch normalisation
+def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                       running_mean: np.ndarray, running_var: np.ndarray, training: bool,
+                       momentum: float = 0.1, eps: float = 1e-5,
+                       ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+    """:func:`numcnn.functional.norm.batch_norm_forward` or its fast version (``ws`` used
+    by the fast path only)."""
+    if _fast():
+        return fast_norm.batch_norm_forward(x, gamma, beta, running_mean, running_var,
+                                            training, momentum, eps, ws)
+    return ref_norm.batch_norm_forward(x, gamma, beta, running_mean, running_var, training,
+                                       momentum, eps)
+
+
+def batch_norm_backward(dy: np.ndarray, cache: dict, need_dx: bool = True,
+                        ws: Workspace | None = None):
+    """The backward pass of the path that made ``cache``: ``(dx, dgamma, dbeta)``."""
+    if cache.get("kernel") == "fast":
+        return fast_norm.batch_norm_backward(dy, cache, need_dx, ws=ws)
+    return ref_norm.batch_norm_backward(dy, cache, need_dx)
 
 
 # ---------------------------------------------------------------------------- pooling

@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ..functional.dispatch import batch_norm_backward, batch_norm_forward
 from ..functional.norm import (
-    batch_norm_backward,
-    batch_norm_forward,
     local_response_norm_backward,
     local_response_norm_forward,
 )
@@ -96,12 +95,12 @@ class _BatchNorm(Layer):
         gamma, beta = self._gamma_beta()
         y, call.cache = batch_norm_forward(
             x, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"],
-            call.training, self.momentum, self.eps,
+            call.training, self.momentum, self.eps, call.ws,
         )
         return y
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
-        dx, dgamma, dbeta = batch_norm_backward(dy, call.cache, bool(call.need_dx))
+        dx, dgamma, dbeta = batch_norm_backward(dy, call.cache, bool(call.need_dx), call.ws)
         if self.affine:
             self.store_grad("gamma", dgamma, accumulate)
             self.store_grad("beta", dbeta, accumulate)
