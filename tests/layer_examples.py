@@ -123,4 +123,22 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "Concatenate": [({}, [(2, 3, 3), (1, 3, 3)]), ({"axis": -1}, [(3, 2), (3, 4), (3, 1)])],
     "Pad2D": [({"padding": (1, 0, 2, 3), "value": -0.1}, (2, 3, 4)), ({"padding": 2}, (1, 2, 2))],
     "PadChannels": [({"before": 2, "after": 1}, (3, 2, 3)), ({"before": 1}, (2,))],
+    # --- recurrent layers (issue 12): (T, F) sequences; T = 1; go_backwards; merge modes
+    "SimpleRNN": [({"units": 3}, (4, 2)),
+                  ({"units": 2, "activation": "relu", "return_sequences": True,
+                    "go_backwards": True}, (3, 3))],
+    "LSTM": [({"units": 3}, (4, 2)), ({"units": 2, "return_sequences": True}, (1, 3))],
+    "GRU": [({"units": 3, "return_sequences": True, "go_backwards": True}, (5, 2)),
+            ({"units": 1}, (2, 1))],
+    "Bidirectional": [
+        ({"layer": {"class_name": "LSTM", "config": {"units": 2, "return_sequences": True}}},
+         (4, 3)),
+        ({"layer": {"class_name": "GRU", "config": {"units": 3}}, "merge_mode": "sum"}, (3, 2)),
+        ({"layer": {"class_name": "SimpleRNN", "config": {"units": 2,
+                                                          "return_sequences": True}},
+          "merge_mode": "mul"}, (3, 2)),
+        ({"layer": {"class_name": "GRU", "config": {"units": 2, "return_sequences": True}},
+          "merge_mode": "ave"}, (2, 2)),
+    ],
+    "Masking": [({"mask_value": 0.5}, (4, 3))],
 }

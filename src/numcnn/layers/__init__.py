@@ -3,12 +3,14 @@
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .adaptive import AdaptiveAvgPool2D, AdaptiveMaxPool2D
 from .base import LAYERS, Call, Layer, RandomLayer, deserialize, serialize
+from .bidirectional import Bidirectional
 from .conv import Conv2D
 from .core import Dense, Flatten
 from .embedding import Embedding
 from .input import Input, InputLayer
 from .lenet import RBFOutput, ScaledTanh, Subsampling2D
 from .local import LocallyConnected2D
+from .masking import Masking
 from .merge import Add, Average, Concatenate, Multiply, Subtract
 from .node import SymbolicTensor
 from .norm import BatchNorm1D, BatchNorm2D, LocalResponseNorm
@@ -20,6 +22,7 @@ from .pooling import (
     MaxPool2D,
     WeightedPool2D,
 )
+from .recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from .regularization import Dropout
 from .rescaling import Rescale
 from .reshaping import Pad2D, PadChannels, Permute, Reshape
@@ -32,6 +35,7 @@ __all__ = [
     "Add",
     "Average",
     "AvgPool2D",
+    "Bidirectional",
     "BatchNorm1D",
     "BatchNorm2D",
     "Call",
@@ -41,15 +45,18 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
     "Input",
     "InputLayer",
+    "LSTM",
     "Layer",
     "LeakyReLU",
     "LocalResponseNorm",
     "LocallyConnected2D",
     "LpPool2D",
+    "Masking",
     "MaxPool2D",
     "Multiply",
     "Pad2D",
@@ -57,10 +64,12 @@ __all__ = [
     "Permute",
     "RBFOutput",
     "RandomLayer",
+    "Recurrent",
     "ReLU",
     "Rescale",
     "Reshape",
     "ScaledTanh",
+    "SimpleRNN",
     "Sigmoid",
     "Softmax",
     "Subsampling2D",

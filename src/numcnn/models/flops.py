@@ -13,6 +13,8 @@ counts only convolutions (``out_elems · C_in/groups · kh · kw``) and matrix p
 * ``Dense``: ``in_features · units``.
 * ``TimeDistributed(layer)``: ``T ·`` the wrapped layer's count for one step; unknown
   (None) for a free T. ``Embedding`` (a lookup) and ``Permute`` count zero.
+* ``SimpleRNN``, ``LSTM``, ``GRU``: ``T · G·H · (F + H)`` (G = 1, 4, 3 gates), twice that
+  for ``Bidirectional``; unknown (None) for a free sequence length.
 * ``LocallyConnected2D``: ``F · Ho · Wo · C · kh · kw`` — every weight used once per sample
   (no sharing), so the MACs equal the weights.
 * layers equivalent to one of those, counted as that: ``Subsampling2D`` (LeNet's ``coef ·
@@ -62,6 +64,7 @@ from ..layers import (
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
+    Bidirectional,
     Concatenate,
     Conv2D,
     Dense,
@@ -75,12 +78,14 @@ from ..layers import (
     LocallyConnected2D,
     LocalResponseNorm,
     LpPool2D,
+    Masking,
     MaxPool2D,
     Multiply,
     Pad2D,
     PadChannels,
     Permute,
     RBFOutput,
+    Recurrent,
     ReLU,
     Rescale,
     Reshape,
@@ -223,6 +228,22 @@ def _rbf(layer: RBFOutput, input_shape: Any, output_shape: Any) -> int | None:
     return prod(layer.units, input_shape[0])
 
 
+@register_macs(Recurrent)
+def _recurrent(layer: Any, input_shape: Any, output_shape: Any) -> int | None:
+    """``T · G·H · (F + H)``: per step, the G gates' products with ``x_t`` and ``h_{t−1}``
+    (G = 1, 4, 3 for SimpleRNN, LSTM, GRU); twice that for ``Bidirectional``."""
+    T, F = input_shape[0] if isinstance(input_shape, list) else input_shape
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[layer.cell]
+    return prod(T, G * layer.units, None if F is None else F + layer.units)
+
+
+@register_macs(Bidirectional)
+def _bidirectional(layer: Any, input_shape: Any, output_shape: Any) -> int | None:
+    """Both directions: twice the wrapped layer's."""
+    n = _recurrent(layer.forward_layer, input_shape, None)
+    return None if n is None else 2 * n
+
+
 register_macs(
     InputLayer, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, ScaledTanh,  # element-wise
     BatchNorm1D, BatchNorm2D, Rescale, Dropout, LocalResponseNorm,
@@ -230,6 +251,7 @@ register_macs(
     AdaptiveAvgPool2D, AdaptiveMaxPool2D,  # ceil_mode, adaptive windows: still no MACs)
     Add, Subtract, Multiply, Average, Concatenate,  # merges
     Flatten, Reshape, Pad2D, PadChannels,  # data movement
+    Masking,  # zeroes the padding steps
 )(no_macs)
 
 register_macs(Embedding, Permute)(no_macs)  # a table lookup; data movement
