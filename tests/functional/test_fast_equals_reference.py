@@ -152,6 +152,7 @@ CONV_CASES = {
 
 def _set_blocks(monkeypatch, mode, K, Wo, N, itemsize):
     """Patch the fast convolution's thresholds for one blocking ``mode``."""
+    monkeypatch.setattr(FC, "MIN_COLS_PER_FILTER", 0)  # blocks sized by BLOCK_BYTES alone
     if mode == "rows":  # blocks of 2 whole output rows, the last one maybe partial
         monkeypatch.setattr(FC, "BLOCK_BYTES", 2 * K * Wo * N * itemsize)
     elif mode == "row-parts":  # parts of one row: 2 output positions per block
@@ -179,6 +180,31 @@ def _check_blocks(mode, seen, Ho, Wo):
         assert {r for r, _ in blocks} == {1} and max(q for _, q in blocks) == 2
     elif mode == "max-cols":
         assert {r for r, _ in blocks} == {1} and max(q for _, q in blocks) == 3
+
+
+def test_conv_blocks_grow_with_the_number_of_kernels():
+    """Many kernels: a block has at least MIN_COLS_PER_FILTER·F columns (VGG's 512-channel
+    4×4 layer at batch 64: all 1,024 columns at once, not 16 blocks of one position), up to
+    MAX_BLOCK_BYTES; few kernels keep the cache-sized BLOCK_BYTES."""
+    K, N = 512 * 9, 64
+    assert FC._blocks(4, 4, K, N, 4, F=512) == [(0, 4, 0, 4)]
+    assert len(FC._blocks(4, 4, K, N, 4)) == 16  # F unknown: cache-sized, one position each
+    big = FC._blocks(56, 56, 64 * 9, 16, 4, F=64)
+    cols = {R * Q * 16 for _, R, _, Q in big}
+    assert cols == {56 * 16}  # ResNet-18's first stage: one whole row per block
+    huge = FC._blocks(7, 7, K, 512, 4, F=4096)  # capped by MAX_BLOCK_BYTES
+    assert all(K * R * Q * 512 * 4 <= FC.MAX_BLOCK_BYTES for _, R, _, Q in huge)
+    assert max(R * Q for _, R, _, Q in huge) > 1
+
+
+def test_conv_input_gradient_by_rows_only_on_wide_maps():
+    """The row-by-row input gradient multiplies over the padded width: not on 4×4 maps with
+    512 channels, where the extra products outweigh the memory saved."""
+    assert FC._use_row_gemm(16, 16, 3, 3, 32, 34, (1, 1))
+    assert FC._use_row_gemm(64, 64, 3, 3, 8, 10, (1, 1))
+    assert FC._use_row_gemm(6, 16, 5, 5, 10, 14, (1, 1))  # LeNet-5's C3
+    assert not FC._use_row_gemm(512, 512, 3, 3, 4, 6, (1, 1))
+    assert not FC._use_row_gemm(512, 512, 3, 3, 2, 4, (1, 1))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -138,6 +138,7 @@ def _grouped_dims(case):
 
 
 def _set_mode(monkeypatch, mode, K, Wo, N, itemsize):
+    monkeypatch.setattr(FC, "MIN_COLS_PER_FILTER", 0)  # blocks sized by BLOCK_BYTES alone
     if mode == "rows":  # blocks of 2 whole output rows
         monkeypatch.setattr(FC, "BLOCK_BYTES", 2 * K * Wo * N * itemsize)
     elif mode == "row-parts":  # parts of one row: 2 output positions per block

@@ -30,8 +30,11 @@ from ..conv import group_sizes
 from ..geometry import conv_output_hw
 from .tuning import (
     BLOCK_BYTES,
+    MACS_PER_VALUE,
+    MAX_BLOCK_BYTES,
     MAX_COLS,
     MAX_FIELD_BYTES,
+    MIN_COLS_PER_FILTER,
     MIN_FIELD_COLS,
     ROW_SPLIT_BYTES,
 )
@@ -48,15 +51,27 @@ def _nchw(a: np.ndarray) -> np.ndarray:
     return a.transpose(3, 0, 1, 2)
 
 
-def _blocks(Ho: int, Wo: int, K: int, N: int, itemsize: int) -> list[tuple[int, int, int, int]]:
+def _block_bytes(K: int, F: int, itemsize: int) -> int:
+    """Bytes of im2col columns per block: :data:`BLOCK_BYTES` (a cache-sized block), or for
+    many kernels ``F`` enough for :data:`MIN_COLS_PER_FILTER`·F columns — every block's
+    product repacks the (F, K) kernel matrix and the weight gradient adds a (K, F) product
+    per block, which should stay small next to the block's (K, columns) — at most
+    :data:`MAX_BLOCK_BYTES`."""
+    return min(MAX_BLOCK_BYTES, max(BLOCK_BYTES, K * MIN_COLS_PER_FILTER * F * itemsize))
+
+
+def _blocks(Ho: int, Wo: int, K: int, N: int, itemsize: int,
+            F: int = 0) -> list[tuple[int, int, int, int]]:
     """``(row, n_rows, col, n_cols)`` blocks of output positions, each about
-    :data:`BLOCK_BYTES` of columns and at most :data:`MAX_COLS` columns: whole rows, or parts
-    of single rows for huge rows."""
+    :func:`_block_bytes` of columns and at most :data:`MAX_COLS` columns (or
+    ``MIN_COLS_PER_FILTER·F`` if more): whole rows, or parts of single rows for huge rows."""
+    budget = _block_bytes(K, F, itemsize)
+    max_cols = max(MAX_COLS, MIN_COLS_PER_FILTER * F)
     per_pos = max(1, K * N * itemsize)
-    if Wo * per_pos <= ROW_SPLIT_BYTES and Wo * N <= MAX_COLS:
-        R = max(1, min(Ho, BLOCK_BYTES // (Wo * per_pos), MAX_COLS // (Wo * N)))
+    if Wo * per_pos <= max(ROW_SPLIT_BYTES, budget) and Wo * N <= max_cols:
+        R = max(1, min(Ho, budget // (Wo * per_pos), max_cols // (Wo * N)))
         return [(a, min(R, Ho - a), 0, Wo) for a in range(0, Ho, R)]
-    Q = max(1, min(BLOCK_BYTES // per_pos, MAX_COLS // N))
+    Q = max(1, min(budget // per_pos, max_cols // N))
     return [(a, 1, q, min(Q, Wo - q)) for a in range(Ho) for q in range(0, Wo, Q)]
 
 
@@ -180,7 +195,7 @@ def conv2d_forward(
             if b is not None:
                 out += bias
     else:
-        for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize):
+        for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize, F):
             cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q,
                                  stride)
             # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
@@ -304,7 +319,7 @@ def conv2d_backward(
         dWt = dWt.reshape(lead + (kh, Cg, kw, -1)).swapaxes(-4, -3).reshape(dWt.shape)
     fields_dW = fields is not None
     if (need_dW and not fields_dW) or (need_dx and not rows_dx):
-        for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize):
+        for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize, F):
             d = _block_view(dyc, a, R, q, Q)  # (F, R*Q*N)
             if need_dW and not fields_dW:
                 cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
@@ -363,11 +378,19 @@ def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, n
 
 def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,
                   stride: tuple[int, int]) -> bool:
-    """Whether :func:`_dx_by_rows` moves less memory than the col2im scatter (stride 1
-    along the width only): per output row it writes and reads ``F·kw·Wp`` shifted ``δ``
+    """Whether :func:`_dx_by_rows` costs less than the col2im scatter (stride 1 along the
+    width only). Per output row and sample it writes and reads ``F·kw·Wp`` shifted ``δ``
     values and adds ``C·kh·Wp`` results once, where col2im writes ``C·kh·kw·Wo`` columns
-    and adds them in ``kw`` passes (LeNet-5's C3: 3,500 against 6,000 values per sample)."""
-    return stride[1] == 1 and 2 * F * kw * Wp + 3 * C * kh * Wp < 4 * C * kh * kw * Wo
+    and adds them in ``kw`` passes (LeNet-5's C3: 3,500 against 6,000 values); but its
+    product spans the padded width ``Wp`` where col2im's spans ``Wo``: ``C·kh·F·kw·Wp``
+    against ``C·kh·kw·F·Wo`` multiply-adds, which decides on narrow maps with many
+    channels (VGG's 512-channel 4×4 and 2×2 layers). Each is weighed with
+    :data:`MACS_PER_VALUE` multiply-adds per value moved."""
+    if stride[1] != 1:
+        return False
+    rows = 2 * F * kw * Wp + 3 * C * kh * Wp + C * kh * F * kw * Wp / MACS_PER_VALUE
+    col2im = 4 * C * kh * kw * Wo + C * kh * kw * F * Wo / MACS_PER_VALUE
+    return rows < col2im
 
 
 def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[int, int],

@@ -4,12 +4,24 @@ docs/performance.md). Changing one changes speed, never results beyond float rou
 #: bytes of im2col columns built at a time: a block of output rows is built, multiplied and
 #: (in backward) scattered back while it is still in the cache.
 BLOCK_BYTES = 1_600_000
+#: with many kernels ``F`` a block holds at least this many columns per kernel (so about
+#: ``K·4F`` values): each block's product repacks the (F, K) kernel matrix and adds a (K, F)
+#: weight-gradient product, which cache-sized blocks of VGG's 512-channel layers (one output
+#: position of a batch of 64) repeated 16 times per layer (issue 11).
+MIN_COLS_PER_FILTER = 4
+#: ... but a block never exceeds this many bytes (ResNet-18's 512-channel layer at 7×7 and
+#: batch 16: 14 MB for all its columns).
+MAX_BLOCK_BYTES = 64 << 20
 #: a single output row whose columns exceed this is split into parts of ``BLOCK_BYTES``
 #: (very large batches); below it whole rows are kept (fewer, larger products).
 ROW_SPLIT_BYTES = 4_000_000
 #: a row is also split when its product would have more than this many columns (``Wo·N``):
 #: OpenBLAS slows down per column on wider products of LeNet-sized kernels.
 MAX_COLS = 4096
+#: multiply-adds that cost about as much as moving one value through memory, weighing the
+#: input gradient's strategies (row by row over the padded width, or col2im): 16 picks the
+#: measured faster one for LeNet-5's C3 and resnet20's and VGG-11's 3×3 layers.
+MACS_PER_VALUE = 16
 #: whole-row products over the row fields need this many columns (``Wo·N``) to pay off;
 #: narrower rows (small batches) use the im2col blocks, which stack several rows.
 MIN_FIELD_COLS = 512
