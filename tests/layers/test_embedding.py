@@ -137,3 +137,32 @@ def test_in_a_model_with_a_free_length_fit_save_and_load(tmp_path):
     back = numcnn.load_model(tmp_path / "m.npz")
     probe = rng.integers(0, 6, (3, 7))
     np.testing.assert_array_equal(back.predict(probe), model.predict(probe))
+
+
+def test_mask_zero_makes_a_recurrent_layer_skip_the_padding(tmp_path):
+    """Padded batches (id 0 after the end) give each sequence's output alone, through an
+    LSTM that reads the mask from the ids; config and file round trips keep it."""
+    LSTM = getattr(numcnn.layers, "LSTM", None)
+    if LSTM is None:  # pragma: no cover - the recurrent layers arrive with issue 12's core
+        pytest.skip("numcnn.layers.LSTM not available")
+    rng = np.random.default_rng(4)
+    inp = Input((None,), dtype="float64")
+    emb = Embedding(6, 3, mask_zero=True)
+    model = numcnn.Model(inp, Dense(2)(LSTM(4)(emb(inp))), seed=0)
+    assert emb.get_config()["mask_zero"] is True
+    lengths = [5, 2, 3, 1]
+    x = np.zeros((4, 5))
+    for n, L in enumerate(lengths):
+        x[n, :L] = rng.integers(1, 6, L)
+    y = model.predict(x)
+    for n, L in enumerate(lengths):
+        np.testing.assert_allclose(y[n], model.predict(x[n:n + 1, :L])[0], rtol=1e-12,
+                                   atol=1e-12)
+    plain = Embedding(6, 3)
+    model2 = numcnn.Model(inp, Dense(2)(LSTM(4)(plain(inp))), seed=0)
+    assert not np.allclose(model2.predict(x)[1], model2.predict(x[1:2, :2])[0])
+    numcnn.save_model(model, tmp_path / "m.npz")
+    back = numcnn.load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.predict(x), y)
+    with pytest.raises(ValueError, match="mask_zero must be True or False"):
+        Embedding(3, 2, mask_zero=1)

@@ -4,6 +4,8 @@ save/load, summary, refused wrappings, and the Gauss–Newton rule."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -269,3 +271,45 @@ def test_gauss_newton_rule_is_the_wrapped_rule_on_folded_steps():
     np.testing.assert_allclose(d2x, d2x_ref.reshape(x.shape), rtol=1e-12)
     for k in h_ref:
         np.testing.assert_allclose(h[k], h_ref[k], rtol=1e-12)
+
+
+def _file_with_config(path, config: str) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.save(buf, np.array(config))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("__config__.npy", buf.getvalue())
+
+
+def _saved_config(tmp_path, model) -> str:
+    import io
+    import zipfile
+
+    numcnn.save_model(model, tmp_path / "ok.npz")
+    with zipfile.ZipFile(tmp_path / "ok.npz") as z:
+        return str(np.load(io.BytesIO(z.read("__config__.npy")), allow_pickle=False)[()])
+
+
+def test_a_hostile_wrapped_layer_is_refused_before_it_allocates(tmp_path):
+    """A model file is untrusted: the memory a wrapped layer's constructor would take
+    (WeightedPool2D's window) is bounded like a bare layer's, and so is the nesting."""
+    inp = Input((3, 1, 8, 8))
+    model = numcnn.Model(inp, TimeDistributed(numcnn.layers.WeightedPool2D(3))(inp))
+    text = _saved_config(tmp_path, model)
+    _file_with_config(tmp_path / "big.npz",
+                      text.replace('"pool_size": [3, 3]', '"pool_size": [200000, 200000]'))
+    with pytest.raises(numcnn.io.ModelFileError, match=r"\(wrapped layer\): building the "
+                                                        r"model would allocate at least"):
+        numcnn.load_model(tmp_path / "big.npz")
+    doc = json.loads(text)
+    entry = next(e for e in doc["model"]["config"]["layers"]
+                 if e["class_name"] == "TimeDistributed")
+    spec = {"class_name": "Dense", "config": {"units": 2}}
+    for _ in range(40):
+        spec = {"class_name": "TimeDistributed", "config": {"layer": spec}}
+    entry["config"] = spec["config"]
+    _file_with_config(tmp_path / "deep.npz", json.dumps(doc))
+    with pytest.raises(numcnn.io.ModelFileError, match="wrapped more than 32 deep"):
+        numcnn.load_model(tmp_path / "deep.npz")

@@ -148,11 +148,19 @@ class _Walker:
                              f"the registered layers ({', '.join(LAYERS.names())})")
         return LAYERS.lookup(class_name)
 
-    def layer(self, cls: type, config: Any, where: str) -> Layer:
-        """Construct a leaf layer (no parameters yet), its constructor's memory checked."""
+    def layer(self, cls: type, config: Any, where: str, depth: int = 0) -> Layer:
+        """Construct a leaf layer (no parameters yet), its constructor's memory checked —
+        also that of a layer it wraps (``TimeDistributed``, ``Bidirectional``: a nested
+        ``{"class_name", "config"}`` under ``"layer"``)."""
         if not isinstance(config, dict):
             raise self.error(f"{where}: the layer config must be an object; received "
                              f"{show(config)}")
+        inner = config.get("layer")
+        if isinstance(inner, dict) and "class_name" in inner:
+            if depth >= MAX_DEPTH:
+                raise self.error(f"{where}: layers wrapped more than {MAX_DEPTH} deep")
+            self.layer(self.lookup(inner["class_name"], where), inner.get("config", {}),
+                       f"{where} (wrapped layer)", depth + 1)
         if issubclass(cls, WeightedPool2D):  # the one constructor that allocates: kh×kw
             try:
                 kh, kw = pair(config.get("pool_size", 3), "pool_size")

@@ -32,6 +32,10 @@ class Embedding(Layer):
         output_dim: the vector size D.
         embeddings_initializer: initializer of W (default ``normal`` with std 1, PyTorch's
             ``N(0, 1)``; Keras draws ``uniform(−0.05, 0.05)``).
+        mask_zero: id 0 is padding (Keras's ``mask_zero``): a recurrent layer (or
+            ``Bidirectional``) called on this layer's output skips the steps whose id is 0
+            (see :mod:`numcnn.layers.masking`); the output itself is unchanged. Real tokens
+            then use ids 1 … input_dim − 1.
 
     Shape:
         (N, ...) ids → (N, ..., D); typically (N, T) → (N, T, D). Any per-sample shape,
@@ -42,8 +46,12 @@ class Embedding(Layer):
     """
 
     def __init__(self, input_dim: int, output_dim: int,
-                 embeddings_initializer: Any = None, **kwargs: Any):
+                 embeddings_initializer: Any = None, mask_zero: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
+        if not isinstance(mask_zero, bool):
+            raise ValueError(f"mask_zero must be True or False; received mask_zero={mask_zero!r}")
+        self.mask_zero = mask_zero
+        self._mask_of: dict[int, tuple[Any, None]] = {}
         for name, v in (("input_dim", input_dim), ("output_dim", output_dim)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"{name} must be a positive int; received {name}={v!r}")
@@ -65,6 +73,12 @@ class Embedding(Layer):
         rng = rng if rng is not None else np.random.default_rng()
         self.add_param("W", self.embeddings_initializer(
             (self.input_dim, self.output_dim), self.input_dim, self.output_dim, rng))
+
+    def call_symbolic(self, inputs: Any, rng: np.random.Generator | None = None) -> Any:
+        out = super().call_symbolic(inputs, rng)
+        if self.mask_zero:  # the ids are the mask: a step is real where its id is not 0
+            self._mask_of[id(out)] = (inputs, None)
+        return out
 
     def check_input(self, x: Any) -> None:
         """Integer ids, or float ids of the layer's dtype, of the built shape."""
@@ -89,7 +103,7 @@ class Embedding(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "input_dim": self.input_dim,
-                "output_dim": self.output_dim,
+                "output_dim": self.output_dim, "mask_zero": self.mask_zero,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer)}
 
     @classmethod
