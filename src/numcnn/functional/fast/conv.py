@@ -16,12 +16,18 @@ The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered fo
   the rows of every im2col matrix and of the output are group-major, so each product is
   ``G`` stacked per-group products (one ``np.matmul`` over a leading group axis).
 
-Scratch buffers and outputs come from the caller's :class:`Workspace`; the cache keeps the
-padded input and the row fields, so a later forward call on the same workspace makes it
-stale, which the backward pass detects.
+Scratch buffers and outputs come from the caller's :class:`Workspace`. The padded input, the
+row fields and the im2col blocks are *fresh* arrays of its pool, shared by all call sites of
+a model. The cache holds the row fields until the backward pass (no other call can take
+them meanwhile, so a cache never goes stale) and the unpadded input, not its padded copy
+(the backward pass pads again where it needs to); whatever no cache holds — every buffer
+of an inference pass — is re-used by the next layer instead of being kept per layer.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -73,6 +79,18 @@ def _blocks(Ho: int, Wo: int, K: int, N: int, itemsize: int,
         return [(a, min(R, Ho - a), 0, Wo) for a in range(0, Ho, R)]
     Q = max(1, min(budget // per_pos, max_cols // N))
     return [(a, 1, q, min(Q, Wo - q)) for a in range(Ho) for q in range(0, Wo, Q)]
+
+
+def _cols_buffer(blocks: list[tuple[int, int, int, int]], K: int, N: int, dtype: Any,
+                 ws: Workspace) -> np.ndarray:
+    """One fresh flat buffer for the largest block's (K, R·Q·N) columns; every block of the
+    loop is a view of it (:func:`_take`)."""
+    return ws.fresh((K * N * max(R * Q for _, R, _, Q in blocks),), dtype)
+
+
+def _take(buf: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The first ``prod(shape)`` values of the flat ``buf`` seen as ``shape``."""
+    return buf[: math.prod(shape)].reshape(shape)
 
 
 def _im2col_block(xp: np.ndarray, cols: np.ndarray, a: int, q: int,
@@ -161,21 +179,12 @@ def conv2d_forward(
     Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
     pt, pb, pl, pr = pads
     K = C * kh * kw
-    xp = _hwn(x)  # (C, H, W, N)
-    if pt or pb or pl or pr:
-        # keyed by the pads too: the border is written only when the buffer is made, and
-        # other pads give the same padded shape (padding="same", stride 2: inputs 5 and 6)
-        xp = ws.padded(f"xp{tuple(pads)}", (C, H + pt + pb, Wd + pl + pr, N), x.dtype, 0.0)
-        xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
-    elif not xp.flags.c_contiguous and N > 1:
-        # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values
-        xp = ws.empty("xc", xp.shape, x.dtype)
-        xp[...] = _hwn(x)
+    xp = _padded_input(x, pads, ws)  # (C, Hp, Wp, N)
     W2 = _g(W.reshape(F, Cw * kh * kw), G)
     bias = None if b is None else _g(b.reshape(F, 1), G)
     y4 = ws.fresh((F, Ho, Wo, N), np.result_type(x, W))
-    cache = {"kernel": "fast", "xp": xp, "W": W, "x_shape": x.shape, "stride": stride,
-             "pads": pads, "ws": ws, "generation": ws.begin(), "fields": None,
+    cache = {"kernel": "fast", "x": x, "W": W, "x_shape": x.shape, "stride": stride,
+             "pads": pads, "ws": ws, "fields": None,
              "whole": xp.shape[1:3] == (kh, kw), "groups": G}
     if cache["whole"]:
         # the kernel covers the whole (padded) input (LeNet-5's C5): the im2col matrix is the
@@ -195,9 +204,10 @@ def conv2d_forward(
             if b is not None:
                 out += bias
     else:
-        for a, R, q, Q in _blocks(Ho, Wo, K, N, x.itemsize, F):
-            cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), x.dtype), a, q,
-                                 stride)
+        blocks = _blocks(Ho, Wo, K, N, x.itemsize, F)
+        buf = _cols_buffer(blocks, K, N, x.dtype, ws)
+        for a, R, q, Q in blocks:
+            cols = _im2col_block(xp, _take(buf, (C, kh, kw, R, Q, N)), a, q, stride)
             # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
             # (G groups: (G, F/G, C/G*kh*kw) @ (G, C/G*kh*kw, R*Q*N))
             out = np.matmul(W2, _g(cols, G), out=_g(_block_view(y4, a, R, q, Q), G))
@@ -205,6 +215,28 @@ def conv2d_forward(
                 out += bias  # while the block is still in cache
     cache["fields"] = fields
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
+
+
+def _padded_input(x: np.ndarray, pads: tuple[int, int, int, int],
+                  ws: Workspace) -> np.ndarray:
+    """``x`` (N, C, H, W) as zero-padded (C, Hp, Wp, N) memory: a fresh array of the pool
+    (tagged with the pads: the border is written only when the array is made, and other
+    pads give the same padded shape — padding="same", stride 2: inputs 5 and 6), or ``x``'s
+    own memory when unpadded and already batch-innermost.
+
+    The cache keeps ``x``, not this copy (``x`` is kept anyway: it is the previous layer's
+    output, held by that layer's cache); the backward pass pads again where it needs it."""
+    N, C, H, Wd = x.shape
+    pt, pb, pl, pr = pads
+    xp = _hwn(x)
+    if pt or pb or pl or pr:
+        xp = ws.fresh((C, H + pt + pb, Wd + pl + pr, N), x.dtype, ("xp", tuple(pads)), 0.0)
+        xp[:, pt : pt + H, pl : pl + Wd] = _hwn(x)
+    elif not xp.flags.c_contiguous and N > 1:
+        # e.g. an NCHW input: one transposing copy, so im2col reads runs of N values
+        xp = ws.fresh(xp.shape, x.dtype)
+        xp[...] = _hwn(x)
+    return xp
 
 
 def _use_row_fields(Wo: int, N: int, nbytes: int) -> bool:
@@ -233,7 +265,7 @@ def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, in
     if G > 1:
         shape = (G, Hp, C // G, kw, Wo, N)
         strides = (sC * (C // G),) + strides
-    X = ws.empty("fields", shape, xp.dtype)
+    X = ws.fresh(shape, xp.dtype)
     np.copyto(X, as_strided(xp, shape=shape, strides=strides, writeable=False))
     return X
 
@@ -279,10 +311,8 @@ def conv2d_backward(
     """
     W = cache["W"]
     G = cache.get("groups", 1)
-    xp = cache["xp"]
     stride = cache["stride"]
     ws: Workspace = cache["ws"]
-    ws.check(cache["generation"], "conv2d_backward")
     N, C, H, Wd = cache["x_shape"]
     F, Cg, kh, kw = W.shape
     K = C * kh * kw
@@ -290,12 +320,16 @@ def conv2d_backward(
     Ho, Wo = dy.shape[2:]
     dyc = _hwn(dy)  # (F, Ho, Wo, N)
     if not dyc.flags.c_contiguous:
-        dyc = ws.empty("dy", dyc.shape, dy.dtype)
+        dyc = ws.fresh(dyc.shape, dy.dtype)
         dyc[...] = _hwn(dy)
     dt = np.result_type(dy, W)
     db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
     pt, pb, pl, pr = cache["pads"]
     padded = pt or pb or pl or pr
+    fields = cache.get("fields")
+    xp = None
+    if cache.get("whole") or (need_dW and fields is None):
+        xp = _padded_input(cache["x"], cache["pads"], ws)
     if cache.get("whole"):
         return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
     # dWᵀ accumulated as (C*kh*kw, F), or (G, C/G*kh*kw, F/G) for G groups
@@ -304,12 +338,11 @@ def conv2d_backward(
     rows_dx = False
     if need_dx:
         shape = (C, H + pt + pb, Wd + pl + pr, N)
-        dxp = ws.zeros("dxp", shape, dt) if padded else ws.fresh_ordered(shape, dt, zero=True)
+        dxp = ws.fresh_ordered(shape, dt, zero=True)
         W2t = _g(W.reshape(F, Kg), G).swapaxes(-1, -2)  # (C*kh*kw, F) or (G, Kg, F/G)
         rows_dx = _use_row_gemm(C, F, kh, kw, Wo, shape[2], stride)
         if rows_dx:
             _dx_by_rows(dyc, W, dxp, stride, ws, G)
-    fields = cache.get("fields")
     if need_dW and fields is not None:
         sh = stride[0]
         for a in range(Ho):  # dWᵀ in the fields' (kh, C, kw) row order
@@ -319,15 +352,19 @@ def conv2d_backward(
         dWt = dWt.reshape(lead + (kh, Cg, kw, -1)).swapaxes(-4, -3).reshape(dWt.shape)
     fields_dW = fields is not None
     if (need_dW and not fields_dW) or (need_dx and not rows_dx):
-        for a, R, q, Q in _blocks(Ho, Wo, K, N, xp.itemsize, F):
+        blocks = _blocks(Ho, Wo, K, N, W.itemsize, F)
+        if need_dW and not fields_dW:
+            buf = _cols_buffer(blocks, K, N, xp.dtype, ws)
+        if need_dx and not rows_dx:
+            dbuf = _cols_buffer(blocks, K, N, dt, ws)
+        for a, R, q, Q in blocks:
             d = _block_view(dyc, a, R, q, Q)  # (F, R*Q*N)
             if need_dW and not fields_dW:
-                cols = _im2col_block(xp, ws.empty("cols", (C, kh, kw, R, Q, N), xp.dtype), a,
-                                     q, stride)
+                cols = _im2col_block(xp, _take(buf, (C, kh, kw, R, Q, N)), a, q, stride)
                 # (C*kh*kw, R*Q*N) @ (R*Q*N, F), or G stacked per-group products
                 dWt += _g(cols, G) @ _g(d, G).swapaxes(-1, -2)
             if need_dx and not rows_dx:
-                dcols = ws.empty("dcols", (K, R * Q * N), dt)
+                dcols = _take(dbuf, (K, R * Q * N))
                 np.matmul(W2t, _g(d, G), out=_g(dcols, G))  # (C*kh*kw, F) @ (F, R*Q*N)
                 dcols = dcols.reshape(C, kh, kw, R, Q, N)
                 sh, sw = stride
