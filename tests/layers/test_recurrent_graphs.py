@@ -127,6 +127,10 @@ def test_an_explicit_mask_input_equals_masking():
     b.set_weights(a.get_weights())
     x = x.astype(np.float32)
     np.testing.assert_allclose(a.predict(x), b.predict([x, mask]), rtol=1e-6)
+    # on arrays the mask may be boolean or integer (the ids of Embedding(mask_zero=True))
+    layer = b.layers[0]
+    for m in (mask.astype(bool), mask.astype(np.int64)):
+        np.testing.assert_array_equal(layer(x, mask=m), layer(x, mask=mask))
     # padding after the end changes nothing
     longer = np.concatenate([x, np.zeros((N, 3, F), np.float32)], axis=1)
     np.testing.assert_allclose(a.predict(longer), a.predict(x), rtol=1e-6)

@@ -165,6 +165,18 @@ class SequenceLayer(Layer):
         first = out[0] if isinstance(out, tuple) else out
         self._mask_of[id(first)] = (inputs[-1], value)
 
+    def check_input(self, x: Any) -> None:
+        """As :meth:`Layer.check_input`, except that a mask input may hold any real or
+        boolean dtype (ids of an ``Embedding(mask_zero=True)``, a 0/1 integer mask)."""
+        if isinstance(x, (list, tuple)) and self.mask_input is not None and len(x) > 1:
+            m = x[-1]
+            if not isinstance(m, np.ndarray) or m.dtype.kind not in "biuf":
+                raise TypeError(f"{self.display_name}: the mask must be a numeric array; "
+                                f"received {type(m).__name__}"
+                                f"{'' if not isinstance(m, np.ndarray) else ' of ' + str(m.dtype)}")
+            x = list(x[:-1]) + [m.astype(self.dtype, copy=False)]
+        super().check_input(x)
+
     def split_inputs(self, x: Any) -> tuple[np.ndarray, list[np.ndarray] | None, Any]:
         """``(x, initial states or None, (N, T) boolean mask or None)`` of a call."""
         if not isinstance(x, (list, tuple)):
