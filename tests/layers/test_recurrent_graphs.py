@@ -211,3 +211,47 @@ def test_bidirectional_arguments():
     b = Bidirectional(LSTM(3, name="enc"))
     assert b.backward_layer.go_backwards and not b.forward_layer.go_backwards
     assert b.backward_layer.name == "backward_enc"
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_bidirectional_with_initial_states_and_padding_matches_torch(kind):
+    """Initial states for both directions as extra inputs, a padded batch (the mask as an
+    input), the last states only: against PyTorch's packed bidirectional module."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    N, T, F, H = 3, 5, 2, 3
+    lengths = [5, 2, 3]
+    n_states = 2 if kind == "lstm" else 1
+    rng = np.random.default_rng(6)
+    layer = Bidirectional(CLASSES[kind](H, return_state=True), merge_mode="concat",
+                          dtype="float64")
+    x = padded_batch(rng, N, T, F, lengths)
+    mask = (np.arange(T)[None] < np.array(lengths)[:, None]).astype(np.float64)
+    states = [rng.standard_normal((N, H)) for _ in range(2 * n_states)]
+    outs = layer(x, initial_state=states, mask=mask)
+    m = torch_twin(kind, F, H, bidirectional=True)
+    copy_weights(layer.forward_layer, m)
+    copy_weights(layer.backward_layer, m, suffix="_reverse")
+    tx = torch.tensor(x, requires_grad=True)
+    # PyTorch's states: (2, N, H), direction-major; ours: forward h (, c), backward h (, c)
+    ts = [torch.tensor(np.stack([states[k], states[n_states + k]]), requires_grad=True)
+          for k in range(n_states)]
+    packed = pack_padded_sequence(tx, lengths, batch_first=True, enforce_sorted=False)
+    _, tfin = m(packed, tuple(ts) if kind == "lstm" else ts[0])
+    tfin = tfin if kind == "lstm" else (tfin,)
+    expected = [torch.cat([tfin[0][0], tfin[0][1]], -1)]
+    expected += [tfin[k][0] for k in range(n_states)] + [tfin[k][1] for k in range(n_states)]
+    for a, b in zip(outs, expected):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-11, atol=1e-12)
+    dys = [rng.standard_normal(o.shape) for o in outs]
+    sum((t * torch.tensor(d)).sum() for t, d in zip(expected, dys)).backward()
+    grads = layer.backward(tuple(dys))
+    np.testing.assert_allclose(grads[0], tx.grad.numpy(), rtol=1e-10, atol=1e-11)
+    for k in range(n_states):
+        np.testing.assert_allclose(grads[1 + k], ts[k].grad.numpy()[0], rtol=1e-10,
+                                   atol=1e-11)
+        np.testing.assert_allclose(grads[1 + n_states + k], ts[k].grad.numpy()[1],
+                                   rtol=1e-10, atol=1e-11)
+    assert grads[-1] is None  # the mask
+    for k, g in zip(NAMES, torch_grads(m, 0, "_reverse")):
+        np.testing.assert_allclose(layer.grads["backward_" + k], g, rtol=1e-10, atol=1e-11)

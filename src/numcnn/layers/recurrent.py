@@ -85,9 +85,6 @@ class Recurrent(SequenceLayer):
     def n_states(self) -> int:
         return N_STATES[self.cell]
 
-    def _n_inputs(self) -> int:
-        return 1 + self.n_states * self.initial_state_input + (self.mask_input is not None)
-
     def _main_shape(self, input_shape: Any) -> Shape:
         if isinstance(input_shape, list):
             if len(input_shape) != self.n_inputs():
