@@ -18,10 +18,11 @@ The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered fo
 
 Scratch buffers and outputs come from the caller's :class:`Workspace`. The padded input, the
 row fields and the im2col blocks are *fresh* arrays of its pool, shared by all call sites of
-a model. The cache holds the row fields until the backward pass (no other call can take
-them meanwhile, so a cache never goes stale) and the unpadded input, not its padded copy
-(the backward pass pads again where it needs to); whatever no cache holds — every buffer
-of an inference pass — is re-used by the next layer instead of being kept per layer.
+a model. The cache holds only the unpadded input (kept anyway: the previous layer's output);
+the backward pass pads it and builds the row fields again where it needs them (one copy
+each, against keeping 1–3× every layer's input until the backward pass), so no cache can go
+stale, and every buffer — all of them in an inference pass — is re-used by the next layer
+instead of being kept per layer.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ def conv2d_forward(
             out = np.matmul(W2, _g(cols, G), out=_g(_block_view(y4, a, R, q, Q), G))
             if b is not None:
                 out += bias  # while the block is still in cache
-    cache["fields"] = fields
+    cache["fields"] = True if fields is not None else None  # rebuilt by the backward pass
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
 
 
@@ -254,9 +255,9 @@ def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, in
 
     The im2col matrix of output row ``a`` is then the contiguous slice
     ``X[a·sh : a·sh + kh]`` seen as ``(kh·C·kw, Wo·N)``: no copy per row, and the backward
-    pass reuses ``X`` instead of rebuilding the columns. With ``G > 1`` groups the fields
-    are ``X[g, h, c', j, q, n]`` (``c = g·C/G + c'``), so that each group's slice is
-    contiguous too (:func:`_field_rows`).
+    pass builds ``X`` again for ``dW`` (one copy) instead of the columns. With ``G > 1``
+    groups the fields are ``X[g, h, c', j, q, n]`` (``c = g·C/G + c'``), so that each
+    group's slice is contiguous too (:func:`_field_rows`).
     """
     C, Hp, _, N = xp.shape
     sC, sH, sW, sN = xp.strides
@@ -326,10 +327,12 @@ def conv2d_backward(
     db = dyc.reshape(F, -1).sum(axis=1) if need_db else None
     pt, pb, pl, pr = cache["pads"]
     padded = pt or pb or pl or pr
-    fields = cache.get("fields")
+    fields = None
     xp = None
-    if cache.get("whole") or (need_dW and fields is None):
+    if cache.get("whole") or need_dW:
         xp = _padded_input(cache["x"], cache["pads"], ws)
+        if need_dW and cache.get("fields"):
+            fields = _row_fields(xp, kh, kw, Wo, stride, ws, G)
     if cache.get("whole"):
         return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
     # dWᵀ accumulated as (C*kh*kw, F), or (G, C/G*kh*kw, F/G) for G groups
