@@ -49,6 +49,8 @@ def test_shifted_digit_sequences():
     x, sums, digits = ex.sequences(images, labels, 7, 3, rng)
     assert x.shape == (7, 3, 1, 28, 28) and x.dtype == np.float32 and x.max() <= 1
     np.testing.assert_array_equal(sums, digits.sum(axis=1))
+    x, target, digits = ex.sequences(images, labels, 7, 3, rng, task="digit")
+    assert (digits == target[:, None]).all() and x.shape == (7, 3, 1, 28, 28)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "bilstm", "rnn"])
@@ -61,7 +63,7 @@ def test_sequential_mnist_models(cell):
 
 def test_cnn_lstm_model_takes_any_number_of_frames():
     ex = load("cnn_lstm_digits")
-    model = ex.build(3, seed=0)
+    model = ex.build(28, seed=0)
     for T in (1, 3, 4):
         x = np.random.default_rng(3).random((2, T, 1, 28, 28), dtype=np.float32)
         assert model.predict(x).shape == (2, 28)
