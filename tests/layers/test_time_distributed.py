@@ -5,6 +5,7 @@ save/load, summary, refused wrappings, and the Gauss–Newton rule."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -313,3 +314,23 @@ def test_a_hostile_wrapped_layer_is_refused_before_it_allocates(tmp_path):
     _file_with_config(tmp_path / "deep.npz", json.dumps(doc))
     with pytest.raises(numcnn.io.ModelFileError, match="wrapped more than 32 deep"):
         numcnn.load_model(tmp_path / "deep.npz")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="data-parallel training forks worker processes (Linux)")
+def test_data_parallel_training_equals_one_process():
+    """TimeDistributed(Conv2D) → LSTM, two processes: the same weights as one (up to the
+    rounding of the split sums); the wrapper's per_sample is the wrapped layer's."""
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((64, 3, 1, 6, 6)), rng.integers(0, 3, 64)
+    weights = []
+    for processes in (1, 2):
+        inp = Input((None, 1, 6, 6), dtype="float64")
+        h = TimeDistributed(Flatten())(TimeDistributed(Conv2D(2, 3))(inp))
+        model = numcnn.Model(inp, Dense(3)(numcnn.layers.LSTM(4)(h)), seed=0)
+        model.compile(optimizer=numcnn.optimizers.SGD(lr=0.1, clipnorm=0.5),
+                      loss="softmax_cross_entropy")
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0, processes=processes)
+        weights.append(model.get_weights())
+    for k, v in weights[0].items():
+        np.testing.assert_allclose(weights[1][k], v, rtol=1e-10, atol=1e-13, err_msg=k)
