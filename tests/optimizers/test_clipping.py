@@ -231,3 +231,13 @@ def test_data_parallel_training_clips_the_summed_gradient():
     for k, v in runs["one"].items():
         np.testing.assert_allclose(runs["two"][k], v, rtol=1e-9, atol=1e-12, err_msg=k)
     assert any(not np.allclose(runs["none"][k], v) for k, v in runs["one"].items())
+
+
+def test_a_large_float32_gradient_is_summed_in_float64_slices():
+    from numcnn.optimizers.base import _CHUNK
+
+    g = np.random.default_rng(5).standard_normal(3 * _CHUNK + 5).astype(np.float32)
+    out = clip_grad_norm({"g": g}, 1.0)["g"]
+    n = np.sqrt(np.sum(g.astype(np.float64) ** 2))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, g.astype(np.float64) / (n + 1e-6), rtol=2e-6)

@@ -127,6 +127,19 @@ def check_clip(name: str, value: Any) -> float | None:
     return float(value)
 
 
+def _sum_of_squares(g: np.ndarray) -> float:
+    """``Σ g²`` accumulated in float64, in slices of :data:`_CHUNK` values (a float32
+    gradient of 10⁸ values is not copied whole to float64)."""
+    flat = g.reshape(-1)
+    if flat.dtype == np.float64:
+        return float(np.dot(flat, flat))
+    total = 0.0
+    for s in range(0, flat.size, _CHUNK):
+        part = flat[s: s + _CHUNK].astype(np.float64)
+        total += float(np.dot(part, part))
+    return total
+
+
 def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:
     """The gradients scaled by one factor so that their global norm is at most ``max_norm``,
     as ``torch.nn.utils.clip_grad_norm_`` (new arrays; the inputs are not changed)::
@@ -144,9 +157,7 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> dict[str
     >>> np.round(g["a"], 6), np.round(g["b"], 6)  # norm 5 → 1
     (array([0.6]), array([0.8]))
     """
-    sq = math.fsum(float(np.dot(g.reshape(-1).astype(np.float64, copy=False),
-                                g.reshape(-1).astype(np.float64, copy=False)))
-                   for g in grads.values())
+    sq = math.fsum(_sum_of_squares(g) for g in grads.values())
     out = {}
     with np.errstate(over="ignore", invalid="ignore"):
         for k, g in grads.items():
