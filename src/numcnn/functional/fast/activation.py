@@ -24,7 +24,8 @@ def relu_backward(dy: np.ndarray, y: np.ndarray, ws: Workspace | None = None) ->
     """``dx = dy · 1[x > 0] = dy · 1[y > 0]`` (the derivative at 0 is 0, as in PyTorch)."""
     ws = get_workspace(ws)
     order = memory_order(y)
-    mask = np.greater(y, 0, out=ws.empty_ordered("relu_mask", y.shape, np.bool_, order))
+    # a fresh array of the pool shared by the model's call sites, not a per-layer scratch
+    mask = np.greater(y, 0, out=ws.fresh_ordered(y.shape, np.bool_, order))
     return np.multiply(dy, mask, out=ws.fresh_ordered(y.shape, np.result_type(dy, y), order))
 
 

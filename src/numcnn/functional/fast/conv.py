@@ -459,9 +459,11 @@ def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[i
     Wr.reshape(groups, Cg, kh, Fg, kw)[...] = (
         W.reshape(groups, Fg, Cg, kh, kw)[..., ::-1].transpose(0, 2, 3, 1, 4))
     # D's columns outside each shifted copy are never written: zero since allocation
-    D = ws.padded("D", (F, kw, Wp, N), dyc.dtype, 0.0)
+    # (a fresh array of the model's pool, tagged: with stride 1 along the width every user
+    # of this shape writes the same columns, so the zero border made with it stays zero)
+    D = ws.fresh((F, kw, Wp, N), dyc.dtype, "D", 0.0)
     C = Cg * groups
-    Gm = ws.empty("G", (C * kh, Wp * N), np.result_type(dyc, W))
+    Gm = ws.fresh((C * kh, Wp * N), np.result_type(dyc, W))
     for r in range(Ho):
         for jp in range(kw):
             lo = kw - 1 - jp
