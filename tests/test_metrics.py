@@ -15,3 +15,16 @@ def test_every_metric_counts_matches_by_hand(name):
     expected = {"accuracy": 0.5, "acc": 0.5, "argmin_accuracy": 0.25, "rbf_accuracy": 0.25}
     assert fn(scores, labels) == expected[name]
     assert fn(scores, np.eye(3)[labels]) == expected[name]  # one-hot targets
+
+
+@pytest.mark.parametrize("name", metrics.METRICS.names())
+@pytest.mark.parametrize("scores, labels, says", [
+    (np.zeros((4, 6, 5)), np.zeros((4, 6), int), r"expected scores \(N, K\); received \(4, 6, 5\)"),
+    (np.zeros((4, 5)), np.zeros(3, int), r"expected labels \(4,\).*received \(3,\)"),
+    (np.zeros((4, 5)), np.zeros((4, 1, 5)), r"received \(4, 1, 5\)"),
+])
+def test_misshaped_inputs_are_named_not_broadcast(name, scores, labels, says):
+    # sequence scores (N, T, K) or labels of another length once ended in NumPy's
+    # broadcasting error (or, for (N, 1) against (1, N), in a silent wrong fraction)
+    with pytest.raises(ValueError, match=says):
+        metrics.get(name)(scores, labels)

@@ -9,6 +9,19 @@ from ._registry import Registry
 METRICS = Registry("metric")
 
 
+def _labels(y_pred: np.ndarray, y_true, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The scores (N, K) and the integer labels (N,) of a classification metric, or a
+    ``ValueError`` naming the shapes that were received."""
+    y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
+    if y_pred.ndim != 2:
+        raise ValueError(f"{name}: expected scores (N, K); received {y_pred.shape}")
+    labels = y_true.argmax(axis=1) if y_true.ndim == 2 else y_true
+    if labels.shape != y_pred.shape[:1]:
+        raise ValueError(f"{name}: expected labels ({y_pred.shape[0]},) or one-hot rows "
+                         f"{y_pred.shape} for scores {y_pred.shape}; received {y_true.shape}")
+    return y_pred, labels
+
+
 @METRICS.register("accuracy", "acc")
 def accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
     """Fraction of rows whose arg-max equals the label (integer labels or one-hot rows).
@@ -18,8 +31,7 @@ def accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
     >>> accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
     0.5
     """
-    y_true = np.asarray(y_true)
-    labels = y_true.argmax(axis=1) if y_true.ndim == 2 else y_true
+    y_pred, labels = _labels(y_pred, y_true, "accuracy")
     return float(np.mean(y_pred.argmax(axis=1) == labels))
 
 
@@ -31,8 +43,7 @@ def argmin_accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
     >>> argmin_accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([0, 0]))
     0.5
     """
-    y_true = np.asarray(y_true)
-    labels = y_true.argmax(axis=1) if y_true.ndim == 2 else y_true
+    y_pred, labels = _labels(y_pred, y_true, "argmin_accuracy")
     return float(np.mean(y_pred.argmin(axis=1) == labels))
 
 
