@@ -22,6 +22,8 @@ def test_every_metric_counts_matches_by_hand(name):
     (np.zeros((4, 6, 5)), np.zeros((4, 6), int), r"expected scores \(N, K\); received \(4, 6, 5\)"),
     (np.zeros((4, 5)), np.zeros(3, int), r"expected labels \(4,\).*received \(3,\)"),
     (np.zeros((4, 5)), np.zeros((4, 1, 5)), r"received \(4, 1, 5\)"),
+    (np.zeros((4, 5)), np.zeros((4, 1), int), r"received \(4, 1\)"),
+    (np.zeros((4, 5)), np.eye(4), r"one-hot rows \(4, 5\).*received \(4, 4\)"),
 ])
 def test_misshaped_inputs_are_named_not_broadcast(name, scores, labels, says):
     # sequence scores (N, T, K) or labels of another length once ended in NumPy's

@@ -15,7 +15,8 @@ def _labels(y_pred: np.ndarray, y_true, name: str) -> tuple[np.ndarray, np.ndarr
     y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
     if y_pred.ndim != 2:
         raise ValueError(f"{name}: expected scores (N, K); received {y_pred.shape}")
-    labels = y_true.argmax(axis=1) if y_true.ndim == 2 else y_true
+    one_hot = y_true.ndim == 2 and y_true.shape == y_pred.shape
+    labels = y_true.argmax(axis=1) if one_hot else y_true
     if labels.shape != y_pred.shape[:1]:
         raise ValueError(f"{name}: expected labels ({y_pred.shape[0]},) or one-hot rows "
                          f"{y_pred.shape} for scores {y_pred.shape}; received {y_true.shape}")
