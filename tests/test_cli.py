@@ -126,6 +126,19 @@ def test_bench_times_numcnn_alone_on_synthetic_data(capsys):
     assert "| 1 | 16 |" in rows["train s/epoch"]
 
 
+def test_bench_builds_a_classic_network_for_mnist_images(capsys):
+    # the zoo's resnet20 defaults to 3×32×32 and 10 classes: bench used to build it so and
+    # then refuse MNIST's (N, 1, 28, 28) batches
+    code, out, err = run_cli(capsys, "bench", "--model", "resnet20", "--steps", "1",
+                             "--repeats", "1", "--batch-size", "8", "--synthetic",
+                             "--no-inference")
+    assert code == 0, err
+    assert out.startswith("model resnet20; numcnn ") and "train s/epoch" in out
+    code, out, err = run_cli(capsys, "bench", "--model", "alexnet", "--synthetic")
+    assert code != 0 and "alexnet accepts images of at least 63×63 pixels" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_bench_help_points_to_the_comparison_with_pytorch(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["bench", "--help"])

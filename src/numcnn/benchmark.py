@@ -77,8 +77,12 @@ def load_mnist(data_dir: str | None = None, synthetic: bool = False):
 
 
 def build_numcnn(model: str, seed: int, lr: float, momentum: float):
-    """A compiled zoo model (SGD with momentum; no metrics: the bare training step)."""
-    net = zoo.get(model, seed=seed)
+    """A compiled zoo model for MNIST's 1×28×28 images and 10 classes (SGD with momentum; no
+    metrics: the bare training step). A network that cannot take 28×28 images says so."""
+    if model.lower() in ("lenet5", "lenet5-1998"):
+        net = zoo.get(model, seed=seed)
+    else:  # the classic networks default to ImageNet's or CIFAR's shapes
+        net = zoo.get(model, seed=seed, input_shape=(1, 28, 28), num_classes=10)
     net.compile(SGD(lr, momentum=momentum), "softmax_cross_entropy", metrics=[])
     return net
 
