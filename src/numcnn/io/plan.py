@@ -25,7 +25,7 @@ from ..layers.base import LAYERS, Layer, check_dtype
 from ..layers.input import InputLayer
 from ..layers.node import shapes_compatible
 from ..layers.pooling import WeightedPool2D
-from ..models.model import Model
+from ..models.model import Model, unique_names
 from ..models.sequential import Sequential
 from .config import Error
 from .npzfile import clip, format_bytes, show
@@ -89,27 +89,6 @@ class _Sig:
     list_in: bool
     list_out: bool
     dtype: np.dtype
-
-
-def _auto_names(entries: list[tuple[str | None, str]]) -> list[str]:
-    """Model._assign_names: a layer's own name, else its class name, lower-case, with a
-    counter that skips the names taken."""
-    used = {n for n, _ in entries if n}
-    taken: dict[str, int] = {}
-    out = []
-    for name, base in entries:
-        if name:
-            out.append(name)
-            continue
-        k = taken.get(base, 0)
-        name = base if k == 0 else f"{base}_{k}"
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
-        taken[base] = k + 1
-        used.add(name)
-        out.append(name)
-    return out
 
 
 class _Walker:
@@ -254,7 +233,7 @@ class _Walker:
             raise self.error(f"{where}: the Sequential config has no input_shape (a saved model "
                              "is built)")
         children = [self.child(s, f"{where}, layer {i}") for i, s in enumerate(specs)]
-        names = _auto_names([(n, c.__name__.lower()) for c, _, n in children])
+        names = unique_names([(n, c.__name__.lower()) for c, _, n in children])
         if len(set(names)) != len(names):
             raise self.error(f"{where}: layer names must be unique; received {names}")
         cur: Any = shape
@@ -308,7 +287,7 @@ class _Walker:
         reach = self.reachable(entries, outs)
         leaves = [e for e in entries if e[0] is not InputLayer]
         names = dict(zip([e[3] for e in leaves],
-                         _auto_names([(e[2], e[0].__name__.lower()) for e in leaves])))
+                         unique_names([(e[2], e[0].__name__.lower()) for e in leaves])))
         tensors: dict[tuple[str, int], list[tuple[tuple, np.dtype]]] = {}
         # a shared layer's later call may read a tensor made after its first call: calls
         # run as soon as their inputs exist, each layer's in order (as Model.from_config)

@@ -119,26 +119,13 @@ class Model(Layer):
 
     def _assign_names(self) -> None:
         """Unique names: a layer's own, else its lower-case class name with a counter."""
-        taken: dict[str, int] = {}
         explicit = [lay.name for lay in self.graph.layers if lay.name]
         dup = sorted({n for n in explicit if explicit.count(n) > 1})
         if dup:
             raise ValueError(f"layer names must be unique within a model; duplicated: {dup}")
-        used = set(explicit)
-        self._names = {}
-        for layer in self.graph.layers:
-            if layer.name:
-                self._names[id(layer)] = layer.name
-                continue
-            base = _snake(type(layer).__name__)
-            k = taken.get(base, 0)
-            name = base if k == 0 else f"{base}_{k}"
-            while name in used:
-                k += 1
-                name = f"{base}_{k}"
-            taken[base] = k + 1
-            used.add(name)
-            self._names[id(layer)] = name
+        names = unique_names([(lay.name, _snake(type(lay).__name__))
+                              for lay in self.graph.layers])
+        self._names = {id(lay): n for lay, n in zip(self.graph.layers, names)}
 
     def _initialise_pending(self) -> None:
         """Re-draw, from ``seed``, the weights of layers built without a seed that no model
@@ -674,3 +661,26 @@ class Model(Layer):
         return (f"{type(self).__name__}(name={self.name!r}, inputs="
                 f"{[format_shape(t.shape) for t in self.graph.inputs]}, "
                 f"layers={len(self.graph.layers)}, params={self.count_params():,})")
+
+
+def unique_names(entries: list[tuple[str | None, str]]) -> list[str]:
+    """The names of a model's layers: each ``(own name or None, lower-case class name)``
+    keeps its own name, else gets the class name with a counter that skips the names taken
+    (``conv2d``, ``conv2d_1``, ...). The rule of ``Model`` and of the walks over a config
+    that name layers without building them (``models.walk``, ``io.plan``)."""
+    used = {n for n, _ in entries if n}
+    taken: dict[str, int] = {}
+    out = []
+    for name, base in entries:
+        if name:
+            out.append(name)
+            continue
+        k = taken.get(base, 0)
+        name = base if k == 0 else f"{base}_{k}"
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        taken[base] = k + 1
+        used.add(name)
+        out.append(name)
+    return out

@@ -35,7 +35,7 @@ from ..layers.base import LAYERS, Layer, deserialize
 from ..layers.input import InputLayer
 from ..layers.node import format_shape, shapes_compatible
 from .flops import formula_for, layer_macs
-from .model import Model
+from .model import Model, unique_names
 from .sequential import Sequential
 
 
@@ -240,33 +240,12 @@ def _model_row(label: str, sub: Walk, class_name: str, first: bool) -> Row:
                why="; ".join(sub.unknown))
 
 
-def _auto_names(entries: list[tuple[str | None, str]]) -> list[str]:
-    """Model._assign_names: a layer's own name, else its lower-case class name with a
-    counter that skips the names taken."""
-    used = {n for n, _ in entries if n}
-    taken: dict[str, int] = {}
-    out = []
-    for name, base in entries:
-        if name:
-            out.append(name)
-            continue
-        k = taken.get(base, 0)
-        name = base if k == 0 else f"{base}_{k}"
-        while name in used:
-            k += 1
-            name = f"{base}_{k}"
-        taken[base] = k + 1
-        used.add(name)
-        out.append(name)
-    return out
-
-
 # --------------------------------------------------------------------------- chains
 def _walk_chain(name: str, items: list[tuple[str | None, Any]], shape: Any) -> Walk:
     """A Sequential: ``items`` are layers, or specs ``{"class_name", "config"}``."""
     classes = [type(it) if isinstance(it, Layer) else LAYERS.lookup(it["class_name"])
                for _, it in items]
-    labels = _auto_names([(n, c.__name__.lower()) for (n, _), c in zip(items, classes)])
+    labels = unique_names([(n, c.__name__.lower()) for (n, _), c in zip(items, classes)])
     rows: list[Row] = []
     cur = shape
     prev = "input_0"  # as a built model names an unnamed input
