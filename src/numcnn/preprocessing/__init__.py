@@ -2,10 +2,12 @@
 
 The course's data-layer steps (去均值 mean subtraction, 归一化 normalisation, PCA/白化
 whitening), its bit-plane decomposition (比特平面), and the padding LeNet-5 needs
-(MNIST 28×28 → 32×32). Every step has ``fit(X)`` (learns statistics from training data
-only), ``transform(X)``, ``fit_transform(X)``, ``inverse_transform(Y)`` where one exists, and
-``get_state()`` / ``set_state()`` returning plain arrays plus JSON-able parameters, so a
-fitted step can be saved without pickle (:func:`save_preprocessor`, :func:`load_preprocessor`).
+(MNIST 28×28 → 32×32), and :func:`.digits.mnist_digit`, which makes any picture of a digit
+an MNIST pattern as LeCun et al. made MNIST. Every fitted step has ``fit(X)``
+(learns statistics from training data only), ``transform(X)``, ``fit_transform(X)``,
+``inverse_transform(Y)`` where one exists, and ``get_state()`` / ``set_state()`` returning
+plain arrays plus JSON-able parameters, so a fitted step can be saved without pickle
+(:func:`save_preprocessor`, :func:`load_preprocessor`).
 
 Data is ``(N, ...)``: samples on axis 0. Integer input (e.g. uint8 images) gives float32
 output; float32/float64 input keeps its dtype. Statistics are computed in float64.
@@ -15,12 +17,14 @@ output; float32/float64 input keeps its dtype. Statistics are computed in float6
 array([-4., -4., -4., -4.])
 
 One concept per module: :mod:`.base` (the protocol, the registry, ``get``), :mod:`.scalers`,
-:mod:`.pca` (PCA and whitening), :mod:`.bit_planes`, :mod:`.padding` and :mod:`.saving`.
+:mod:`.pca` (PCA and whitening), :mod:`.bit_planes`, :mod:`.padding`, :mod:`.saving`
+and :mod:`.digits`.
 """
 
 from . import base
 from .base import PREPROCESSORS, Preprocessor, get
 from .bit_planes import BitPlanes, from_blocks, to_blocks
+from .digits import mnist_digit
 from .padding import Pad
 from .pca import PCA, PCAWhitening, ZCAWhitening
 from .saving import load_preprocessor, save_preprocessor
@@ -47,6 +51,7 @@ __all__ = [
     "from_blocks",
     "get",
     "load_preprocessor",
+    "mnist_digit",
     "save_preprocessor",
     "to_blocks",
 ]
