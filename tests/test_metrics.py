@@ -19,7 +19,8 @@ def test_every_metric_counts_matches_by_hand(name):
 
 @pytest.mark.parametrize("name", metrics.METRICS.names())
 @pytest.mark.parametrize("scores, labels, says", [
-    (np.zeros((4, 6, 5)), np.zeros((4, 6), int), r"expected scores \(N, K\); received \(4, 6, 5\)"),
+    (np.zeros((4, 6, 5)), np.zeros(4, int), r"expected scores \(N, K\), or \(N, T, K\).*"
+                                            r"received scores \(4, 6, 5\) and labels \(4,\)"),
     (np.zeros((4, 5)), np.zeros(3, int), r"expected labels \(4,\).*received \(3,\)"),
     (np.zeros((4, 5)), np.zeros((4, 1, 5)), r"received \(4, 1, 5\)"),
     (np.zeros((4, 5)), np.zeros((4, 1), int), r"received \(4, 1\)"),
@@ -30,3 +31,17 @@ def test_misshaped_inputs_are_named_not_broadcast(name, scores, labels, says):
     # broadcasting error (or, for (N, 1) against (1, N), in a silent wrong fraction)
     with pytest.raises(ValueError, match=says):
         metrics.get(name)(scores, labels)
+
+
+@pytest.mark.parametrize("name", ["accuracy", "argmin_accuracy"])
+def test_sequence_scores_count_every_step(name):
+    # per-step scores (N, T, K) with labels (N, T): the fraction of right steps, counted
+    # here by loops over samples and steps
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((5, 7, 4))
+    labels = rng.integers(0, 4, (5, 7))
+    pick = np.argmax if name == "accuracy" else np.argmin
+    right = sum(pick(scores[n, t]) == labels[n, t] for n in range(5) for t in range(7))
+    fn = metrics.get(name)
+    assert fn(scores, labels) == pytest.approx(right / 35, abs=1e-12)
+    assert fn(scores, np.eye(4)[labels]) == pytest.approx(right / 35, abs=1e-12)

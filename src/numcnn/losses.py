@@ -17,6 +17,19 @@ Guards against ``log 0`` and division by 0 (each docstring states its own):
 Bad inputs raise ``ValueError``/``TypeError``: shape mismatch, probabilities outside [0, 1],
 log-probabilities above 0, class labels out of range or not integers, labels other than ±1
 for the margin losses.
+
+**Sequences.** The classification losses (``softmax_cross_entropy``, ``nll``,
+``categorical_cross_entropy``, ``multiclass_hinge``, and ``mse`` with class labels) also take
+per-step scores ``(N, T, K)`` — classes on the last axis, as Keras — with labels ``(N, T)``
+or one-hot ``(N, T, K)``: the loss is the mean over all ``N·T`` steps, PyTorch's
+``F.cross_entropy(z.permute(0, 2, 1), t)``. The element-wise losses take any shape already.
+
+**Masks.** ``forward(y_pred, y_true, mask=m)`` with a boolean ``m`` of shape
+``y_pred.shape[:m.ndim]`` (usually ``(N, T)``, True for a real step) averages over the real
+steps only: the loss is the loss of the real steps taken as one batch, ``Σ_real ℓ / #real``
+(PyTorch's ``ignore_index`` mean, Keras's masked mean), and the gradient is zero on the
+padding. With no real step the loss is 0 and so is the gradient. ``fit`` and ``evaluate``
+pass the mask of an output that carries one (see :mod:`numcnn.layers.masking`).
 """
 
 from __future__ import annotations
@@ -41,24 +54,57 @@ class Loss:
     """
 
     batch_mean = False
+    #: True for the losses on class scores ``(N, K)``: scores ``(N, T, K)`` are then read as
+    #: ``N·T`` rows (see the module docstring)
+    class_scores = False
 
     def __init__(self) -> None:
         self._cache: Any = None
+        self._layout: Any = None  # how forward reshaped or masked y_pred (undone by backward)
 
-    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray, mask: Any = None) -> float:
+        who = type(self).__name__
         if not isinstance(y_pred, np.ndarray) or y_pred.dtype.kind != "f":
-            raise TypeError(
-                f"{type(self).__name__}: y_pred must be a float array; received "
-                f"{getattr(y_pred, 'dtype', type(y_pred))}"
-            )
-        return float(self._forward(y_pred, np.asarray(y_true)))
+            raise TypeError(f"{who}: y_pred must be a float array; received "
+                            f"{getattr(y_pred, 'dtype', type(y_pred))}")
+        y_true = np.asarray(y_true)
+        self._layout = None
+        if mask is not None:
+            mask = _check_mask(mask, y_pred, y_true, who)
+            self._layout = ("mask", y_pred.shape, mask, y_pred.dtype)
+            if not mask.any():  # nothing to average: loss 0, gradient 0
+                self._cache = ()
+                return 0.0
+            y_pred, y_true = y_pred[mask], y_true[mask]
+        if self.class_scores and y_pred.ndim > 2:
+            shape, k = y_pred.shape, y_pred.shape[-1]
+            lead = shape[:-1]
+            if y_true.shape not in (lead, shape):
+                raise ValueError(f"{who}: expected labels {lead} or one-hot targets {shape} "
+                                 f"for scores {shape}; received {y_true.shape}")
+            y_pred = y_pred.reshape(-1, k)
+            y_true = y_true.reshape(-1, k) if y_true.shape == shape else y_true.reshape(-1)
+            if self._layout is None:
+                self._layout = ("rows", shape)
+        return float(self._forward(y_pred, y_true))
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return self._backward()
+        layout = getattr(self, "_layout", None)
+        if layout is None:
+            return self._backward()
+        if layout[0] == "rows":
+            return self._backward().reshape(layout[1])
+        _, shape, mask, dtype = layout
+        if isinstance(self._cache, tuple) and self._cache == ():
+            return np.zeros(shape, dtype=dtype)
+        g = self._backward()
+        full = np.zeros(shape, dtype=g.dtype)
+        full[mask] = g.reshape((-1,) + shape[mask.ndim:])
+        return full
 
     def _forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:  # pragma: no cover
         raise NotImplementedError
@@ -72,6 +118,26 @@ class Loss:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _check_mask(mask: Any, y_pred: np.ndarray, y_true: np.ndarray, who: str) -> np.ndarray:
+    """A loss's mask as a boolean array of shape ``y_pred.shape[:m.ndim]`` (which ``y_true``
+    must share), or a ``ValueError``/``TypeError`` naming what was received."""
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: the mask must be a boolean or 0/1 array; received dtype "
+                        f"{m.dtype}")
+    if m.ndim == 0 or m.ndim > y_pred.ndim or m.shape != y_pred.shape[:m.ndim]:
+        raise ValueError(f"{who}: the mask must have the leading shape of y_pred "
+                         f"{y_pred.shape}, e.g. {y_pred.shape[:2]}; received {m.shape}")
+    if y_true.shape[:m.ndim] != m.shape:
+        raise ValueError(f"{who}: targets {y_true.shape} do not match the mask {m.shape}: "
+                         f"each masked step needs its target")
+    if m.dtype.kind != "b":
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"{who}: a numeric mask must hold only 0 and 1")
+        m = m != 0
+    return m
 
 
 def class_targets(y_true: np.ndarray, n: int, k: int, who: str) -> np.ndarray:
@@ -118,6 +184,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     batch_mean = True
+    class_scores = True
 
     def _forward(self, z, y_true):
         if z.ndim != 2:
@@ -151,6 +218,7 @@ class MSE(Loss):
     """
 
     batch_mean = True
+    class_scores = True
 
     def _forward(self, y_pred, y_true):
         if y_true.shape != y_pred.shape and y_pred.ndim == 2 and y_true.ndim == 1:
@@ -353,6 +421,7 @@ class NLL(Loss):
     """
 
     batch_mean = True
+    class_scores = True
 
     def _forward(self, logp, y_true):
         if logp.ndim != 2:
@@ -387,6 +456,7 @@ class CategoricalCrossEntropy(Loss):
     """
 
     batch_mean = True
+    class_scores = True
 
     def _forward(self, p, y_true):
         who = "categorical_cross_entropy"
@@ -458,6 +528,7 @@ class MulticlassHinge(Loss):
     """
 
     batch_mean = True
+    class_scores = True
 
     def __init__(self, margin: float = 1.0, p: int = 1):
         super().__init__()

@@ -11,10 +11,16 @@ METRICS = Registry("metric")
 
 def _labels(y_pred: np.ndarray, y_true, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The scores (N, K) and the integer labels (N,) of a classification metric, or a
-    ``ValueError`` naming the shapes that were received."""
+    ``ValueError`` naming the shapes that were received. Per-step scores (N, T, K) with
+    labels (N, T) or one-hot (N, T, K) are read as N·T rows (classes on the last axis)."""
     y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
+    if y_pred.ndim > 2 and y_true.shape in (y_pred.shape, y_pred.shape[:-1]):
+        k = y_pred.shape[-1]
+        y_true = y_true.reshape(-1, k) if y_true.shape == y_pred.shape else y_true.reshape(-1)
+        y_pred = y_pred.reshape(-1, k)
     if y_pred.ndim != 2:
-        raise ValueError(f"{name}: expected scores (N, K); received {y_pred.shape}")
+        raise ValueError(f"{name}: expected scores (N, K), or (N, T, K) with labels (N, T); "
+                         f"received scores {y_pred.shape} and labels {y_true.shape}")
     one_hot = y_true.ndim == 2 and y_true.shape == y_pred.shape
     labels = y_true.argmax(axis=1) if one_hot else y_true
     if labels.shape != y_pred.shape[:1]:

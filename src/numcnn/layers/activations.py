@@ -13,6 +13,8 @@ from .base import LAYERS, Call, Layer
 class _Activation(Layer):
     """An element-wise activation: ``fprop`` keeps the cache its ``bprop`` needs."""
 
+    keeps_mask = True
+
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         y, call.cache = self._fwd(x)
@@ -97,5 +99,6 @@ class Softmax(_Activation):
     loss on the logits: it is exact and cheaper.
     """
 
+    keeps_mask = False  # over axis 1, which is the time axis of a sequence
     _fwd = staticmethod(Fn.softmax_forward)
     _bwd = staticmethod(Fn.softmax_backward)

@@ -32,7 +32,7 @@ import numpy as np
 from .._random import generator_state, set_generator_state
 from .._registry import Registry
 from ..functional import Workspace
-from .node import Node, Shape, format_shape, is_symbolic, shapes_compatible
+from .node import Node, Shape, format_shape, is_symbolic, mask_source, shapes_compatible
 
 LAYERS = Registry("layer")
 
@@ -92,9 +92,14 @@ class Layer:
         per_sample: class attribute; True when each sample's output depends on that sample
             alone and training updates no state shared across batches, so a batch may be
             split between processes (``fit(processes=...)``). BatchNorm sets it False.
+        keeps_mask: class attribute; True for the layers that act on each time step alone
+            (element-wise activations, Dropout, TimeDistributed): called on a sequence that
+            carries a padding mask, their output carries the same mask, so the recurrent
+            layers and the loss after them still skip the padding (see ``layers.masking``).
     """
 
     per_sample = True
+    keeps_mask = False
 
     def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -251,6 +256,10 @@ class Layer:
         shapes = list(out) if isinstance(out, list) else [out]
         node = Node(self, tensors, list_input, shapes, self.dtype)
         self._nodes.append(node)
+        if self.keeps_mask and not list_input and len(node.outputs) == 1:
+            src = mask_source(tensors[0])
+            if src is not None:
+                self.__dict__.setdefault("_mask_of", {})[id(node.outputs[0])] = src
         return tuple(node.outputs) if isinstance(out, list) else node.outputs[0]
 
     @property

@@ -12,10 +12,18 @@ recurrent layer is called on a tensor that carries a mask, it adds the tensor th
 computed from — the input of the ``Masking`` layer — to its own inputs, and computes the
 mask from it on every run, ``m[n, t] = any_f(x[n, t, f] ≠ mask_value)``. A recurrent layer
 with ``return_sequences=True`` passes its input's mask on to its output, so stacked layers
-are all masked; any other layer drops the mask (a ``Dense`` after a masked LSTM sees the
-zeros of the padding steps). A mask may also be given explicitly: ``LSTM(8)(x, mask=m)``
-with ``m`` of shape (T,) per sample, 1 for a real step and 0 for padding. Losses do not see
-masks: give a sequence-to-sequence loss its own weights, or use ``return_sequences=False``.
+are all masked, and so do the layers that act on each step alone (``Layer.keeps_mask``:
+``TimeDistributed``, the element-wise activations, ``Dropout``); any other layer drops the
+mask (a ``Flatten`` or a merge after a masked LSTM sees the zeros of the padding steps). A
+mask may also be given explicitly: ``LSTM(8)(x, mask=m)`` with ``m`` of shape (T,) per
+sample, 1 for a real step and 0 for padding.
+
+**Losses.** When a model output carries a mask, ``fit`` and ``evaluate`` keep the mask's
+source array of each run and pass the mask to that output's loss, which then averages over
+the real steps only (``Σ_real ℓ / #real``, PyTorch's ``ignore_index`` mean) — so a
+sequence tagger ``Embedding(mask_zero=True) → LSTM(return_sequences=True) →
+TimeDistributed(Dense(K))`` trains on its real tokens — and the metrics count the real steps
+only. Such a model trains in one process (its batches would split unevenly into parts).
 """
 
 from __future__ import annotations
@@ -25,16 +33,7 @@ from typing import Any
 import numpy as np
 
 from .base import LAYERS, Call, Layer
-from .node import Shape, SymbolicTensor, is_symbolic
-
-
-def mask_source(t: Any) -> tuple[SymbolicTensor, float | None] | None:
-    """The mask a symbolic tensor carries: ``(tensor, mask_value)`` — the mask is computed
-    from ``tensor`` with ``mask_value`` (or ``tensor`` is the 0/1 mask itself when
-    ``mask_value`` is None) — or None."""
-    if not isinstance(t, SymbolicTensor) or t.node is None:
-        return None
-    return getattr(t.node.layer, "_mask_of", {}).get(id(t))
+from .node import Shape, SymbolicTensor, is_symbolic, mask_source
 
 
 def compute_mask(src: np.ndarray, mask_value: float | None) -> np.ndarray:

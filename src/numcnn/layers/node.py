@@ -77,6 +77,15 @@ class Node:
                f"{len(self.outputs)} out)>"
 
 
+def mask_source(t: Any) -> tuple[SymbolicTensor, float | None] | None:
+    """The padding mask a symbolic tensor carries (see :mod:`.masking`): ``(tensor,
+    mask_value)`` — the mask is computed from ``tensor`` with ``mask_value``, or ``tensor`` is
+    the 0/1 mask itself when ``mask_value`` is None — or None."""
+    if not isinstance(t, SymbolicTensor) or t.node is None:
+        return None
+    return getattr(t.node.layer, "_mask_of", {}).get(id(t))
+
+
 def is_symbolic(x: Any) -> bool:
     """True for a SymbolicTensor or a non-empty list/tuple of them."""
     if isinstance(x, SymbolicTensor):

@@ -29,6 +29,8 @@ class Dropout(RandomLayer):
     True
     """
 
+    keeps_mask = True
+
     def __init__(self, rate: float = 0.5, seed: int | None = None, **kwargs: Any):
         super().__init__(seed=seed, **kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \

@@ -44,6 +44,8 @@ class TimeDistributed(Layer):
     (None, 8, 26, 26)
     """
 
+    keeps_mask = True  # step t's output depends on step t alone
+
     def __init__(self, layer: Any, trainable: bool | None = None, **kwargs: Any):
         if isinstance(layer, dict):
             layer = deserialize(layer)

@@ -31,7 +31,7 @@ import numpy as np
 from ..functional import Workspace
 from ..layers.base import Call, Layer
 from ..layers.input import InputLayer
-from ..layers.node import Node, SymbolicTensor
+from ..layers.node import Node, SymbolicTensor, mask_source
 
 
 class Step:
@@ -127,6 +127,13 @@ class Graph:
         self.slot_of = slot
         self.input_slots = list(range(len(inputs)))
         self.output_slots = [slot[id(t)] for t in outputs]
+        # per output: (slot of its padding mask's source, mask_value) or None; the trainer
+        # keeps those slots of a run and hands each output's mask to its loss
+        self.output_masks: list[tuple[int, float | None] | None] = []
+        for t in outputs:
+            src = mask_source(t)
+            ok = src is not None and id(src[0]) in slot
+            self.output_masks.append((slot[id(src[0])], src[1]) if ok else None)
         last: dict[int, int] = {}
         for st in self.steps:
             for s in st.in_slots:
@@ -202,6 +209,8 @@ class Graph:
         vals: list[Any] = [None] * self.n_slots
         for s, x in zip(self.input_slots, xs):
             vals[s] = x
+            if keep and s in keep:
+                kept[s] = x
         for st, sws, need, mark in zip(self.steps, self.workspaces(ws), plan, fused):
             k = st.single_in
             x = vals[k] if k is not None else [vals[s] for s in st.in_slots]
@@ -221,10 +230,6 @@ class Graph:
                 vals[s] = None
             if tape is not None:
                 tape.append(call)
-        if keep:
-            for s in self.input_slots:
-                if s in keep:
-                    kept[s] = vals[s]
         return [vals[s] for s in self.output_slots], tape, kept
 
     def backward(self, tape: list[Call], dys: list[np.ndarray | None], grad_pass: GradPass,

@@ -115,6 +115,12 @@ def parallel_problem(model: Any, losses: Any) -> str | None:
         if loss is not None and not getattr(loss, "batch_mean", False):
             return (f"the loss {type(loss).__name__} does not declare itself a mean over "
                     "samples (Loss.batch_mean), so part gradients cannot be combined")
+    masked = [lo for lo, m in zip(losses if isinstance(losses, (list, tuple)) else [losses],
+                                  getattr(getattr(model, "graph", None), "output_masks", []))
+              if lo is not None and m is not None]
+    if masked:
+        return ("an output with a loss carries a padding mask: its loss is a mean over the "
+                "real steps, which parts of a batch split unevenly")
     for layer in _leaves(model):
         if not getattr(layer, "per_sample", True):
             return (f"layer {layer.display_name} mixes the samples of a batch "

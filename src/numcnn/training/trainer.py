@@ -29,11 +29,13 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .._random import generator_state, set_generator_state
+from ..layers.masking import compute_mask
 from ..threads import blas_threads, get_num_threads
 from .callbacks import Callback, CallbackList, History
 from .data import as_inputs, batches, check_batch_size, check_targets
 from .parallel import MIN_PART, DataParallel, parallel_problem
 from .progress import Progress, resolve_verbose
+from .sums import Sums
 
 
 class Trainer:
@@ -59,7 +61,7 @@ class Trainer:
         self.interrupted = False
         self.callbacks: list[Callback] = []
         self._stop: str | None = None
-        self._sums: _Sums | None = None
+        self._sums: Sums | None = None
         self._restored: dict[str, Any] | None = None
         self.x: list[np.ndarray] = []
         self.y: list[Any] = []
@@ -137,16 +139,19 @@ class Trainer:
         return out
 
     # -------------------------------------------------------------------- step
-    def losses_and_grads(self, outs: list[np.ndarray], ys: list[Any], grads: bool = True
+    def losses_and_grads(self, outs: list[np.ndarray], ys: list[Any], grads: bool = True,
+                         masks: list[np.ndarray | None] | None = None
                          ) -> tuple[float, list[float], list[np.ndarray | None]]:
-        """Weighted total loss, each output's loss, and each output's gradient."""
+        """Weighted total loss, each output's loss, and each output's gradient; ``masks``
+        (one per output, or None) restrict an output's loss to its real steps."""
         total, parts, dys = 0.0, [], []
-        for out, y, loss, w in zip(outs, ys, self.losses, self.loss_weights):
+        masks = masks or [None] * len(outs)
+        for out, y, loss, w, m in zip(outs, ys, self.losses, self.loss_weights, masks):
             if loss is None:
                 parts.append(float("nan"))
                 dys.append(None)
                 continue
-            value = loss.forward(out, y)
+            value = loss.forward(out, y) if m is None else loss.forward(out, y, mask=m)
             parts.append(value)
             total += w * value
             if grads:
@@ -154,11 +159,23 @@ class Trainer:
                 dys.append(dy if w == 1.0 else dy * dy.dtype.type(w))
         return total, parts, dys
 
+    def run(self, xs: list[np.ndarray], training: bool, record: bool = True
+            ) -> tuple[list[np.ndarray], Any, list[np.ndarray | None]]:
+        """The model's outputs on a batch, the tape, and each output's padding mask (None
+        for an output that carries none; see :mod:`numcnn.layers.masking`)."""
+        spec = self.model.graph.output_masks
+        keep = {m[0] for m in spec if m is not None}
+        outs, tape, kept = self.model.run(xs, training=training, record=record,
+                                          keep=keep or None)
+        masks = [None if m is None else compute_mask(kept[m[0]], m[1]) for m in spec]
+        return outs, tape, masks
+
     def train_step(self, xs: list[np.ndarray], ys: list[Any]
                    ) -> tuple[float, list[float], list[np.ndarray]]:
-        """Forward, losses, backward on one batch (fills the gradients; no update)."""
-        outs, tape, _ = self.model.run(xs, training=True)
-        total, parts, dys = self.losses_and_grads(outs, ys)
+        """Forward, losses, backward on one batch (fills the gradients; no update). The
+        outputs' masks stay in ``self.last_masks`` for the metrics."""
+        outs, tape, self.last_masks = self.run(xs, training=True)
+        total, parts, dys = self.losses_and_grads(outs, ys, masks=self.last_masks)
         self.model.run_backward(tape, dys)
         return total, parts, outs
 
@@ -268,7 +285,7 @@ class Trainer:
                         "which data-parallel workers cannot see: they hold the inputs fit "
                         "started with; train with processes=1 (or --threads 1)")
                 order = self.rng.permutation(n) if shuffle else None
-                sums = self._sums if resume_step else _Sums(model.output_names, self.losses,
+                sums = self._sums if resume_step else Sums(model.output_names, self.losses,
                                                             self.metrics)
                 self._sums = sums
                 for step, idx in enumerate(batches(n, bs, order)):
@@ -283,11 +300,13 @@ class Trainer:
                     yb = [None if t is None else t[idx] for t in ys]
                     if parallel is None:
                         loss_value, parts, outs = self.train_step(xb, yb)
-                    else:
+                        masks = self.last_masks
+                    else:  # (no masked outputs: see parallel_problem)
                         loss_value, parts, outs = parallel.forward_backward(idx, xb, yb,
                                                                             step)
+                        masks = None
                     self.optimizer.step(params, grads)
-                    logs = sums.add(len(xb[0]), loss_value, parts, outs, yb)
+                    logs = sums.add(len(xb[0]), loss_value, parts, outs, yb, masks)
                     self.step = step + 1
                     progress.batch_end(step, sums.seen, logs)
                     cbs.on_batch_end(step, logs)
@@ -337,7 +356,7 @@ class Trainer:
             set_generator_state(self.rng, restored["rng"])
             step = int(restored.get("step", 0))
             if step:
-                self._sums = _Sums.from_state(restored["sums"], self.model.output_names,
+                self._sums = Sums.from_state(restored["sums"], self.model.output_names,
                                               self.losses, self.metrics)
             return int(restored["epoch"]), step
         if shuffle:
@@ -376,13 +395,13 @@ class Trainer:
 
     def _evaluate(self, xs: list[np.ndarray], ys: list[Any], bs: int) -> dict[str, float]:
         n = len(xs[0])
-        sums = _Sums(self.model.output_names, self.losses, self.metrics)
+        sums = Sums(self.model.output_names, self.losses, self.metrics)
         with blas_threads(get_num_threads()):
             for idx in batches(n, bs):
-                outs, _, _ = self.model.run([a[idx] for a in xs], training=False, record=False)
+                outs, _, masks = self.run([a[idx] for a in xs], training=False, record=False)
                 yb = [None if t is None else t[idx] for t in ys]
-                total, parts, _ = self.losses_and_grads(outs, yb, grads=False)
-                sums.add(len(outs[0]), total, parts, outs, yb)
+                total, parts, _ = self.losses_and_grads(outs, yb, grads=False, masks=masks)
+                sums.add(len(outs[0]), total, parts, outs, yb, masks)
         return sums.logs()
 
     # ----------------------------------------------------------------- predict
@@ -452,58 +471,3 @@ def _loss_instance(value: Any, first: bool) -> Any:
     after the first (a loss keeps the cache of its last call)."""
     loss = losses_mod.get(value)
     return loss if first or isinstance(value, (str, type)) else copy.copy(loss)
-
-
-class _Sums:
-    """Running sums of the losses and metrics of an epoch (or an evaluation)."""
-
-    def __init__(self, names: list[str], losses: list[Any], metrics: dict[str, Any]):
-        self.names, self.losses, self.metrics = names, losses, metrics
-        self.multi = len(names) > 1
-        self.seen = 0
-        self.total = 0.0
-        self.parts = [0.0] * len(names)
-        self.mets = {(k, m): 0.0 for k in range(len(names)) for m in metrics
-                     if losses[k] is not None}
-
-    def state(self) -> np.ndarray:
-        """The sums as one float64 array: seen, total, the parts, the metrics (in order)."""
-        return np.array([self.seen, self.total, *self.parts, *self.mets.values()],
-                        dtype=np.float64)
-
-    @classmethod
-    def from_state(cls, arr: np.ndarray, names: list[str], losses: list[Any],
-                   metrics: dict[str, Any]) -> _Sums:
-        sums = cls(names, losses, metrics)
-        arr = np.asarray(arr, dtype=np.float64)
-        if arr.shape != (2 + len(sums.parts) + len(sums.mets),):
-            raise ValueError(f"trainer state: the epoch's sums have shape {arr.shape}; this "
-                             f"model and compile need {2 + len(sums.parts) + len(sums.mets)} "
-                             "values (another model, losses or metrics?)")
-        sums.seen, sums.total = int(arr[0]), float(arr[1])
-        sums.parts = [float(v) for v in arr[2:2 + len(sums.parts)]]
-        for key, v in zip(sums.mets, arr[2 + len(sums.parts):]):
-            sums.mets[key] = float(v)
-        return sums
-
-    def add(self, m: int, total: float, parts: list[float], outs: list[np.ndarray],
-            ys: list[Any]) -> dict[str, float]:
-        self.seen += m
-        self.total += total * m
-        for k, p in enumerate(parts):
-            if self.losses[k] is not None:
-                self.parts[k] += p * m
-        for (k, name) in self.mets:
-            self.mets[(k, name)] += self.metrics[name](outs[k], ys[k]) * m
-        return self.logs()
-
-    def logs(self) -> dict[str, float]:
-        s = max(self.seen, 1)
-        out = {"loss": self.total / s}
-        if self.multi:
-            for k, name in enumerate(self.names):
-                if self.losses[k] is not None:
-                    out[f"{name}_loss"] = self.parts[k] / s
-        for (k, name), v in self.mets.items():
-            out[f"{self.names[k]}_{name}" if self.multi else name] = v / s
-        return out
