@@ -1,10 +1,14 @@
 """``numcnn predict``: a photo through a zoo network with torchvision-named weights, top-5
 ImageNet classes — against a PyTorch twin given the same weights and the same photo,
 preprocessed here with Pillow and torch (torchvision's Resize(256), CenterCrop(224),
-Normalize); and through a saved numcnn model."""
+Normalize); through a saved numcnn model; and digit models (``numcnn predict model.npz
+digit.png``): the JSON report against the printed one and torch's softmax, LeNet-5 (1998)'s
+RBF penalties, the two command forms, and one-line errors. MNIST digits as pictures:
+tests/test_cli_predict_digits.py; the preprocessing itself: tests/io/test_digit_images.py."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -96,6 +100,128 @@ def test_predict_with_a_saved_model_and_bad_input(tmp_path, capsys):
         (["--model", str(tmp_path / "m.npz"), "--weights", "w.npz", str(image)],
          "--weights is for zoo models"),
         (["--model", "nosuchnet", str(image)], "unknown model 'nosuchnet'"),
+    ]:
+        code = cli.main(["predict", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(err) == 1 and expected in err[0], err
+
+
+# ------------------------------------------------------------------ digit models
+def digit_png(path, invert=False):
+    g = np.zeros((40, 30), np.uint8)
+    g[6:34, 13:18] = 255  # a "1"
+    g[6:10, 8:18] = 255
+    Image.fromarray(255 - g if invert else g).save(path)
+    return path
+
+
+def text_rows(out):
+    """``(image, [(label, probability %, penalty or None), ...])`` of the printed report."""
+    report = []
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            report.append((line.rstrip(":"), []))
+            continue
+        m = re.match(r"^\s+\d+\. (.+?)\s+([\d.]+) %(?:  \(penalty ([\d.]+)\))?$", line)
+        report[-1][1].append((m.group(1), float(m.group(2)),
+                              None if m.group(3) is None else float(m.group(3))))
+    return report
+
+
+def saved_digit_model(path, **extra):
+    from numcnn.layers import Dense, Flatten
+
+    model = numcnn.Sequential([Flatten(), Dense(10)], input_shape=(1, 28, 28), seed=1)
+    numcnn.save_model(model, path, extra=extra)
+    return model
+
+
+def test_json_parses_and_matches_the_printed_probabilities(tmp_path, capsys):
+    from numcnn.io.images import digit_input
+
+    model = saved_digit_model(tmp_path / "d.npz", pixel_scale=1 / 255, dataset="mnist")
+    images = [str(digit_png(tmp_path / "a.png")), str(digit_png(tmp_path / "b.png", True))]
+    assert cli.main(["predict", str(tmp_path / "d.npz"), *images, "--top", "4"]) == 0
+    printed = text_rows(capsys.readouterr().out)
+    assert cli.main(["predict", str(tmp_path / "d.npz"), *images, "--top", "4",
+                     "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"] == str(tmp_path / "d.npz")
+    assert doc["preprocessing"]["kind"] == "mnist_digit"
+    assert [p["image"] for p in doc["predictions"]] == [name for name, _ in printed] == images
+    for p, (_, rows) in zip(doc["predictions"], printed):
+        assert len(p["top"]) == len(rows) == 4
+        assert [t["label"] for t in p["top"]] == [r[0] for r in rows]
+        assert all(t["label"] == f"digit {t['class']}" for t in p["top"])
+        np.testing.assert_allclose([100 * t["probability"] for t in p["top"]],
+                                   [r[1] for r in rows], atol=0.005 + 1e-9)
+        # the probabilities are torch's softmax of the model's logits, most probable first
+        logits = model.predict(digit_input(p["image"])[None])[0].astype(np.float64)
+        probs = torch.softmax(torch.tensor(logits), 0).numpy()
+        top = np.argsort(-probs)[:4]
+        assert [t["class"] for t in p["top"]] == list(top)
+        np.testing.assert_allclose([t["probability"] for t in p["top"]], probs[top],
+                                   rtol=1e-6)
+    # a black "1" on white and a white one on black are the same MNIST pattern
+    assert doc["predictions"][0]["top"] == doc["predictions"][1]["top"]
+
+
+def test_lenet5_1998_prints_its_rbf_penalties(tmp_path, capsys):
+    from numcnn.io.images import digit_input
+
+    model = numcnn.models.get("lenet5-1998", seed=0)
+    numcnn.save_model(model, tmp_path / "m98.npz",
+                      extra={"pixel_scale": 1.0, "dataset": "mnist", "output": "rbf"})
+    image = str(digit_png(tmp_path / "one.png", invert=True))
+    assert cli.main(["predict", str(tmp_path / "m98.npz"), image, "--top", "10"]) == 0
+    (_, rows), = text_rows(capsys.readouterr().out)
+    # grey levels 0-255 into the model, which scales them itself (pixel_scale 1)
+    y = model.predict(digit_input(image, pixel_scale=1.0)[None])[0].astype(np.float64)
+    order = np.argsort(y)  # the smallest penalty wins
+    assert [r[0] for r in rows] == [f"digit {k}" for k in order]
+    np.testing.assert_allclose([r[2] for r in rows], y[order], atol=0.0005 + 1e-9)
+    probs = torch.softmax(-torch.tensor(y), 0).numpy()
+    np.testing.assert_allclose([r[1] for r in rows], 100 * probs[order], atol=0.005 + 1e-9)
+
+
+def test_the_model_first_form_and_the_model_option_agree(tmp_path, capsys):
+    saved_digit_model(tmp_path / "d.npz", pixel_scale=1 / 255)
+    image = str(digit_png(tmp_path / "a.png"))
+    assert cli.main(["predict", str(tmp_path / "d.npz"), image]) == 0
+    first = capsys.readouterr().out
+    assert cli.main(["predict", "--model", str(tmp_path / "d.npz"), image]) == 0
+    assert capsys.readouterr().out == first and len(text_rows(first)[0][1]) == 3
+    # a 1×28×28 model saved without a preprocessing entry is a digit model (the default)
+    saved_digit_model(tmp_path / "e.npz", pixel_scale=1 / 255, preprocessing={
+        "kind": "mnist_digit", "pixel_scale": 1 / 255, "invert": "auto", "box": 20,
+        "center": "mass"})
+    assert cli.main(["predict", str(tmp_path / "e.npz"), image]) == 0
+    assert capsys.readouterr().out.replace("e.npz", "d.npz") == first
+
+
+def test_digit_predict_errors_are_one_line(tmp_path, capsys):
+    good = saved_digit_model(tmp_path / "d.npz", pixel_scale=1 / 255)
+    image = str(digit_png(tmp_path / "a.png"))
+    Image.fromarray(np.full((20, 20), 255, np.uint8)).save(tmp_path / "blank.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    frames = [Image.fromarray(np.eye(20, dtype=np.uint8) * 255), Image.new("L", (20, 20))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    numcnn.save_model(good, tmp_path / "bad.npz",
+                      extra={"preprocessing": {"kind": "mnist_digit", "invert": "sometimes"}})
+    numcnn.save_model(good, tmp_path / "bad2.npz", extra={"preprocessing": "photo"})
+    for argv, expected in [
+        ([str(tmp_path / "d.npz")], "predict needs a model and at least one image"),
+        ([image, image], "predict's first argument is the model"),
+        ([str(tmp_path / "d.npz"), str(tmp_path / "blank.png")],
+         f"{tmp_path / 'blank.png'}: no ink: the image is blank"),
+        ([str(tmp_path / "d.npz"), image, str(tmp_path / "text.png")],
+         f"{tmp_path / 'text.png'}: not a readable image"),
+        ([str(tmp_path / "d.npz"), str(tmp_path / "anim.gif")], "animated or multi-frame"),
+        ([str(tmp_path / "bad.npz"), image],
+         "damaged metadata: preprocessing: invert must be 'auto', true or false"),
+        ([str(tmp_path / "bad2.npz"), image],
+         "damaged metadata: preprocessing: expected a dict with a 'kind'"),
+        ([str(tmp_path / "d.npz"), image, "--top", "0"], "--top must be a positive int"),
     ]:
         code = cli.main(["predict", *argv])
         err = capsys.readouterr().err.strip().splitlines()

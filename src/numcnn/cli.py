@@ -119,15 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="zoo model name, a saved .npz model, or a .json model config "
                                  "(counted without building: no weights allocated)")
 
-    r = sub.add_parser("predict", help="classify images with a zoo network and its weights, "
-                                         "or a saved model")
-    r.add_argument("images", nargs="+", help="image files (PNG, JPEG, …; needs Pillow)")
-    r.add_argument("--model", required=True,
-                   help="zoo model name (e.g. resnet18, with --weights) or a saved .npz model")
+    r = sub.add_parser(
+        "predict", help="classify pictures with a saved model or a zoo network",
+        description="numcnn predict MODEL IMAGE [IMAGE ...]: MODEL is a saved .npz model or a "
+                    "zoo name (with --weights). Digit models (1×28×28) take any picture of a "
+                    "digit, made an MNIST pattern as the model file says (see README, "
+                    "Predicting on your own images). With --model, every positional is an "
+                    "image (the older form).")
+    r.add_argument("images", nargs="+", metavar="MODEL IMAGE",
+                   help="the model, then image files (PNG, JPEG, …; needs Pillow)")
+    r.add_argument("--model", default=None,
+                   help="the model (zoo name or .npz) as an option: then all positionals are "
+                        "images")
     r.add_argument("--weights", default=None,
                    help="a torchvision state_dict saved as .npz (see README, Classic networks)")
-    r.add_argument("--top", type=_number(int, "--top"), default=5,
-                   help="how many classes to print (default 5)")
+    r.add_argument("--top", type=_number(int, "--top"), default=None,
+                   help="how many classes to show per image (default 5 for ImageNet's 1,000 "
+                        "classes, else 3)")
+    r.add_argument("--json", action="store_true",
+                   help="print one JSON document: per image the top classes and probabilities")
     r.add_argument("--threads", type=_number(int, "--threads"), default=1)
 
     b = sub.add_parser(
@@ -303,43 +313,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .io.images import imagenet_input, load_image
+    import json
+
+    from .io.inputs import classify, preprocessing_of
     from .io.saving import load_model
-    from .models import get, imagenet_classes
+    from .models import get
 
     _check_threads(args.threads)
-    saved = args.model.endswith(".npz")
-    if saved:
+    if args.model is not None:
+        name, images = args.model, args.images
+    elif len(args.images) < 2:
+        raise CLIError("predict needs a model and at least one image: numcnn predict MODEL "
+                       "IMAGE [IMAGE ...] (MODEL: a saved .npz model or a zoo name)")
+    else:
+        name, images = args.images[0], args.images[1:]
+    if name.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff",
+                              ".webp")):
+        raise CLIError(f"predict's first argument is the model (a saved .npz model or a zoo "
+                       f"name), then the images; received the image {name}")
+    if name.endswith(".npz"):
         if args.weights:
             raise CLIError("--weights is for zoo models; a saved .npz model holds its own")
-        model = load_model(args.model, compile=False)
+        model = load_model(name, compile=False)
     else:
-        model = get(args.model, weights=args.weights)
-    shape = model.input_shape if hasattr(model, "input_shape") else None
-    if not (isinstance(shape, tuple) and len(shape) == 3 and shape[0] in (1, 3)):
-        raise CLIError(f"predict needs a model of (1 or 3, H, W) images; {args.model} takes "
-                       f"{shape}")
-    c, h, w = shape
-    for path in args.images:
-        if saved:  # as it was trained: the file's pixel scale, the whole image resized
-            scale = _pixel_scale(getattr(model, "saved_extra", {}).get("pixel_scale",
-                                                                       PIXEL_SCALE), args.model)
-            x = load_image(path, "L" if c == 1 else "RGB", resize=min(h, w), crop=(h, w))
-            x = (x.astype(np.float32) * np.float32(scale))[None]
-        elif args.model.lower() == "googlenet":  # torchvision's transform_input
-            x = imagenet_input(path, size=h, mean=(0.5,) * 3, std=(0.5,) * 3)
-        else:
-            x = imagenet_input(path, size=h)
-        with _threads(args.threads):
-            out = model.predict(x.astype(model.dtype, copy=False))
-        out = np.asarray(out[0] if isinstance(out, list) else out, dtype=np.float64)[0]
-        names = imagenet_classes() if out.shape[0] == 1000 else None
-        z = np.exp(out - out.max())
-        probs = z / z.sum()
-        print(f"{path}:")
-        for rank, k in enumerate(np.argsort(-probs, kind="stable")[: args.top], start=1):
-            label = f"{names[k]} ({k})" if names else f"class {k}"
-            print(f"  {rank}. {label:<40s} {100 * probs[k]:6.2f} %")
+        model = get(name, weights=args.weights)
+    spec = preprocessing_of(model, name)
+    results = []
+    for path in images:
+        try:
+            with _threads(args.threads):
+                result = classify(model, path, top=args.top, spec=spec, name=name)
+        except ValueError as e:  # name the picture ("no ink: ..." does not)
+            raise ValueError(str(e) if str(e).startswith(path) else f"{path}: {e}") from None
+        results.append({"image": path, **result})
+        if not args.json:
+            print(f"{path}:")
+            width = max(len(row["label"]) for row in result["top"])
+            for rank, row in enumerate(result["top"], start=1):
+                penalty = f"  (penalty {row['penalty']:.3f})" if "penalty" in row else ""
+                print(f"  {rank}. {row['label']:<{width}s} {100 * row['probability']:6.2f} %"
+                      f"{penalty}")
+    if args.json:
+        print(json.dumps({"model": name, "preprocessing": spec, "predictions": results},
+                         indent=2))
     return 0
 
 

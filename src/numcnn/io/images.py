@@ -15,6 +15,7 @@ import contextlib
 import io
 import math
 import os
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,16 +50,23 @@ def _opened(source: Any) -> Iterator[Any]:
     """A Pillow image of a path or of a file's bytes, its header checked before decoding;
     errors while it is used (decoding) become one-line ``ValueError`` s naming it."""
     Image = _pil()
+    name = _name(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        name = "the image"
         if len(source) > MAX_IMAGE_BYTES:
             raise ValueError(f"{name}: {len(source):,} bytes, more than the "
                              f"{MAX_IMAGE_BYTES:,} numcnn reads")
         fp: Any = io.BytesIO(bytes(source))
+        head = bytes(source[:24])
     else:
-        name = fp = os.fspath(source)
+        fp = name
         if not os.path.isfile(name):
             raise FileNotFoundError(f"no image file at {name}")
+        with open(name, "rb") as f:
+            head = f.read(24)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":  # Pillow: "unknown format"
+        w, h = struct.unpack(">II", head[16:24])
+        if w == 0 or h == 0:
+            raise ValueError(f"{name}: an empty image ({w}×{h} pixels)")
     try:
         with Image.open(fp) as img:
             w, h = img.size
@@ -184,7 +192,7 @@ def load_grey(source: Any, max_side: int = GREY_MAX_SIDE) -> np.ndarray:
 
 
 def _name(source: Any) -> str:
-    return "the image" if isinstance(source, (bytes, bytearray, memoryview)) \
+    return "image data" if isinstance(source, (bytes, bytearray, memoryview)) \
         else os.fspath(source)
 
 

@@ -169,5 +169,70 @@ def model_input(model: Any, image: Any, spec: dict | None = None,
     return x[None].astype(dtype)
 
 
-__all__ = ["DEFAULT_PIXEL_SCALE", "check_preprocessing", "default_preprocessing",
-           "mnist_digit_preprocessing", "model_input", "preprocessing_of", "zoo_preprocessing"]
+def output_kind(model: Any) -> str:
+    """How to read the model's outputs: ``"rbf"`` (LeNet-5 (1998)'s distances, the smallest
+    wins), ``"probabilities"`` (a final Softmax layer) or ``"logits"``."""
+    extra = getattr(model, "saved_extra", None)
+    layers = getattr(model, "layers", None) or [None]
+    last = type(layers[-1]).__name__
+    if isinstance(extra, dict) and extra.get("output") == "rbf" or last == "RBFOutput":
+        return "rbf"
+    return "probabilities" if last == "Softmax" else "logits"
+
+
+def class_probabilities(out: Any, kind: str) -> np.ndarray:
+    """One output vector as probabilities, float64: ``softmax(z) = exp(z − max z) / Σ exp(…)``
+    of logits, the probabilities themselves, or for RBF penalties ``y`` the posterior
+    ``softmax(−y)`` of LeNet-5's MAP criterion (the ``lenet_map`` loss, LeCun et al. 1998
+    eq. 9, without its rubbish class)."""
+    z = np.asarray(out, dtype=np.float64).reshape(-1)
+    if kind == "probabilities":
+        return z
+    if kind == "rbf":
+        z = -z
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def class_labels(model: Any, n: int) -> list[str]:
+    """Names of the ``n`` classes: ImageNet's for 1,000 outputs, the saved model's dataset's
+    (``digit 7`` for MNIST), else ``class k``."""
+    from ..datasets import class_names
+    from ..models import imagenet_classes
+
+    extra = getattr(model, "saved_extra", None)
+    dataset = extra.get("dataset") if isinstance(extra, dict) else None
+    if n == 1000 and dataset is None:
+        return [f"{name} ({k})" for k, name in enumerate(imagenet_classes())]
+    if dataset == "mnist" and n == 10:
+        return [f"digit {k}" for k in range(n)]
+    if dataset in ("fashion_mnist", "cifar10") and n == 10:
+        return [f"{name} ({k})" for k, name in enumerate(class_names(dataset))]
+    return [f"class {k}" for k in range(n)]
+
+
+def classify(model: Any, image: Any, top: int | None = None, spec: dict | None = None,
+             name: str | None = None) -> dict[str, Any]:
+    """``image`` through ``model`` (preprocessed by :func:`model_input`): the ``top``
+    classes (default 5 of ImageNet's 1,000, else 3), most probable first, as
+    ``{"output": kind, "top": [{"class": k, "label": ..., "probability": p}, ...]}``
+    (RBF models: also each class's ``"penalty"``)."""
+    x = model_input(model, image, spec, name)
+    out = model.predict(x)
+    out = np.asarray(out[0] if isinstance(out, list) else out, dtype=np.float64)[0].reshape(-1)
+    kind = output_kind(model)
+    probs = class_probabilities(out, kind)
+    labels = class_labels(model, probs.size)
+    rows = []
+    top = (5 if probs.size == 1000 else 3) if top is None else max(1, int(top))
+    for k in np.argsort(-probs, kind="stable")[:top]:
+        row = {"class": int(k), "label": labels[k], "probability": float(probs[k])}
+        if kind == "rbf":
+            row["penalty"] = float(out[k])
+        rows.append(row)
+    return {"output": kind, "top": rows}
+
+
+__all__ = ["DEFAULT_PIXEL_SCALE", "check_preprocessing", "class_labels", "class_probabilities",
+           "classify", "default_preprocessing", "mnist_digit_preprocessing", "model_input",
+           "output_kind", "preprocessing_of", "zoo_preprocessing"]

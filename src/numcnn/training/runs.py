@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..io.inputs import default_preprocessing, mnist_digit_preprocessing
 from ..io.paths import check_output_file
 from ..io.saving import save_model
 from .callbacks import LearningRateScheduler
@@ -281,8 +282,10 @@ def run(spec: RunSpec, say: Callable[[str], Any] = print) -> RunResult:
             return result
         result.test = model.evaluate(x_test, y_test)
     if spec.output:
-        save_model(model, spec.output, extra={"pixel_scale": PIXEL_SCALE,
-                                              "epochs": spec.epochs, "dataset": spec.dataset})
+        extra = {"pixel_scale": PIXEL_SCALE, "epochs": spec.epochs, "dataset": spec.dataset}
+        # how `numcnn predict` and `numcnn serve` make a picture this model's input
+        extra["preprocessing"] = default_preprocessing(model.input_shape, extra)
+        save_model(model, spec.output, extra=extra)
     return result
 
 
@@ -329,8 +332,9 @@ def _run_1998(spec: RunSpec, say: Callable[[str], Any]) -> RunResult:
     err = records[-1]["test_error"] if records else float("nan")
     result.test = {"error": err, "accuracy": 1 - err}
     if spec.output:
-        save_model(model, spec.output, extra={"pixel_scale": 1.0, "epochs": spec.epochs,
-                                              "dataset": "mnist", "output": "rbf"})
+        save_model(model, spec.output, extra={
+            "pixel_scale": 1.0, "epochs": spec.epochs, "dataset": "mnist", "output": "rbf",
+            "preprocessing": mnist_digit_preprocessing(1.0)})  # the model scales inside
     return result
 
 
