@@ -2,12 +2,13 @@
 modern LeNet-5 trained here for one epoch (``numcnn train``'s run, which stores the
 preprocessing with the model) gives their labels back — as MNIST has them, inverted (black
 ink on white), and pasted off-centre on a larger canvas three times larger, also as a
-colour JPEG of blue ink on cream paper."""
+colour JPEG of blue ink on cream paper; and the README's two drawn digits."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,7 @@ def test_mnist_test_digits_as_pictures_come_back_with_their_labels(tmp_path, cap
             paths.append(path)
         accuracy = (predicted(capsys, model, paths) == y).mean()
         assert accuracy >= 0.98, (what, accuracy)
+    # the README's example: a 7 drawn black on white, a 3 in blue on cream paper (JPEG)
+    figures = Path(__file__).resolve().parents[1] / "docs" / "figures"
+    drawn = [figures / "digit_7.png", figures / "digit_3.jpg"]
+    assert list(predicted(capsys, model, drawn)) == [7, 3]
