@@ -22,7 +22,7 @@ LEVELS = {
     "functional": 1, "initializers": 1, "metrics": 1, "datasets": 1, "preprocessing": 1,
     "layers": 2, "losses": 2, "optimizers": 2, "schedules": 2,
     "models": 3, "filters": 3,
-    "training": 4, "io": 4,
+    "training": 4, "io": 4, "onnx": 4,
     "cli": 5, "benchmark": 5, "__main__": 5, "serve": 5,
 }
 
