@@ -3,6 +3,7 @@
     numcnn train --model lenet5 --epochs 1 --output model.npz
     numcnn evaluate model.npz
     numcnn summary lenet5
+    numcnn predict model.npz digit.png more.jpg --top 3 --json
     numcnn bench --threads 1 2 --batch-size 64 128
 
 Errors (unknown model, bad number, missing data) print one line on stderr and exit non-zero

@@ -266,3 +266,50 @@ def test_remaking_the_mnist_test_digits_changes_them_little():
     # centres of mass land where MNIST's are: (14, 14) to the nearest pixel
     coms = np.array([center_of_mass(r.astype(np.float64)) for r in remade])
     assert np.abs(coms - 14).max() <= 0.5 + 1e-9
+
+
+# ------------------------------------------------------------------ models' inputs
+def test_model_input_takes_an_array_as_its_png_for_every_kind(tmp_path):
+    import numcnn
+    from numcnn.io.inputs import model_input
+    from numcnn.layers import Dense, Flatten
+
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    rgb = numcnn.Sequential([Flatten(), Dense(3)], input_shape=(3, 32, 32), seed=0)
+    grey = numcnn.Sequential([Flatten(), Dense(3)], input_shape=(1, 28, 28), seed=0)
+    for model, spec in [(rgb, {"kind": "resize", "pixel_scale": 1 / 255}),
+                        (rgb, {"kind": "imagenet"}),
+                        (grey, {"kind": "resize", "pixel_scale": 1 / 255}),
+                        (grey, {"kind": "mnist_digit"})]:
+        from_file = model_input(model, tmp_path / "p.png", spec)
+        assert from_file.shape == (1,) + model.input_shape and from_file.dtype == np.float32
+        np.testing.assert_array_equal(model_input(model, photo, spec), from_file)
+        np.testing.assert_allclose(model_input(model, photo / 255.0, spec), from_file,
+                                   atol=1e-6)
+    # "resize": torchvision's Resize + CenterCrop written out with Pillow
+    img = Image.fromarray(photo).resize((41, 32), Image.BILINEAR).crop((4, 0, 36, 32))
+    expected = np.asarray(img, np.float64).transpose(2, 0, 1) / 255
+    np.testing.assert_allclose(model_input(rgb, photo, {"kind": "resize"})[0], expected,
+                               atol=1e-6)
+
+
+def test_outputs_read_as_logits_probabilities_or_penalties():
+    import numcnn
+    from numcnn.io.inputs import classify
+    from numcnn.layers import Dense, Flatten, Softmax
+
+    torch = pytest.importorskip("torch")
+    picture = np.zeros((28, 28), np.uint8)
+    picture[5:23, 12:16] = 255
+    for last, reading in [([], "logits"), ([Softmax()], "probabilities")]:
+        model = numcnn.Sequential([Flatten(), Dense(10), *last], input_shape=(1, 28, 28),
+                                  seed=2)
+        result = classify(model, picture, top=10)
+        assert result["output"] == reading
+        out = torch.tensor(model.predict(digit_input(picture)[None])[0], dtype=torch.float64)
+        probs = (torch.softmax(out, 0) if reading == "logits" else out).numpy()
+        assert [r["class"] for r in result["top"]] == list(np.argsort(-probs, kind="stable"))
+        np.testing.assert_allclose([r["probability"] for r in result["top"]],
+                                   np.sort(probs)[::-1], rtol=1e-6)

@@ -48,8 +48,16 @@ def _pil() -> Any:
 @contextlib.contextmanager
 def _opened(source: Any) -> Iterator[Any]:
     """A Pillow image of a path or of a file's bytes, its header checked before decoding;
-    errors while it is used (decoding) become one-line ``ValueError`` s naming it."""
+    errors while it is used (decoding) become one-line ``ValueError`` s naming it. An array
+    (as :func:`numcnn.preprocessing.digits.image_levels` takes) becomes the 8-bit image a
+    PNG of it would hold."""
     Image = _pil()
+    if isinstance(source, np.ndarray):
+        from ..preprocessing.digits import image_levels
+
+        a = np.round(image_levels(source) * 255).astype(np.uint8)
+        yield Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
+        return
     name = _name(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > MAX_IMAGE_BYTES:
@@ -93,12 +101,13 @@ def _opened(source: Any) -> Iterator[Any]:
         raise ValueError(f"{name}: not a readable image ({e})") from None
 
 
-def load_image(path: str | os.PathLike, mode: str = "RGB", resize: int | None = None,
+def load_image(path: Any, mode: str = "RGB", resize: int | None = None,
                crop: int | tuple[int, int] | None = None) -> np.ndarray:
     """An image file as a uint8 array ``(C, H, W)``.
 
     Args:
-        path: a PNG, JPEG, BMP, GIF, TIFF, WebP… file (one frame: animations are refused).
+        path: a PNG, JPEG, BMP, GIF, TIFF, WebP… file (one frame: animations are refused),
+            its bytes, or an image array (taken as the 8-bit PNG of it).
         mode: ``"RGB"`` (3 channels) or ``"L"`` (grey, 1 channel).
         resize: scale so that the shorter side has this many pixels (bilinear with
             antialiasing, Pillow's, as torchvision's ``Resize`` on an image).
@@ -141,7 +150,7 @@ def _center_crop(img: Any, crop: Any) -> Any:
     return img.crop((left, top, left + cw, top + ch))
 
 
-def imagenet_input(path: str | os.PathLike, size: int = 224, resize: int = 256,
+def imagenet_input(path: Any, size: int = 224, resize: int = 256,
                    mean: Any = IMAGENET_MEAN, std: Any = IMAGENET_STD,
                    dtype: Any = np.float32) -> np.ndarray:
     """A photo as torchvision's ImageNet networks take it: shorter side to ``resize``,
@@ -156,7 +165,8 @@ def load_grey(source: Any, max_side: int = GREY_MAX_SIDE) -> np.ndarray:
     """A picture's grey levels in [0, 1], float64 ``(H, W)``, transparency on white.
 
     Args:
-        source: a file path, or the bytes of an image file (at most :data:`MAX_IMAGE_BYTES`).
+        source: a file path, the bytes of an image file (at most :data:`MAX_IMAGE_BYTES`),
+            or an image array (taken as the 8-bit PNG of it).
         max_side: a picture with a longer side shrinks by the smallest whole factor that
             brings it to at most this, each output pixel the mean of its block.
 
@@ -192,8 +202,12 @@ def load_grey(source: Any, max_side: int = GREY_MAX_SIDE) -> np.ndarray:
 
 
 def _name(source: Any) -> str:
-    return "image data" if isinstance(source, (bytes, bytearray, memoryview)) \
-        else os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "image data"
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    raise TypeError(f"expected an image: a file path, a file's bytes or an array; received "
+                    f"{type(source).__name__}")
 
 
 def digit_input(image: Any, pixel_scale: float = 1.0 / 255.0, invert: Any = "auto",

@@ -18,8 +18,9 @@ A saved model's metadata (``model.saved_extra``, written by ``save_model(..., ex
 Models saved without it get a default from their input shape and metadata
 (:func:`default_preprocessing`): a ``(1, 28, 28)`` model is a digit model (``mnist_digit``;
 trained on Fashion-MNIST: ``box`` 28, ``center`` ``"box"``), any other ``resize``; the
-``pixel_scale`` is the file's (1/255 when absent). Zoo networks built by name take ImageNet
-photos (GoogLeNet with mean and std 0.5, as torchvision's ``transform_input``).
+``pixel_scale`` is the file's (1/255 when absent). Networks not loaded from a file (the zoo,
+or built in Python) take ImageNet photos when they take RGB images (GoogLeNet with mean and
+std 0.5, as torchvision's ``transform_input``), else the same default.
 
 The entry is metadata read from an untrusted file: :func:`check_preprocessing` validates it.
 """
@@ -59,12 +60,15 @@ def default_preprocessing(input_shape: Any, extra: dict | None = None) -> dict[s
     return {"kind": "resize", "pixel_scale": scale}
 
 
-def zoo_preprocessing(name: str) -> dict[str, Any]:
-    """A zoo network's ImageNet transform (GoogLeNet: torchvision's ``transform_input``)."""
+def zoo_preprocessing(name: str, size: int = 224) -> dict[str, Any]:
+    """A zoo network's ImageNet transform for ``size`` × ``size`` inputs: shorter side to
+    ``round(size·256/224)`` (256 for 224, torchvision's ratio), the centre cut out,
+    normalised (GoogLeNet: mean and std 0.5, torchvision's ``transform_input``)."""
+    resize = max(size, round(size * 256 / 224))
     if name.lower() == "googlenet":
-        return {"kind": "imagenet", "mean": [0.5] * 3, "std": [0.5] * 3, "resize": 256}
+        return {"kind": "imagenet", "mean": [0.5] * 3, "std": [0.5] * 3, "resize": resize}
     return {"kind": "imagenet", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "resize": 256}
+            "resize": resize}
 
 
 def _positive(value: Any, what: str, fail: Any, upper: float = 1e6) -> float:
@@ -134,25 +138,29 @@ def check_preprocessing(spec: Any, input_shape: Any, where: str = "the model") -
 
 
 def preprocessing_of(model: Any, name: str | None = None) -> dict[str, Any]:
-    """The checked preprocessing of ``model``: its file's entry, else the default (a saved
-    model, one with ``saved_extra``), else the zoo's ImageNet transform for ``name``."""
+    """The checked preprocessing of ``model``: its file's entry, else the default by input
+    shape (a saved model — one with ``saved_extra`` — or any model of grey images), else the
+    ImageNet transform of the zoo network ``name``."""
     extra = getattr(model, "saved_extra", None)
     shape = getattr(model, "input_shape", None)
-    where = name or getattr(model, "name", "the model")
+    where = name or getattr(model, "name", None) or "the model"
     if isinstance(extra, dict):
         spec = extra.get("preprocessing")
         if spec is None:
             spec = default_preprocessing(shape, extra)
+    elif isinstance(shape, tuple) and len(shape) == 3 and shape[0] == 3:
+        spec = zoo_preprocessing(name or "", shape[1])
     else:
-        spec = zoo_preprocessing(name or "")
+        spec = default_preprocessing(shape)
     return check_preprocessing(spec, shape, where)
 
 
 def model_input(model: Any, image: Any, spec: dict | None = None,
                 name: str | None = None) -> np.ndarray:
-    """``image`` (a path, an image file's bytes, or for ``mnist_digit`` also an array) as a
-    batch of one for ``model``: ``(1, C, H, W)`` in the model's dtype, preprocessed by
-    ``spec`` (default :func:`preprocessing_of` the model)."""
+    """``image`` (a path, an image file's bytes, or an array as
+    :func:`numcnn.preprocessing.digits.image_levels` takes) as a batch of one for ``model``:
+    ``(1, C, H, W)`` in the model's dtype, preprocessed by ``spec`` (default
+    :func:`preprocessing_of` the model)."""
     spec = check_preprocessing(spec, model.input_shape, name or "the model") if spec \
         else preprocessing_of(model, name)
     c, h, w = model.input_shape

@@ -40,48 +40,54 @@ import numpy as np
 #: the faintest ink a picture may have (brightest ink minus background, grey levels in [0, 1])
 MIN_CONTRAST = 0.1
 
-#: the most pixels an array given to :func:`grey_levels` may have (as a decoded file)
+#: the most pixels an array given to :func:`image_levels` may have (as
+#: :data:`numcnn.io.images.MAX_PIXELS` for a decoded file)
 MAX_PIXELS = 64 * 1024 * 1024
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def grey_levels(image: Any) -> np.ndarray:
-    """An image array as grey levels in [0, 1], float64 ``(H, W)``.
+def image_levels(image: Any) -> np.ndarray:
+    """An image array as levels in [0, 1], float64 ``(H, W, C)``, channels last.
 
     Accepts ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with ``C`` = 1 (grey), 2 (grey,
-    alpha), 3 (RGB) or 4 (RGBA); ``uint8`` (0–255), ``uint16`` (0–65535), other integers in
-    0–255, booleans, or floats in [0, 1]. Colour becomes luma ``0.299 R + 0.587 G + 0.114 B``;
-    alpha ``a`` is composited on white, ``a·v + (1 − a)``.
+    alpha), 3 (RGB) or 4 (RGBA) — channels last when the last axis could be channels;
+    ``uint8`` (0–255), ``uint16`` (0–65535), other integers in 0–255, booleans, or floats in
+    [0, 1].
     """
     a = np.asarray(image)
     if a.dtype == object or a.dtype.kind not in "biuf":
         raise TypeError(f"expected an image array of numbers; received dtype {a.dtype}")
-    if a.ndim == 3:
-        if a.shape[-1] in (1, 2, 3, 4):
-            pass
-        elif a.shape[0] in (1, 2, 3, 4):
+    if a.ndim == 2:
+        a = a[..., None]
+    elif a.ndim == 3:
+        if a.shape[-1] not in (1, 2, 3, 4):
+            if a.shape[0] not in (1, 2, 3, 4):
+                raise ValueError(f"expected an image (H, W), (H, W, C) or (C, H, W) with C = "
+                                 f"1, 2, 3 or 4 channels; received shape {a.shape}")
             a = np.moveaxis(a, 0, -1)
-        else:
-            raise ValueError(f"expected an image (H, W), (H, W, C) or (C, H, W) with C = 1, "
-                             f"2, 3 or 4 channels; received shape {a.shape}")
-    elif a.ndim != 2:
+    else:
         raise ValueError(f"expected an image (H, W), (H, W, C) or (C, H, W); received "
                          f"shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"the image is empty (shape {a.shape})")
+        raise ValueError(f"the image is empty (shape {a.shape[:2]})")
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
         raise ValueError(f"the image has {a.shape[0]}×{a.shape[1]} pixels, more than the "
                          f"{MAX_PIXELS:,} numcnn takes")
-    x = _unit_levels(a)
-    if x.ndim == 2:
-        return x
+    return _unit_levels(a)
+
+
+def grey_levels(image: Any) -> np.ndarray:
+    """An image array (as :func:`image_levels` takes) as grey levels in [0, 1], float64
+    ``(H, W)``: colour becomes luma ``0.299 R + 0.587 G + 0.114 B`` (ITU-R 601-2, Pillow's
+    ``"L"``); alpha ``a`` is composited on white, ``a·v + (1 − a)``."""
+    x = image_levels(image)
     c = x.shape[-1]
-    colour = x[..., :3] @ _LUMA if c >= 3 else x[..., 0]
+    grey = x[..., :3] @ _LUMA if c >= 3 else x[..., 0]
     if c in (2, 4):
         alpha = x[..., -1]
-        colour = alpha * colour + (1.0 - alpha)
-    return colour
+        grey = alpha * grey + (1.0 - alpha)
+    return grey
 
 
 def _unit_levels(a: np.ndarray) -> np.ndarray:
@@ -200,5 +206,5 @@ def _round(v: float) -> int:
     return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
 
 
-__all__ = ["MIN_CONTRAST", "center_of_mass", "grey_levels", "ink_box", "mnist_digit",
-           "resample", "resample_weights"]
+__all__ = ["MIN_CONTRAST", "center_of_mass", "grey_levels", "image_levels", "ink_box",
+           "mnist_digit", "resample", "resample_weights"]
