@@ -351,3 +351,24 @@ def test_serve_command_errors_are_one_line(tmp_path):
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no.npz" in p.stderr
     with pytest.raises(cli.CLIError, match="--port"):
         cli.build_parser().parse_args(["serve", "m.npz", "--port", "-1"])
+
+
+def test_a_classic_graph_network_works_too(tmp_path):
+    """ResNet-20 for MNIST (a graph with additions): every layer is sent, in the graph's
+    order, and the answer is the model's prediction."""
+    from numcnn import models
+    from numcnn.io.saving import save_model
+
+    path = tmp_path / "resnet20.npz"
+    save_model(models.resnet20(input_shape=(1, 28, 28), seed=0), path,
+               extra={"pixel_scale": 1 / 255})
+    engine = Engine.from_file(path)
+    answer = post(create_app(engine, rate=0).test_client(),
+                  {"pixels": digit_pixels(4).tolist()}).get_json()
+    x = (digit_pixels(4) / 255).astype(np.float32)[None, None]
+    acts = engine.model.intermediates(x)
+    assert [lay["name"] for lay in answer["layers"]] == list(acts)
+    np.testing.assert_allclose(answer["output"], engine.model.predict(x)[0], rtol=1e-5,
+                               atol=1e-6)
+    for lay in answer["layers"]:
+        assert lay["shape"] == list(acts[lay["name"]].shape[1:])

@@ -183,7 +183,8 @@ function layerBlock(layer, index) {
   block.appendChild(title);
   const maps = document.createElement("div");
   maps.className = "maps";
-  const scale = Math.max(1, Math.floor(64 / Math.max(layer.h, layer.w)));
+  const target = layer.shown > 12 ? 40 : 56;  // CSS pixels of a map's longer side
+  const scale = Math.max(1, Math.round(target / Math.max(layer.h, layer.w)));
   for (let m = 0; m < layer.shown; m++) {
     const c = document.createElement("canvas");
     c.className = layer.layout === "vector" ? "fmap strip" : "fmap";
