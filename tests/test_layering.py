@@ -23,7 +23,7 @@ LEVELS = {
     "layers": 2, "losses": 2, "optimizers": 2, "schedules": 2,
     "models": 3, "filters": 3,
     "training": 4, "io": 4, "onnx": 4,
-    "cli": 5, "benchmark": 5, "__main__": 5, "serve": 5,
+    "cli": 5, "benchmark": 5, "__main__": 5, "serve": 5, "viz": 5,
 }
 
 
