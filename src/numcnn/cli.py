@@ -25,6 +25,8 @@ from .serve.command import add_parser as add_serve_parser
 from .serve.command import cmd_serve
 from .training.runs import PIXEL_SCALE
 from .training.runs import scale as scale_images
+from .viz.cli import add_parser as add_plot_parser
+from .viz.cli import cmd_plot
 
 
 class CLIError(Exception):
@@ -55,7 +57,7 @@ def _number(kind: type, name: str, allow_zero: bool = False):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="numcnn", description="Convolutional networks in NumPy.")
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,evaluate,summary,predict,bench,serve}")
+                           metavar="{train,evaluate,summary,predict,bench,serve,plot}")
     sub.required = True
 
     t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--synthetic", action="store_true", help="random images instead of MNIST")
     b.add_argument("--seed", type=_number(int, "--seed", allow_zero=True), default=0)
     add_serve_parser(sub, _number)  # the draw-a-digit page (issue 13): numcnn.serve
+    add_plot_parser(sub, _number)  # pictures (issue 13): numcnn.viz
     return p
 
 
@@ -361,7 +364,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-            "predict": cmd_predict, "bench": cmd_bench, "serve": cmd_serve}
+            "predict": cmd_predict, "bench": cmd_bench, "serve": cmd_serve, "plot": cmd_plot}
 
 
 def _error(e: BaseException) -> None:
