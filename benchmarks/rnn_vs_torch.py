@@ -11,12 +11,16 @@ batch 64, T = 100, F = 28, H = 256. Run from the source checkout::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/rnn_vs_torch.py --threads 1 --repeats 7
 
-``--cells`` and ``--sizes`` pick a subset, ``--steps`` the batches per timed run.
+``--cells`` and ``--sizes`` pick a subset, ``--steps`` the batches per timed run. ``--clock
+cpu`` times with the process's CPU time instead of the wall clock: on a shared machine a
+process that waits for a core loses wall time but no CPU time, so CPU-time ratios stay steady
+where wall ratios swing (at 1 thread both measure the same work).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -28,6 +32,9 @@ from numcnn.layers import GRU, LSTM, Dense, SimpleRNN
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 SIZES = {"small": (64, 28, 28, 128), "large": (64, 100, 28, 256)}  # N, T, F, H
+#: the clock of the timed runs (``--clock``): wall time or the process's CPU time
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
 
 
 def build(cell: str, T: int, F: int, H: int):
@@ -63,18 +70,18 @@ def build(cell: str, T: int, F: int, H: int):
 
 
 def time_numcnn(model, x, y, bs, train: bool) -> float:
-    t = time.perf_counter()
+    t = _clock()
     if train:
         model.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
     else:
         model.predict(x, batch_size=bs)
-    return (time.perf_counter() - t) / (len(x) // bs)
+    return (_clock() - t) / (len(x) // bs)
 
 
 def time_torch(net, opt, xt, yt, bs, train: bool) -> float:
     import torch
 
-    t = time.perf_counter()
+    t = _clock()
     for i in range(0, len(xt), bs):
         if train:
             opt.zero_grad(set_to_none=True)
@@ -84,7 +91,7 @@ def time_torch(net, opt, xt, yt, bs, train: bool) -> float:
         else:
             with torch.no_grad():
                 net(xt[i:i + bs])
-    return (time.perf_counter() - t) / (len(xt) // bs)
+    return (_clock() - t) / (len(xt) // bs)
 
 
 def run(cells: Sequence[str], sizes: Sequence[str], threads: int, steps: int,
@@ -140,15 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=3, help="batches per timed run")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--clock", choices=list(CLOCK), default="wall",
+                   help="wall time (default) or the process's CPU time")
     args = p.parse_args(argv)
     import platform
 
     import torch
 
+    global _clock
+    _clock = CLOCK[args.clock]
     print(f"numcnn {numcnn.__version__}, torch {torch.__version__}, NumPy {np.__version__}, "
           f"{platform.processor() or platform.machine()}, {args.threads} thread(s), "
-          f"{args.repeats} repeats of {args.steps} batches")
+          f"{args.repeats} repeats of {args.steps} batches, {args.clock} clock, load average "
+          f"{os.getloadavg()[0]:.1f} at the start", flush=True)
     run(args.cells, args.sizes, args.threads, args.steps, args.repeats)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

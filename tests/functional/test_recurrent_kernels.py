@@ -256,6 +256,30 @@ def test_fast_equals_reference(name, masked, reverse, with_dy):
         assert err_fast.max() <= 4 * err_ref + 16 * eps * np.abs(e).max() + 1e-30
 
 
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("masked,reverse", [(False, False), (True, True)])
+def test_inference_mode_matches_torch_and_backward_recomputes(name, masked, reverse):
+    """``training=False`` keeps no per-step history (the cache holds the inputs only); its
+    outputs are PyTorch's, and a backward pass after it recomputes the history and gives
+    PyTorch's gradients."""
+    cell, act = _cell(name)
+    x, states, W, dy, dstates, mask = random_case(cell, 4, 6, 3, 5, 11, masked)
+    ty, tfin, tdx, td0, tgrads = torch_sequence(cell, act, x, states, W, dy, dstates, mask,
+                                                reverse)
+    y, fin, cache = FR.recurrent_forward(cell, x, states, *W, mask=mask, reverse=reverse,
+                                         activation=act, ws=Workspace(), training=False)
+    assert not {"Z", "A", "Cs", "TC", "NX"} & set(cache)  # no per-step history kept
+    np.testing.assert_allclose(y, ty, rtol=1e-11, atol=1e-12)
+    for a, b in zip(fin, tfin):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    dx, d0, grads = FR.recurrent_backward(dy, dstates, cache)
+    np.testing.assert_allclose(dx, tdx, rtol=1e-10, atol=1e-11)
+    for a, b in zip(d0, td0):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-11)
+    for k in tgrads:
+        np.testing.assert_allclose(grads[k], tgrads[k], rtol=1e-10, atol=1e-11, err_msg=k)
+
+
 def test_fast_cache_goes_stale_when_the_workspace_is_reused():
     x, states, W, dy, dstates, _ = random_case("lstm", 2, 3, 2, 2, 0)
     ws = Workspace()

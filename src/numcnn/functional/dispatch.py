@@ -240,13 +240,15 @@ def tanh_backward(dy: np.ndarray, t: np.ndarray, A: float = 1.0, S: float = 1.0,
 def recurrent_forward(cell: str, x: np.ndarray, states: tuple, W_ih: np.ndarray,
                       W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray,
                       mask: np.ndarray | None = None, reverse: bool = False,
-                      activation: str = "tanh", ws: Workspace | None = None):
+                      activation: str = "tanh", ws: Workspace | None = None,
+                      training: bool = True):
     """A recurrent cell (``"rnn"``, ``"lstm"``, ``"gru"``) over a sequence on the current path:
     ``(y, final_states, cache)`` (see :func:`numcnn.functional.recurrent.recurrent_forward`;
-    ``ws`` used by the fast path only)."""
+    ``ws`` and ``training`` used by the fast path only: with ``training=False`` it keeps no
+    per-step history, and a backward pass recomputes it)."""
     if _fast():
         return fast_rec.recurrent_forward(cell, x, states, W_ih, W_hh, b_ih, b_hh, mask,
-                                          reverse, activation, ws)
+                                          reverse, activation, ws, training)
     return ref_rec.recurrent_forward(cell, x, states, W_ih, W_hh, b_ih, b_hh, mask, reverse,
                                      activation)
 

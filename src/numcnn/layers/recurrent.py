@@ -161,7 +161,8 @@ class Recurrent(SequenceLayer):
         p = self.params
         y, final, cache = recurrent_forward(self.cell, x, tuple(states), p["W_ih"], p["W_hh"],
                                             p["b_ih"], p["b_hh"], mask, self.go_backwards,
-                                            getattr(self, "activation", "tanh"), call.ws)
+                                            getattr(self, "activation", "tanh"), call.ws,
+                                            call.training)
         if self.stateful and self.initial_state_input is False:
             for k, s in zip(("h", "c"), final):
                 self.buffers[k][...] = s
