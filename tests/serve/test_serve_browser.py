@@ -22,7 +22,9 @@ from numcnn.serve.engine import Engine, decode
 
 #: set by CI (.ci/run): there the browser test must run, never skip
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "serve_screenshot.py"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "serve_screenshot.py"
+DIGIT_3 = ROOT / "docs" / "figures" / "digit_3.jpg"  # the README's blue 3 on cream paper
 
 
 def _example():
@@ -112,3 +114,30 @@ def test_drawn_digits_are_recognised_and_every_layer_is_drawn(browser, trained_l
             assert sized and opaque and same, (name, m, sized, opaque, same)
         for name in layers:  # and none is blank: each layer shows some ink
             assert max(c[5] for c in canvases if c[0] == name) > 0, name
+
+
+def test_an_uploaded_picture_is_recognised(browser, trained_lenet5_file, running, tmp_path):
+    """The second tab: a large photo-like picture (2000×1500, dark ink on light paper,
+    shrunk by the page to 1,024 pixels a side before sending) and the README's JPEG of a 3."""
+    from PIL import Image, ImageDraw
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    big = Image.new("RGB", (2000, 1500), (235, 230, 215))
+    ImageDraw.Draw(big).line([(700, 350), (1300, 350), (900, 1200)], fill=(20, 30, 90),
+                             width=90, joint="curve")
+    big.save(tmp_path / "seven.png")
+    server = running(Engine.from_file(trained_lenet5_file), rate=0)
+    browser.get(server.url)
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.ID, "model-name").text == trained_lenet5_file.name)
+    browser.find_element(By.ID, "tab-upload").click()
+    assert not browser.find_element(By.ID, "panel-upload").get_attribute("hidden")
+    updates = 0
+    for path, digit in ((tmp_path / "seven.png", "7"), (DIGIT_3, "3")):
+        browser.find_element(By.ID, "file").send_keys(str(path))
+        answer = shots.wait_for_update(browser, updates)
+        updates = browser.execute_script("return window.numcnn.updates")
+        assert browser.find_element(By.ID, "prediction").text == digit, \
+            (path.name, answer["probabilities"])
+

@@ -7,6 +7,7 @@
 const state = { model: null, last: null, updates: 0, inFlight: false, pending: null,
                 lastSent: 0, timer: null, inked: false, drawing: false };
 const THROTTLE_MS = 120;  // at most one request in flight, at least this far apart
+const MAX_UPLOAD_SIDE = 1024;  // uploads larger than this are shrunk before sending
 const $ = (id) => document.getElementById(id);
 
 function fmt(v) {
@@ -136,7 +137,19 @@ $("file").addEventListener("change", () => {
   reader.onload = () => {
     $("preview").src = reader.result;
     $("preview").hidden = false;
-    send({ image: reader.result });
+    // a phone's photo is megabytes: send it at most MAX_UPLOAD_SIDE pixels a side
+    const img = new Image();
+    img.onload = () => {
+      const k = Math.min(1, MAX_UPLOAD_SIDE / Math.max(img.naturalWidth, img.naturalHeight));
+      if (k === 1) { send({ image: reader.result }); return; }
+      const c = document.createElement("canvas");
+      c.width = Math.max(1, Math.round(img.naturalWidth * k));
+      c.height = Math.max(1, Math.round(img.naturalHeight * k));
+      c.getContext("2d").drawImage(img, 0, 0, c.width, c.height);
+      send({ image: c.toDataURL("image/png") });
+    };
+    img.onerror = () => send({ image: reader.result });  // the server names the problem
+    img.src = reader.result;
   };
   reader.readAsDataURL(file);
 });
