@@ -182,6 +182,11 @@ def test_lenet5_1998_prints_its_rbf_penalties(tmp_path, capsys):
     np.testing.assert_allclose([r[2] for r in rows], y[order], atol=0.0005 + 1e-9)
     probs = torch.softmax(-torch.tensor(y), 0).numpy()
     np.testing.assert_allclose([r[1] for r in rows], 100 * probs[order], atol=0.005 + 1e-9)
+    # saved with no metadata at all: its first layer, Rescale, says it takes 0-255 levels
+    numcnn.save_model(model, tmp_path / "bare.npz")
+    assert cli.main(["predict", str(tmp_path / "bare.npz"), image, "--top", "10"]) == 0
+    (_, bare), = text_rows(capsys.readouterr().out)
+    assert bare == rows
 
 
 def test_the_model_first_form_and_the_model_option_agree(tmp_path, capsys):

@@ -18,9 +18,11 @@ A saved model's metadata (``model.saved_extra``, written by ``save_model(..., ex
 Models saved without it get a default from their input shape and metadata
 (:func:`default_preprocessing`): a ``(1, 28, 28)`` model is a digit model (``mnist_digit``;
 trained on Fashion-MNIST: ``box`` 28, ``center`` ``"box"``), any other ``resize``; the
-``pixel_scale`` is the file's (1/255 when absent). Networks not loaded from a file (the zoo,
-or built in Python) take ImageNet photos when they take RGB images (GoogLeNet with mean and
-std 0.5, as torchvision's ``transform_input``), else the same default.
+``pixel_scale`` is the file's (when absent: 1 if the model begins with a ``Rescale`` layer,
+as LeNet-5 (1998), which takes grey levels 0–255, else 1/255). Networks not loaded from a
+file (the zoo, or built in Python) take ImageNet photos when they take RGB images
+(GoogLeNet with mean and std 0.5, as torchvision's ``transform_input``), else the same
+default.
 
 The entry is metadata read from an untrusted file: :func:`check_preprocessing` validates it.
 """
@@ -50,10 +52,13 @@ def mnist_digit_preprocessing(pixel_scale: float = DEFAULT_PIXEL_SCALE,
     return spec
 
 
-def default_preprocessing(input_shape: Any, extra: dict | None = None) -> dict[str, Any]:
-    """The preprocessing of a saved model whose file stores none (see the module docstring)."""
+def default_preprocessing(input_shape: Any, extra: dict | None = None,
+                          scales_inside: bool = False) -> dict[str, Any]:
+    """The preprocessing of a model whose file stores none (see the module docstring);
+    ``scales_inside``: the model begins with a ``Rescale`` layer, so without a stored
+    ``pixel_scale`` it takes grey levels 0–255 (``pixel_scale`` 1), as LeNet-5 (1998)."""
     extra = extra if isinstance(extra, dict) else {}
-    scale = extra.get("pixel_scale", DEFAULT_PIXEL_SCALE)
+    scale = extra.get("pixel_scale", 1.0 if scales_inside else DEFAULT_PIXEL_SCALE)
     if tuple(input_shape or ()) == (1, 28, 28):
         dataset = extra.get("dataset", "mnist")
         return mnist_digit_preprocessing(scale, dataset if isinstance(dataset, str) else "")
@@ -144,14 +149,16 @@ def preprocessing_of(model: Any, name: str | None = None) -> dict[str, Any]:
     extra = getattr(model, "saved_extra", None)
     shape = getattr(model, "input_shape", None)
     where = name or getattr(model, "name", None) or "the model"
+    layers = getattr(model, "layers", None) or [None]
+    inside = type(layers[0]).__name__ == "Rescale"
     if isinstance(extra, dict):
         spec = extra.get("preprocessing")
         if spec is None:
-            spec = default_preprocessing(shape, extra)
+            spec = default_preprocessing(shape, extra, inside)
     elif isinstance(shape, tuple) and len(shape) == 3 and shape[0] == 3:
         spec = zoo_preprocessing(name or "", shape[1])
     else:
-        spec = default_preprocessing(shape)
+        spec = default_preprocessing(shape, None, inside)
     return check_preprocessing(spec, shape, where)
 
 
@@ -204,7 +211,8 @@ def class_probabilities(out: Any, kind: str) -> np.ndarray:
 
 def class_labels(model: Any, n: int) -> list[str]:
     """Names of the ``n`` classes: ImageNet's for 1,000 outputs, the saved model's dataset's
-    (``digit 7`` for MNIST), else ``class k``."""
+    (``digit 7`` for MNIST, and for 10 classes of 1×28×28 images of no named dataset), else
+    ``class k``."""
     from ..datasets import class_names
     from ..models import imagenet_classes
 
@@ -212,7 +220,8 @@ def class_labels(model: Any, n: int) -> list[str]:
     dataset = extra.get("dataset") if isinstance(extra, dict) else None
     if n == 1000 and dataset is None:
         return [f"{name} ({k})" for k, name in enumerate(imagenet_classes())]
-    if dataset == "mnist" and n == 10:
+    digits = dataset is None and tuple(getattr(model, "input_shape", ())) == (1, 28, 28)
+    if (dataset == "mnist" or digits) and n == 10:  # unnamed 1×28×28 models: digit models
         return [f"digit {k}" for k in range(n)]
     if dataset in ("fashion_mnist", "cifar10") and n == 10:
         return [f"{name} ({k})" for k, name in enumerate(class_names(dataset))]
