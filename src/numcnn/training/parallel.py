@@ -113,8 +113,10 @@ def parallel_problem(model: Any, losses: Any) -> str | None:
         return f"data-parallel training needs Linux (fork); this is {sys.platform}"
     for loss in (losses if isinstance(losses, (list, tuple)) else [losses]):
         if loss is not None and not getattr(loss, "batch_mean", False):
+            red = getattr(loss, "reduction", "mean")
+            why = f" (its reduction is {red!r})" if red != "mean" else ""
             return (f"the loss {type(loss).__name__} does not declare itself a mean over "
-                    "samples (Loss.batch_mean), so part gradients cannot be combined")
+                    f"samples (Loss.batch_mean){why}, so part gradients cannot be combined")
     masked = [lo for lo, m in zip(losses if isinstance(losses, (list, tuple)) else [losses],
                                   getattr(getattr(model, "graph", None), "output_masks", []))
               if lo is not None and m is not None]

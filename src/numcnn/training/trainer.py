@@ -76,6 +76,11 @@ class Trainer:
         self.losses = self._per_output(loss, names, "loss", _loss_instance)
         if all(lo is None for lo in self.losses):
             raise ValueError("compile: no output has a loss")
+        for name, lo in zip(names, self.losses):
+            if getattr(lo, "reduction", "mean") == "none":
+                raise ValueError(f"compile: the loss of output {name!r} has reduction='none' "
+                                 "and returns one value per element; training needs a number "
+                                 "— use reduction='mean' or 'sum'")
         weights = self._per_output(1.0 if loss_weights is None else loss_weights, names,
                                    "loss_weights", lambda w, first: w)
         self.loss_weights = []
