@@ -5,6 +5,10 @@ a per-batch cosine decay of the learning rate from 0.05 to 0, 5,000 training ima
 out for validation, 1 BLAS thread.
 
     NUMCNN_DATA_DIR=/path/to/mnist python examples/train_lenet5.py [--epochs 10] [--seed 0]
+        [--output lenet5.npz] [--log run.csv]
+
+``--log`` writes a CSVLogger file (epoch, loss, accuracy, val_loss, val_accuracy, lr) that
+``numcnn plot history run.csv`` draws.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 import numcnn
 from numcnn.datasets import mnist
-from numcnn.training import LearningRateScheduler
+from numcnn.training import CSVLogger, LearningRateScheduler
 
 
 def main() -> None:
@@ -24,6 +28,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", default=None, help="save the trained model (.npz)")
+    ap.add_argument("--log", default=None, help="write the per-epoch logs here (CSV)")
     args = ap.parse_args()
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
@@ -44,7 +49,8 @@ def main() -> None:
     t0 = time.perf_counter()
     model.fit(x_train, y_train, batch_size=64, epochs=args.epochs, seed=args.seed,
               validation_data=(x_val, y_val),
-              callbacks=[LearningRateScheduler("cosine", per_batch=True)])
+              callbacks=[LearningRateScheduler("cosine", per_batch=True),  # logs "lr" first
+                         *([CSVLogger(args.log)] if args.log else [])])
     wall = time.perf_counter() - t0
     result = model.evaluate(x_test, y_test)
     if limit is not None:

@@ -54,7 +54,7 @@ def test_curves_from_the_csv_file_are_its_values(run):
     loss_ax = lines["loss"].axes
     lr_ax = lines["lr"].axes
     assert lr_ax is not loss_ax and lr_ax.bbox.bounds == loss_ax.bbox.bounds  # a twin axis
-    assert lr_ax.get_yscale() == "log"  # 0.1 to 1e-4 spans more than 10x
+    assert lr_ax.get_yscale() == "log"  # 0.1, 0.01, 1e-3, 1e-4: mostly decades below
     assert lines["accuracy"].axes is lines["val_accuracy"].axes is not loss_ax
 
 
@@ -83,6 +83,9 @@ def test_a_plain_dict_counts_epochs_from_one():
     lines = lines_of(fig)
     np.testing.assert_array_equal(lines["loss"].get_xdata(), [1, 2, 3])
     assert lines["lr"].axes.get_yscale() == "linear"
+    cosine = 0.05 * (1 + np.cos(np.pi * np.arange(1, 11) / 10)) / 2  # ends at 0
+    fig = plot_history({"loss": np.linspace(1, 0.1, 10), "lr": cosine})
+    assert lines_of(fig)["lr"].axes.get_yscale() == "linear"
 
 
 @pytest.mark.parametrize("text, pattern", [

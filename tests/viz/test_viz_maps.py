@@ -171,3 +171,27 @@ def test_wrong_input_shape_names_both_shapes(model_and_input):
         feature_maps(model, np.zeros((1, 6, 6)))
     with pytest.raises(ValueError, match="NaN"):
         feature_maps(model, np.full((2, 6, 6), np.nan))
+
+
+def test_lenet1998_f6_is_drawn_as_the_12x7_picture_the_rbf_compares():
+    model = numcnn.models.get("lenet5-1998", seed=0, dtype="float64")
+    x = np.random.default_rng(2).uniform(0, 255, (1, 28, 28))
+    fig = plot_feature_maps(model, x, layers="F6,f_F6,output")
+    ims = images_by_label(fig)
+    a = model.intermediates(x[None], ["f_F6", "output"])
+    np.testing.assert_allclose(ims["f_F6"].get_array(), a["f_F6"][0].reshape(12, 7),
+                               rtol=1e-12)
+    assert ims["F6"].get_array().shape == (12, 7)
+    np.testing.assert_allclose(ims["output"].get_array(), a["output"][0].reshape(1, 10),
+                               rtol=1e-12)
+    labels = [t.get_text() for t in ims["output"].axes.get_xticklabels()]
+    assert labels == [str(k) for k in range(10)]  # ten units, numbered
+    assert any("f_F6 — (84) as 12×7" == sf._suptitle.get_text() for sf in fig.subfigs)
+
+
+def test_explicit_shapes_and_their_errors(model_and_input):
+    model, x = model_and_input
+    ims = images_by_label(plot_feature_maps(model, x, layers="out", shapes={"out": (2, 2)}))
+    np.testing.assert_allclose(ims["out"].get_array(), reference(model, x)["out"].reshape(2, 2))
+    with pytest.raises(ValueError, match=r"cannot draw 4 values as \(3, 2\)"):
+        plot_feature_maps(model, x, layers="out", shapes={"out": (3, 2)})

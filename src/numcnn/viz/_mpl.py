@@ -92,6 +92,8 @@ def save(fig: Any, path: str | os.PathLike, dpi: float | None = None) -> Path:
         kwargs["metadata"] = {"Software": None}
     elif fmt == "svg":
         kwargs["metadata"] = {"Date": None}
+    else:
+        kwargs["metadata"] = {"CreationDate": None}
     return atomic_write(path, lambda f: fig.savefig(f, **kwargs), "the picture")
 
 

@@ -131,7 +131,8 @@ def plot_history(history: Any, metrics: list[str] | None = None, lr: bool = True
     """Training curves, one panel per metric: training values solid, validation dashed,
     against the epoch (counted from 1); the learning rate (``lr`` column, which
     ``LearningRateScheduler`` and ``ReduceLROnPlateau`` log) on a second y axis of the loss
-    panel, log-scaled when it spans more than a factor of 10.
+    panel, log-scaled when half its values or more lie a decade below the largest (step
+    decays; a cosine that ends at 0 stays linear).
 
     Args:
         history: a ``History``, a ``{name: values}`` dict, or a ``CSVLogger`` file's path.
@@ -169,8 +170,8 @@ def plot_history(history: Any, metrics: list[str] | None = None, lr: bool = True
         twin.plot(epochs, rates, ":", color="0.4", label="lr")
         twin.set_ylabel("learning rate", color="0.4")
         positive = rates[np.isfinite(rates) & (rates > 0)]
-        if positive.size and positive.max() > 10 * positive.min():
-            twin.set_yscale("log")
+        if positive.size and (positive <= positive.max() / 9.99).mean() >= 0.5:
+            twin.set_yscale("log")  # step decays: most values a decade or more below the top
         lines = axes[0].get_lines() + twin.get_lines()
         axes[0].legend(lines, [ln.get_label() for ln in lines], fontsize=8)
     else:
