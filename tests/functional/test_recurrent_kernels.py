@@ -280,6 +280,23 @@ def test_inference_mode_matches_torch_and_backward_recomputes(name, masked, reve
         np.testing.assert_allclose(grads[k], tgrads[k], rtol=1e-10, atol=1e-11, err_msg=k)
 
 
+@pytest.mark.parametrize("name", CELLS)
+def test_fast_backward_twice_over_one_forward(name):
+    """The fast backward pass writes the gate gradients over the gate values once it has read
+    them; a second backward pass over the same cache (another dy) must still be exact."""
+    cell, act = _cell(name)
+    x, states, W, dy, dstates, mask = random_case(cell, 3, 5, 4, 3, 5, True)
+    fast = FR.recurrent_forward(cell, x, states, *W, mask=mask, activation=act,
+                                ws=Workspace())
+    ref = RR.recurrent_forward(cell, x, states, *W, mask=mask, activation=act)
+    for k in (1.0, -2.5):
+        got = FR.recurrent_backward(k * dy, dstates, fast[2])
+        want = RR.recurrent_backward(k * dy, dstates, ref[2])
+        for a, b in zip([got[0], *got[1], *(got[2][n] for n in NAMES)],
+                        [want[0], *want[1], *(want[2][n] for n in NAMES)]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+
+
 def test_fast_cache_goes_stale_when_the_workspace_is_reused():
     x, states, W, dy, dstates, _ = random_case("lstm", 2, 3, 2, 2, 0)
     ws = Workspace()

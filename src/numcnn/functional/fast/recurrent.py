@@ -101,7 +101,7 @@ def recurrent_forward(cell: str, x: np.ndarray, states: tuple[np.ndarray, ...],
     if cell == "lstm":
         Cs = ws.empty("c", (nc, H, N), dt)
         Cs[0] = states[1].T
-        TC = ws.empty("tanh_c", (hist, H, N), dt)
+        TC = ws.empty("tanh_c", (1, H, N), dt)  # tanh(c_t): the backward pass recomputes it
     elif cell == "gru":
         NX = ws.empty("n", (T, H, N), dt)  # W_in x_t + b_in, then n_t
         np.matmul(Wn, Z[:T, H:], out=NX)  # (H, F+1) @ (F+1, N) for every step
@@ -125,7 +125,7 @@ def recurrent_forward(cell: str, x: np.ndarray, states: tuple[np.ndarray, ...],
             c += u
             if keep is not None:
                 np.copyto(c, c_prev, where=keep[s])
-            tc = TC[s % hist]
+            tc = TC[0]
             np.tanh(c, out=tc)
             np.multiply(a[2 * H:S], tc, out=h)  # o ⊙ tanh(c_t)
         elif cell == "gru":
@@ -155,19 +155,21 @@ def recurrent_forward(cell: str, x: np.ndarray, states: tuple[np.ndarray, ...],
         Y = np.multiply(Y, ~keep, out=ws.fresh((T, H, N), dt))  # masked steps output zeros
     y = (Y[::-1] if reverse else Y).transpose(2, 0, 1)  # (N, T, H) view, time order
     final = (Z[T, :H].T,) if cell != "lstm" else (Z[T, :H].T, Cs[T % nc].T.copy())
+    inputs = (cell, x, states, W_ih, W_hh, b_ih, b_hh, mask, reverse, activation)
     if not training:  # the inputs only: a backward pass recomputes the history
-        lazy = (cell, x, states, W_ih, W_hh, b_ih, b_hh, mask, reverse, activation)
-        return y, final, {"kernel": "fast", "lazy": lazy, "ws": ws}
+        return y, final, {"kernel": "fast", "inputs": inputs, "ws": ws}
     cache = {"kernel": "fast", "cell": cell, "ws": ws, "gen": gen, "Z": Z, "A": A, "Cs": Cs,
-             "TC": TC, "NX": NX, "keep": keep, "W_ih": W_ih_, "W_hh": W_hh_, "perm": perm,
-             "reverse": reverse, "activation": activation, "shape": x.shape}
+             "NX": NX, "keep": keep, "W_ih": W_ih_, "W_hh": W_hh_, "perm": perm,
+             "reverse": reverse, "activation": activation, "shape": x.shape,
+             "inputs": inputs, "spent": False}
     return y, final, cache
 
 
 def _lstm_step_back(a, da, dh, dc, dc_next, c_prev, tc, m3, s3, t1, u) -> None:
     """One LSTM step backward on the gate block ``a`` (4H, N), rows (i, f, o, g): the gate
-    gradients into ``da``, ``dc_{t−1}`` into ``dc_next`` (``dc`` gains the tanh path).
-    ``m3``, ``s3`` are (3H, N) scratch for the three sigmoid gates at once."""
+    gradients into ``da`` (which may be ``a`` itself: every gate is read before it is
+    overwritten), ``dc_{t−1}`` into ``dc_next`` (``dc`` gains the tanh path). ``m3``, ``s3``
+    are (3H, N) scratch for the three sigmoid gates at once."""
     H = dh.shape[0]
     S = 3 * H
     i, f, o, g = a[:H], a[H:2 * H], a[2 * H:S], a[S:]
@@ -181,22 +183,24 @@ def _lstm_step_back(a, da, dh, dc, dc_next, c_prev, tc, m3, s3, t1, u) -> None:
     np.multiply(dc, g, out=m3[:H])  # di = dc ⊙ g
     np.multiply(dc, c_prev, out=m3[H:2 * H])  # df = dc ⊙ c_{t−1}
     np.multiply(dh, tc, out=m3[2 * H:])  # do = dh ⊙ tanh(c_t)
-    np.multiply(m3, s3, out=da[:S])  # da_i, da_f, da_o
     np.multiply(dc, f, out=dc_next)  # dc_{t−1} = dc ⊙ f
     np.multiply(g, g, out=t1)
     np.subtract(1, t1, out=t1)
     np.multiply(dc, i, out=u)  # dg = dc ⊙ i
+    np.multiply(m3, s3, out=da[:S])  # da_i, da_f, da_o
     np.multiply(u, t1, out=da[S:])  # da_g = dg ⊙ (1 − g²)
 
 
 def _gru_step_back(a, n, da, dan, dh, h_prev, direct, t1, t2, u) -> None:
     """One GRU step backward: ``a`` (3H, N) holds r, z and ``W_hn h + b_hn``, ``n`` the
-    candidate. The recurrent-side gradients ``[da_r; da_z; da_n ⊙ r]`` go into ``da``,
-    the input-side ``da_n`` into ``dan``, ``dh ⊙ z`` into ``direct``."""
+    candidate. The recurrent-side gradients ``[da_r; da_z; da_n ⊙ r]`` go into ``da`` (which
+    may be ``a`` itself: each block is read before it is overwritten), the input-side
+    ``da_n`` into ``dan``, ``dh ⊙ z`` into ``direct``."""
     H = dh.shape[0]
     r, z, hn = a[:H], a[H:2 * H], a[2 * H:]
     np.subtract(h_prev, n, out=u)
     u *= dh  # dz = dh ⊙ (h_{t−1} − n)
+    np.multiply(dh, z, out=direct)  # the direct path dh ⊙ z
     np.subtract(1, z, out=t1)
     np.multiply(t1, dh, out=t2)  # dn = dh ⊙ (1 − z)
     t1 *= z
@@ -204,11 +208,10 @@ def _gru_step_back(a, n, da, dan, dh, h_prev, direct, t1, t2, u) -> None:
     np.multiply(n, n, out=t1)
     np.subtract(1, t1, out=t1)
     np.multiply(t2, t1, out=dan)  # da_n = dn ⊙ (1 − n²)
-    np.multiply(dh, z, out=direct)  # the direct path dh ⊙ z
-    np.multiply(dan, r, out=da[2 * H:])  # d(W_hn h + b_hn) = da_n ⊙ r
     np.subtract(1, r, out=t1)
     t1 *= r
     t1 *= hn
+    np.multiply(dan, r, out=da[2 * H:])  # d(W_hn h + b_hn) = da_n ⊙ r
     np.multiply(dan, t1, out=da[:H])  # da_r = da_n ⊙ (W_hn h + b_hn) ⊙ r(1 − r)
 
 
@@ -229,10 +232,13 @@ def recurrent_backward(dy: np.ndarray | None, dstates: tuple[np.ndarray | None, 
     Each step's gate gradients go into a (G·H, N) block, so ``dh_{t−1}`` is one product per
     step; ``dW_hh | dW_ih | db`` is one product for all steps and ``dx`` another."""
     ws: Workspace = cache["ws"]
-    if "lazy" in cache:  # an inference-mode forward pass: run it again with its history
-        cell, x, states, *args = cache["lazy"]
-        cache = recurrent_forward(cell, x, states, *args[:-1], activation=args[-1], ws=ws)[2]
-    ws.check(cache["gen"], "recurrent_backward")
+    if "gen" in cache:
+        ws.check(cache["gen"], "recurrent_backward")
+    if "gen" not in cache or cache["spent"]:
+        # an inference-mode forward pass, or a second backward pass over gate values that
+        # the first overwrote with their gradients: run the forward pass again
+        *args, activation = cache["inputs"]
+        cache = recurrent_forward(*args, activation=activation, ws=ws)[2]
     cell = cache["cell"]
     N, T, F = cache["shape"]
     Z, A, keep = cache["Z"], cache["A"], cache["keep"]
@@ -253,7 +259,9 @@ def recurrent_backward(dy: np.ndarray | None, dstates: tuple[np.ndarray | None, 
         dY = ws.empty("dy", (T, H, N), dt)
         np.copyto(dY, dy.transpose(1, 2, 0)[::-1] if cache["reverse"] else
                   dy.transpose(1, 2, 0))
-    D = ws.empty("dgates", (T, GH, N), dt)  # dL/d(the step product), per step
+    # dL/d(the step product), per step: over the gate values, which each step reads first
+    D = A if cell != "rnn" else ws.empty("dgates", (T, GH, N), dt)
+    cache["spent"] = D is A
     DN = ws.empty("dn", (T, H, N), dt) if cell == "gru" else None  # the GRU's input-side da_n
     for s in range(T - 1, -1, -1):
         if dY is not None:
@@ -270,8 +278,8 @@ def recurrent_backward(dy: np.ndarray | None, dstates: tuple[np.ndarray | None, 
                 np.multiply(dc, keep[s], out=kc)
                 np.copyto(dc, 0, where=keep[s])
         if cell == "lstm":
-            _lstm_step_back(A[s], D[s], dh, dc, dc_next, cache["Cs"][s], cache["TC"][s], m3,
-                            s3, t1, u)
+            np.tanh(cache["Cs"][s + 1], out=t2)  # tanh(c_t), recomputed: cheaper than kept
+            _lstm_step_back(A[s], D[s], dh, dc, dc_next, cache["Cs"][s], t2, m3, s3, t1, u)
             dc, dc_next = dc_next, dc
             np.matmul(W_hh.T, D[s], out=dh_prev)  # (H, 4H) @ (4H, N)
         elif cell == "gru":
