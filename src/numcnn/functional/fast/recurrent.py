@@ -43,22 +43,22 @@ from .workspace import Workspace, get_workspace
 _SIGMOID_GATES = {"lstm": 3, "gru": 2, "rnn": 0}
 
 
-def _perm(cell: str, H: int) -> np.ndarray | None:
-    """Row order used inside for the LSTM: (i, f, o, g), so the sigmoids are one block."""
+def _internal(cell: str, W: np.ndarray) -> np.ndarray:
+    """Rows of ``W`` (G·H, ·) from PyTorch's gate order into the internal one: the LSTM's
+    (i, f, g, o) become (i, f, o, g), so its sigmoids are one block; other cells keep
+    theirs."""
     if cell != "lstm":
-        return None
-    return np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+        return W
+    H = W.shape[0] // 4
+    return np.concatenate([W[:2 * H], W[3 * H:], W[2 * H:3 * H]])
 
 
 def _weights(cell: str, W_ih, W_hh, b_ih, b_hh):
-    """The step product's left operand ``Wz`` (G·H, H+F+1) = ``[W_hh | W_ih | b]`` (the sigmoid
-    gates' rows × ½); for the GRU the n rows are ``[W_hn | 0 | b_hn]`` and ``Wn`` (H, F+1) =
-    ``[W_in | b_in]``. Also ``W_ih``, ``W_hh`` unscaled in the internal row order."""
+    """The step product's left operand ``Wz`` (G·H, H+F+1) = ``[W_hh | W_ih | b]`` in the
+    internal row order, the sigmoid gates' rows × ½; for the GRU the n rows are
+    ``[W_hn | 0 | b_hn]``, and ``Wn`` (H, F+1) = ``[W_in | b_in]``."""
     GH, H = W_hh.shape
     F = W_ih.shape[1]
-    perm = _perm(cell, H)
-    if perm is not None:
-        W_ih, W_hh, b_ih, b_hh = W_ih[perm], W_hh[perm], b_ih[perm], b_hh[perm]
     Wz = np.empty((GH, H + F + 1), W_ih.dtype)
     Wz[:, :H] = W_hh
     Wz[:, H:H + F] = W_ih
@@ -68,8 +68,9 @@ def _weights(cell: str, W_ih, W_hh, b_ih, b_hh):
         Wn = np.concatenate([W_ih[2 * H:], b_ih[2 * H:, None]], axis=1)  # (H, F+1)
         Wz[2 * H:, H:H + F] = 0
         Wz[2 * H:, H + F] = b_hh[2 * H:]
+    Wz = _internal(cell, Wz)
     Wz[:_SIGMOID_GATES[cell] * H] *= 0.5
-    return Wz, Wn, W_ih, W_hh, perm
+    return Wz, Wn
 
 
 def recurrent_forward(cell: str, x: np.ndarray, states: tuple[np.ndarray, ...],
@@ -85,7 +86,7 @@ def recurrent_forward(cell: str, x: np.ndarray, states: tuple[np.ndarray, ...],
     GH, H = W_hh.shape
     K = H + F + 1
     dt = x.dtype
-    Wz, Wn, W_ih_, W_hh_, perm = _weights(cell, W_ih, W_hh, b_ih, b_hh)
+    Wz, Wn = _weights(cell, W_ih, W_hh, b_ih, b_hh)
     gen = ws.begin()
     Z = ws.fresh((T + 1, K, N), dt)  # z_t = [h_{t−1}; x_t; 1] in processing order
     xt = x.transpose(1, 2, 0)  # (T, F, N)
@@ -159,8 +160,7 @@ def recurrent_forward(cell: str, x: np.ndarray, states: tuple[np.ndarray, ...],
     if not training:  # the inputs only: a backward pass recomputes the history
         return y, final, {"kernel": "fast", "inputs": inputs, "ws": ws}
     cache = {"kernel": "fast", "cell": cell, "ws": ws, "gen": gen, "Z": Z, "A": A, "Cs": Cs,
-             "NX": NX, "keep": keep, "W_ih": W_ih_, "W_hh": W_hh_, "perm": perm,
-             "reverse": reverse, "activation": activation, "shape": x.shape,
+             "NX": NX, "keep": keep, "reverse": reverse, "activation": activation, "shape": x.shape,
              "inputs": inputs, "spent": False}
     return y, final, cache
 
@@ -242,7 +242,7 @@ def recurrent_backward(dy: np.ndarray | None, dstates: tuple[np.ndarray | None, 
     cell = cache["cell"]
     N, T, F = cache["shape"]
     Z, A, keep = cache["Z"], cache["A"], cache["keep"]
-    W_ih, W_hh = cache["W_ih"], cache["W_hh"]
+    W_ih, W_hh = (_internal(cell, W) for W in cache["inputs"][3:5])  # unscaled
     GH, H = W_hh.shape
     dt = Z.dtype
     B = ws.empty("back", (16, H, N), dt)  # per-step scratch, (H, N) blocks
@@ -303,19 +303,15 @@ def recurrent_backward(dy: np.ndarray | None, dstates: tuple[np.ndarray | None, 
         dh, dh_prev = dh_prev, dh
     Dr, Zr = _rows(ws, D, T), _rows(ws, Z, T)  # (G·H, T·N), (H+F+1, T·N)
     dWz = Dr @ Zr.T  # (G·H, T·N) @ (T·N, H+F+1): dW_hh | dW_ih | db
+    dWz = _internal(cell, dWz)  # back to PyTorch's gate order: the swap is its own inverse
     db = dWz[:, H + F]
-    grads = {"W_ih": np.ascontiguousarray(dWz[:, H:H + F]), "W_hh": dWz[:, :H].copy(),
-             "b_ih": db.copy(), "b_hh": db.copy()}
+    grads = {"W_ih": dWz[:, H:H + F], "W_hh": dWz[:, :H], "b_ih": db.copy(), "b_hh": db.copy()}
     DNr = None
     if cell == "gru":  # the n rows of W_ih and b_ih from the input-side da_n
         DNr = _rows(ws, DN, T)
         dWn = DNr @ Zr[H:].T  # (H, T·N) @ (T·N, F+1)
         grads["W_ih"][2 * H:] = dWn[:, :F]
         grads["b_ih"][2 * H:] = dWn[:, F]
-    perm = cache["perm"]
-    if perm is not None:
-        inv = np.argsort(perm)
-        grads = {k: v[inv] for k, v in grads.items()}
     dx = None
     if need_dx:
         dxt = ws.fresh((F, T, N), dt)
