@@ -34,10 +34,12 @@ RECURRENT_OPS = {"RNN", "LSTM", "GRU"}
 
 
 def float64_twin(model: Any) -> Any:
-    """The same model in float64: its config with every dtype float64, its weights copied."""
+    """The same model in float64: its config with every dtype float64 (and zeros as every
+    initializer: the weights are copied over them), its weights copied."""
     def retype(obj: Any) -> Any:
         if isinstance(obj, dict):
-            return {k: ("float64" if k == "dtype" and v == "float32" else retype(v))
+            return {k: ("float64" if k == "dtype" and v == "float32" else
+                        "zeros" if k.endswith("_initializer") else retype(v))
                     for k, v in obj.items()}
         if isinstance(obj, list):
             return [retype(v) for v in obj]

@@ -21,8 +21,8 @@ NOT_CONVERTED = {"InputLayer", "Model", "Sequential"}
 #: layers other work is adding while this is written (the ONNX import's operators,
 #: activity penalties): until their converters exist, exporting them must be refused clearly
 PENDING = {"ActivityRegularization", "Arithmetic", "AxisSoftmax", "Constant", "ConvND",
-           "ConvTranspose", "FullLike", "Gather", "LogSoftmax", "MatMul", "PadND", "PoolND",
-           "RecurrentOp", "ShapeOf", "SparsityPenalty", "Squeeze", "TensorConcat",
+           "ConvTranspose", "FullLike", "Gather", "LogSoftmax", "MatMul", "Moments", "PadND",
+           "PoolND", "RecurrentOp", "ShapeOf", "SparsityPenalty", "Squeeze", "TensorConcat",
            "TensorReshape", "Transpose", "Unsqueeze"}
 
 

@@ -133,7 +133,7 @@ def _metadata(model: Model) -> dict[str, str]:
     meta = {"numcnn.model": model.display_name, "numcnn.output": output_kind(model)}
     shape = model.input_shape
     extra = getattr(model, "saved_extra", None)
-    if isinstance(shape, tuple) and len(shape) == 3 and shape[0] in (1, 3):
+    if isinstance(shape, tuple) and len(shape) == 3 and shape[0] in (1, 3) and None not in shape:
         try:
             meta["numcnn.preprocessing"] = json.dumps(preprocessing_of(model), sort_keys=True)
         except ValueError:
@@ -144,17 +144,9 @@ def _metadata(model: Model) -> dict[str, str]:
     return meta
 
 
-def to_onnx(model: Any, opset: int | None = None, dynamic_batch: bool = True) -> Any:
-    """``model`` as a checked ``onnx.ModelProto`` (see the module docstring; :func:`export`
-    writes it to a file).
-
-    Raises:
-        ImportError: the ``onnx`` package is missing.
-        TypeError: ``model`` is not a built numcnn model.
-        ValueError: a bad ``opset``; :class:`ExportError` (a ``ValueError``): a layer that
-            cannot be exported, named with the reason.
-    """
-    onnx = require_onnx()
+def _build(model: Any, opset: int | None, dynamic_batch: bool) -> Any:
+    """The ``onnx.ModelProto`` of ``model``, not yet checked (see :func:`to_onnx`)."""
+    require_onnx()
     from onnx import helper, numpy_helper
 
     if not isinstance(model, Model):
@@ -197,13 +189,33 @@ def to_onnx(model: Any, opset: int | None = None, dynamic_batch: bool = True) ->
     if size > MAX_PROTO_BYTES:
         raise ExportError(f"the model {model.display_name!r} needs {size / 2**30:.2f} GiB, "
                           "more than one ONNX file holds (2 GiB, protobuf's limit)")
+    return proto
+
+
+def _check(data: bytes, name: str) -> None:
+    """``onnx.checker.check_model(full_check=True)`` on the serialized graph: the operators'
+    schemas at the opset, and strict shape inference against the declared output shapes."""
+    onnx = require_onnx()
     try:
-        onnx.checker.check_model(proto, full_check=True)
+        onnx.checker.check_model(data, full_check=True)
     except Exception as e:  # a converter's bug, not the user's: say so
-        raise RuntimeError(f"internal error: the ONNX graph written for "
-                           f"{model.display_name!r} fails onnx's checker "
-                           f"({type(e).__name__}: {str(e).strip()[:500]}); please report "
-                           "it") from None
+        raise RuntimeError(f"internal error: the ONNX graph written for {name!r} fails onnx's "
+                           f"checker ({type(e).__name__}: {str(e).strip()[:500]}); please "
+                           "report it") from None
+
+
+def to_onnx(model: Any, opset: int | None = None, dynamic_batch: bool = True) -> Any:
+    """``model`` as a checked ``onnx.ModelProto`` (see the module docstring; :func:`export`
+    writes it to a file).
+
+    Raises:
+        ImportError: the ``onnx`` package is missing.
+        TypeError: ``model`` is not a built numcnn model.
+        ValueError: a bad ``opset``; :class:`ExportError` (a ``ValueError``): a layer that
+            cannot be exported, named with the reason.
+    """
+    proto = _build(model, opset, dynamic_batch)
+    _check(proto.SerializeToString(), model.display_name)
     return proto
 
 
@@ -225,8 +237,10 @@ def export(model: Any, path: str | os.PathLike, opset: int | None = None,
         ExportError: a layer cannot be exported (the message names it and says why).
         ImportError: the ``onnx`` package is not installed (``pip install 'numcnn[onnx]'``).
     """
-    proto = to_onnx(model, opset, dynamic_batch)
+    proto = _build(model, opset, dynamic_batch)
     data = proto.SerializeToString()
+    del proto
+    _check(data, model.display_name)
     return atomic_write(path, lambda f: f.write(data), "the ONNX file")
 
 

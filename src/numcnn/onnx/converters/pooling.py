@@ -6,6 +6,8 @@ a product with an averaging matrix or slices and maxima).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...functional.geometry import adaptive_windows
@@ -23,30 +25,68 @@ from . import register
 from .conv import window_attrs
 from .graph import LayerContext
 
+CEIL_NOTE = ("`ceil_mode`: the extra end padding it implies (any opset; free input sizes: "
+             "`ceil_mode=1`, opset 22, the first whose `ceil_mode` drops a last window that "
+             "starts in the padding, as PyTorch and numcnn)")
 
-@register(MaxPool2D, ("MaxPool",), notes="`ceil_mode` needs opset 10")
+
+def _overhang(ctx: LayerContext, layer: Any) -> tuple[int, int] | None:
+    """With ``ceil_mode`` and a known input size: by how much the last window of each axis
+    hangs past the padded input, ``(m − 1)·s + k − (n + p₀ + p₁)`` (0 when it does not);
+    None for a free size (then ``ceil_mode=1`` at opset 22)."""
+    hw = tuple(ctx.in_shapes[0][1:3])
+    if None in hw:
+        ctx.require(22, "ceil_mode on an input of free size (ONNX's ceil_mode keeps a last "
+                        "window that starts in the padding before opset 22; numcnn drops it)")
+        return None
+    pads = layer._pads(hw)
+    out = ctx.out_shapes[0][1:3]
+    return tuple(max((m - 1) * s + k - (n + pads[2 * a] + pads[2 * a + 1]), 0)
+                 for a, (n, m, k, s) in enumerate(zip(hw, out, layer.pool_size,
+                                                      layer.stride)))
+
+
+@register(MaxPool2D, ("MaxPool",), notes=CEIL_NOTE)
 def max_pool2d(ctx: LayerContext) -> None:
-    """``MaxPool``: ONNX pads with −∞ as numcnn does, and with ``ceil_mode`` drops a last
-    window that would start in the padding, as PyTorch and numcnn."""
+    """``MaxPool``: ONNX pads with −∞ as numcnn does. ``ceil_mode`` keeps the last window
+    that starts inside the input (or its first padding) and hangs off the end, and drops
+    one that would start in the end padding — the same windows as ``ceil_mode=0`` with the
+    end padding grown by the overhang, which every opset and runtime computes alike (ONNX's
+    own ``ceil_mode`` kept the dropped window up to opset 21, ONNX Runtime does not)."""
     layer = ctx.layer
     attrs = window_attrs(ctx, layer, "max pooling")
     if layer.ceil_mode:
-        ctx.require(10, "ceil_mode")
-        attrs["ceil_mode"] = 1
+        extra = _overhang(ctx, layer)
+        if extra is None:
+            attrs["ceil_mode"] = 1
+        else:
+            t, left, b, r = attrs["pads"]
+            attrs["pads"] = [t, left, b + extra[0], r + extra[1]]
     ctx.op("MaxPool", [ctx.inputs[0]], ctx.out, **attrs)
 
 
-@register(AvgPool2D, ("AveragePool",), notes="`ceil_mode` needs opset 10")
+@register(AvgPool2D, ("AveragePool", "Pad"), notes=CEIL_NOTE + "; with `count_include_pad` "
+                                                   "the padding as a `Pad` first")
 def avg_pool2d(ctx: LayerContext) -> None:
-    """``AveragePool`` with the same ``count_include_pad``: divide by ``kh·kw`` (the part of
-    a window inside the padded input, with ``ceil_mode``) or by the real inputs only."""
+    """``AveragePool`` with the same ``count_include_pad``: divide by ``kh·kw`` or by the
+    real inputs only. With ``ceil_mode``, a window hanging off the end divides by its part
+    inside the padded input (``count_include_pad``) or inside the input: written as the
+    end padding grown by the overhang and excluded from the divisors — after an explicit
+    zero ``Pad`` of the layer's own padding when that padding counts."""
     layer = ctx.layer
     attrs = window_attrs(ctx, layer, "average pooling", same_ok=False)
+    x = ctx.inputs[0]
     attrs["count_include_pad"] = int(layer.count_include_pad)
-    if layer.ceil_mode:
-        ctx.require(10, "ceil_mode")
+    extra = _overhang(ctx, layer) if layer.ceil_mode else (0, 0)
+    if extra is None:
         attrs["ceil_mode"] = 1
-    ctx.op("AveragePool", [ctx.inputs[0]], ctx.out, **attrs)
+    elif any(extra):
+        t, left, b, r = attrs["pads"]
+        if layer.count_include_pad and any(attrs["pads"]):
+            x = ctx.pad(x, [0, 0, t, left, 0, 0, b, r], 0.0)
+            t = left = b = r = 0
+        attrs.update(pads=[t, left, b + extra[0], r + extra[1]], count_include_pad=0)
+    ctx.op("AveragePool", [x], ctx.out, **attrs)
 
 
 @register(LpPool2D, ("LpPool", "Mul", "Abs", "Pow", "AveragePool"),
