@@ -5,6 +5,7 @@
     numcnn summary lenet5
     numcnn predict model.npz digit.png more.jpg --top 3 --json
     numcnn bench --threads 1 2 --batch-size 64 128
+    numcnn export model.npz model.onnx --opset 17
 
 Errors (unknown model, bad number, missing data) print one line on stderr and exit non-zero
 (set ``NUMCNN_DEBUG=1`` to see the traceback instead).
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .onnx.export_command import add_parser as add_export_parser
+from .onnx.export_command import cmd_export
 from .serve.command import add_parser as add_serve_parser
 from .serve.command import cmd_serve
 from .training.runs import PIXEL_SCALE
@@ -57,7 +60,7 @@ def _number(kind: type, name: str, allow_zero: bool = False):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="numcnn", description="Convolutional networks in NumPy.")
     sub = p.add_subparsers(dest="command",
-                           metavar="{train,evaluate,summary,predict,bench,serve,plot}")
+                           metavar="{train,evaluate,summary,predict,bench,serve,plot,export}")
     sub.required = True
 
     t = sub.add_parser("train", help="train a model on MNIST and report test accuracy")
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=_number(int, "--seed", allow_zero=True), default=0)
     add_serve_parser(sub, _number)  # the draw-a-digit page (issue 13): numcnn.serve
     add_plot_parser(sub, _number)  # pictures (issue 13): numcnn.viz
+    add_export_parser(sub, _number)  # ONNX (issue 14): numcnn.onnx
     return p
 
 
@@ -364,7 +368,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-            "predict": cmd_predict, "bench": cmd_bench, "serve": cmd_serve, "plot": cmd_plot}
+            "predict": cmd_predict, "bench": cmd_bench, "serve": cmd_serve, "plot": cmd_plot,
+            "export": cmd_export}
 
 
 def _error(e: BaseException) -> None:
