@@ -29,6 +29,11 @@ def _token_ids(vocab: int):
     return make
 
 
+def _unit_interval(rng, shape, dtype):
+    """``make_input`` for SparsityPenalty: activations in (0, 1), as after a sigmoid."""
+    return rng.uniform(0.05, 0.95, shape).astype(dtype)
+
+
 LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "Conv2D": [
         ({"out_channels": 3, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1)},
@@ -52,6 +57,10 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "Dense": [
         ({"units": 4}, (6,)),
         ({"units": 3, "use_bias": False}, (5,)),
+        # weight penalties (issue 15): the config carries them through JSON
+        ({"units": 2, "regularizers": {"W": {"name": "weight_decay",
+                                             "config": {"weight_decay": 0.003}},
+                                       "b": {"name": "l1", "config": {"l1": 0.1}}}}, (3,)),
     ],
     "Flatten": [({}, (2, 3, 4))],
     "MaxPool2D": [
@@ -141,4 +150,8 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
           "merge_mode": "ave"}, (2, 2)),
     ],
     "Masking": [({"mask_value": 0.5}, (4, 3))],
+    # --- activity penalties (issue 15): identity forward, dx = dy + ∂P/∂x
+    "SparsityPenalty": [({"rho": 0.1, "beta": 3.0}, (5,), {"make_input": _unit_interval}),
+                        ({"rho": 0.3, "beta": 0.5}, (2, 3, 2), {"make_input": _unit_interval})],
+    "ActivityRegularization": [({"l1": 0.01, "l2": 0.02}, (2, 3, 3)), ({"l2": 0.5}, (4,))],
 }

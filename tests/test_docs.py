@@ -6,11 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from numcnn import initializers, layers, losses, optimizers, preprocessing, schedules
+from numcnn import (
+    initializers,
+    layers,
+    losses,
+    optimizers,
+    preprocessing,
+    regularizers,
+    schedules,
+)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 REGISTRIES = [losses.LOSSES, optimizers.OPTIMIZERS, schedules.SCHEDULES,
-              initializers.INITIALIZERS, layers.LAYERS, preprocessing.PREPROCESSORS]
+              initializers.INITIALIZERS, layers.LAYERS, preprocessing.PREPROCESSORS,
+              regularizers.REGULARIZERS]
 
 
 def groups(registry):

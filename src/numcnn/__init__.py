@@ -10,6 +10,7 @@ from . import (
     models,
     optimizers,
     preprocessing,
+    regularizers,
     schedules,
     training,  # installs the trainer behind Model.fit (models never import it)
 )
@@ -37,6 +38,7 @@ __all__ = [
     "models",
     "optimizers",
     "preprocessing",
+    "regularizers",
     "save_model",
     "schedules",
     "set_kernels",

@@ -14,6 +14,7 @@ from .masking import Masking
 from .merge import Add, Average, Concatenate, Multiply, Subtract
 from .node import SymbolicTensor
 from .norm import BatchNorm1D, BatchNorm2D, LocalResponseNorm
+from .penalty import ActivityRegularization, PenaltyLayer, SparsityPenalty
 from .pooling import (
     AvgPool2D,
     GlobalAvgPool2D,
@@ -30,6 +31,7 @@ from .wrappers import TimeDistributed
 
 __all__ = [
     "LAYERS",
+    "ActivityRegularization",
     "AdaptiveAvgPool2D",
     "AdaptiveMaxPool2D",
     "Add",
@@ -61,6 +63,7 @@ __all__ = [
     "Multiply",
     "Pad2D",
     "PadChannels",
+    "PenaltyLayer",
     "Permute",
     "RBFOutput",
     "RandomLayer",
@@ -72,6 +75,7 @@ __all__ = [
     "SimpleRNN",
     "Sigmoid",
     "Softmax",
+    "SparsityPenalty",
     "Subsampling2D",
     "Subtract",
     "SymbolicTensor",

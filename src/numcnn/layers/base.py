@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import regularizers as regs
 from .._random import generator_state, set_generator_state
 from .._registry import Registry
 from ..functional import Workspace
@@ -81,6 +82,10 @@ class Layer:
         dtype: ``"float32"`` or ``"float64"``; ``None`` (default) means float32, or the
             dtype of the input the layer is first called on in a graph.
         trainable: if False the optimizer skips this layer's parameters.
+        regularizers: ``{parameter key: regularizer}`` — weight penalties the trainer adds
+            to the loss and to the gradient while the layer is trainable, e.g.
+            ``{"W": WeightDecay(3e-3)}`` for UFLDL's ``(λ/2)‖W‖²`` (see
+            :mod:`numcnn.regularizers`).
 
     Attributes:
         params: dict of trainable arrays, created by ``build``.
@@ -101,7 +106,8 @@ class Layer:
     per_sample = True
     keeps_mask = False
 
-    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True):
+    def __init__(self, *, name: str | None = None, dtype: Any = None, trainable: bool = True,
+                 regularizers: dict[str, Any] | None = None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"name must be a non-empty string without '/'; received "
                              f"name={name!r}")
@@ -109,6 +115,7 @@ class Layer:
         self._dtype_given = dtype is not None
         self.dtype = check_dtype("float32" if dtype is None else dtype)
         self.trainable = bool(trainable)
+        self.regularizers = regs.check_map(regularizers, name or type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
@@ -383,7 +390,10 @@ class Layer:
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (JSON-serialisable)."""
-        return {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        cfg = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        if self.regularizers:
+            cfg["regularizers"] = {k: regs.serialize(r) for k, r in self.regularizers.items()}
+        return cfg
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:

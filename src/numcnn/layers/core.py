@@ -21,6 +21,9 @@ class Dense(Layer):
         use_bias: add a bias.
         kernel_initializer: name or initializer for W (default Glorot uniform, as Keras).
         bias_initializer: name or initializer for b (default zeros).
+        kernel_regularizer, bias_regularizer: Keras's spelling of ``regularizers={"W": …}``
+            and ``{"b": …}`` (a weight penalty such as ``WeightDecay(3e-3)``, see
+            :mod:`numcnn.regularizers`).
 
     Shape:
         (N, in_features) → (N, units); ``params["W"]``: (in_features, units), ``params["b"]``:
@@ -32,8 +35,13 @@ class Dense(Layer):
 
     def __init__(self, units: int, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 **kwargs: Any):
-        super().__init__(**kwargs)
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any):
+        given = kwargs.pop("regularizers", None)
+        keras = {k: r for k, r in (("W", kernel_regularizer), ("b", bias_regularizer))
+                 if r is not None}
+        if keras and (given is None or isinstance(given, dict)):
+            given = {**(given or {}), **keras}
+        super().__init__(regularizers=given, **kwargs)
         if not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"units must be a positive int; received units={units!r}")
         self.units = int(units)

@@ -2,6 +2,7 @@
 
 from ._zoo import imagenet_classes
 from .alexnet import alexnet, zfnet
+from .autoencoder import SparseAutoencoder, encoder_to_conv
 from .flops import MACS, layer_macs, no_macs, register_macs
 from .googlenet import googlenet
 from .lenet import lenet5
@@ -37,6 +38,7 @@ ZOO.update({
 __all__ = ["LENET5_C3_TABLE", "MACS", "Model", "Sequential", "ZOO", "count_macs", "count_params",
            "get", "layer_macs", "lenet5", "lenet5_1998", "no_macs", "register_macs",
            "summary_of", "walk"]
+__all__ += ["SparseAutoencoder", "encoder_to_conv"]
 __all__ += ["alexnet", "cifar_resnet", "googlenet", "imagenet_classes",
             "load_torchvision_state_dict", "resnet", "resnet18", "resnet20", "resnet32",
             "resnet34", "resnet50", "resnet56", "resnet101", "resnet152",

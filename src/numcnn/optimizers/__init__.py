@@ -22,6 +22,11 @@ schedules live in :mod:`numcnn.schedules`.
 | ``adamax`` | :class:`Adamax` | ``Adamax`` | Kingma & Ba 2015, §7.1 |
 | ``nadam`` | :class:`Nadam` | ``NAdam`` | Dozat 2016 |
 | ``sdlm`` | :class:`SDLM` | — | LeCun et al. 1998, appendix C |
+| ``lbfgs`` | :class:`LBFGS` | ``LBFGS`` | Liu & Nocedal 1989; minFunc (UFLDL) |
+
+:class:`LBFGS` is a *closure* optimizer (``needs_closure = True``): its ``step`` takes a
+third argument, a function that re-evaluates the loss and refills the gradients, which
+``fit`` supplies.
 """
 
 from typing import Any
@@ -29,10 +34,11 @@ from typing import Any
 from .adam import Adam, Adamax, Nadam
 from .adaptive import Adadelta, Adagrad, RMSprop
 from .base import OPTIMIZERS, Optimizer
+from .lbfgs import LBFGS
 from .sdlm import SDLM
 from .sgd import SGD
 
-__all__ = ["OPTIMIZERS", "SDLM", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "Nadam",
+__all__ = ["LBFGS", "OPTIMIZERS", "SDLM", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "Nadam",
            "Optimizer", "RMSprop", "get"]
 
 

@@ -17,8 +17,9 @@ output; float32/float64 input keeps its dtype. Statistics are computed in float6
 array([-4., -4., -4., -4.])
 
 One concept per module: :mod:`.base` (the protocol, the registry, ``get``), :mod:`.scalers`,
-:mod:`.pca` (PCA and whitening), :mod:`.bit_planes`, :mod:`.padding`, :mod:`.saving`
-and :mod:`.digits`.
+:mod:`.pca` (PCA and whitening), :mod:`.bit_planes`, :mod:`.padding`, :mod:`.saving`,
+:mod:`.digits` and :mod:`.patches` (:func:`extract_patches`, the sparse autoencoder's
+training patches).
 """
 
 from . import base
@@ -26,6 +27,7 @@ from .base import PREPROCESSORS, Preprocessor, get
 from .bit_planes import BitPlanes, from_blocks, to_blocks
 from .digits import mnist_digit
 from .padding import Pad
+from .patches import extract_patches
 from .pca import PCA, PCAWhitening, ZCAWhitening
 from .saving import load_preprocessor, save_preprocessor
 from .scalers import MeanSubtraction, MinMaxScaler, Standardize
@@ -48,6 +50,7 @@ __all__ = [
     "Preprocessor",
     "Standardize",
     "ZCAWhitening",
+    "extract_patches",
     "from_blocks",
     "get",
     "load_preprocessor",

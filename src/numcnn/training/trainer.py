@@ -31,6 +31,7 @@ from .. import optimizers as optimizers_mod
 from .._random import generator_state, set_generator_state
 from ..layers.masking import compute_mask
 from ..threads import blas_threads, get_num_threads
+from . import penalties
 from .callbacks import Callback, CallbackList, History
 from .data import as_inputs, batches, check_batch_size, check_targets
 from .parallel import MIN_PART, DataParallel, parallel_problem
@@ -62,6 +63,7 @@ class Trainer:
         self.callbacks: list[Callback] = []
         self._stop: str | None = None
         self._sums: Sums | None = None
+        self.last_terms: dict[str, float] = {}
         self._restored: dict[str, Any] | None = None
         self.x: list[np.ndarray] = []
         self.y: list[Any] = []
@@ -178,11 +180,19 @@ class Trainer:
     def train_step(self, xs: list[np.ndarray], ys: list[Any]
                    ) -> tuple[float, list[float], list[np.ndarray]]:
         """Forward, losses, backward on one batch (fills the gradients; no update). The
-        outputs' masks stay in ``self.last_masks`` for the metrics."""
+        outputs' masks stay in ``self.last_masks`` for the metrics.
+
+        The total includes the model's penalties (activity penalties of the forward pass,
+        weight penalties with their gradients added after the backward pass; see
+        :mod:`.penalties`), each kept by name in ``self.last_terms`` for the logs."""
+        model = self.model
         outs, tape, self.last_masks = self.run(xs, training=True)
         total, parts, dys = self.losses_and_grads(outs, ys, masks=self.last_masks)
-        self.model.run_backward(tape, dys)
-        return total, parts, outs
+        terms = penalties.activity_terms(model, tape)
+        model.run_backward(tape, dys)
+        penalties.weight_terms(model, grads=True, out=terms)
+        self.last_terms = terms
+        return total + penalties.total(terms), parts, outs
 
     # --------------------------------------------------------------------- fit
     def fit(self, x: Any, y: Any, batch_size: int | None = 128, epochs: int = 1,
@@ -198,7 +208,11 @@ class Trainer:
             y: targets as the loss expects them (integer labels or one-hot rows); a list (or
                 a dict by output name) for several outputs.
             batch_size: samples per update; 1 is stochastic gradient descent, ``None`` the
-                whole dataset (full-batch gradient descent), anything else mini-batch.
+                whole dataset (full-batch gradient descent), anything else mini-batch. An
+                optimizer that ``needs_closure`` (L-BFGS) gets, at every batch, a closure
+                that re-evaluates the batch's loss and gradients at the current
+                parameters; the batch's logged loss and metrics are those of its first
+                evaluation (where the step began, as for every other optimizer).
             epochs: index of the last epoch to run (``initial_epoch`` to resume).
             validation_data: ``(x_val, y_val)`` evaluated after each epoch (``val_*`` logs).
             shuffle: reshuffle the training order every epoch.
@@ -263,6 +277,7 @@ class Trainer:
         self.callbacks = cbs.callbacks
         self.steps_per_epoch = steps
         progress = Progress(epochs, steps, n, verbose)
+        terms = penalties.term_names(model)
         model.stop_training = False
         params, grads = model.trainable_params(), model.trainable_grads()
         with blas_threads(1 if processes > 1 else threads), \
@@ -291,7 +306,7 @@ class Trainer:
                         "started with; train with processes=1 (or --threads 1)")
                 order = self.rng.permutation(n) if shuffle else None
                 sums = self._sums if resume_step else Sums(model.output_names, self.losses,
-                                                            self.metrics)
+                                                            self.metrics, terms)
                 self._sums = sums
                 for step, idx in enumerate(batches(n, bs, order)):
                     if step < resume_step:
@@ -303,15 +318,8 @@ class Trainer:
                         xb = [np.take(a, idx, axis=0, out=b[: len(idx)]) for a, b in
                               zip(xs, bufs)]
                     yb = [None if t is None else t[idx] for t in ys]
-                    if parallel is None:
-                        loss_value, parts, outs = self.train_step(xb, yb)
-                        masks = self.last_masks
-                    else:  # (no masked outputs: see parallel_problem)
-                        loss_value, parts, outs = parallel.forward_backward(idx, xb, yb,
-                                                                            step)
-                        masks = None
-                    self.optimizer.step(params, grads)
-                    logs = sums.add(len(xb[0]), loss_value, parts, outs, yb, masks)
+                    loss_value, logs = self._update(idx, xb, yb, step, sums, parallel,
+                                                    params, grads)
                     self.step = step + 1
                     progress.batch_end(step, sums.seen, logs)
                     cbs.on_batch_end(step, logs)
@@ -343,6 +351,39 @@ class Trainer:
         model.history = history
         return history
 
+    def _update(self, idx: Any, xb: list[np.ndarray], yb: list[Any], step: int, sums: Sums,
+                parallel: Any, params: dict, grads: dict) -> tuple[float, dict[str, float]]:
+        """One optimizer step on the batch ``xb``: forward, backward, update; the batch is
+        added to ``sums``. Returns the batch's loss and the running logs. A closure
+        optimizer (``needs_closure``, L-BFGS) evaluates the batch as often as it needs;
+        the logs are those of its first evaluation, where the step began."""
+        m = len(xb[0])
+
+        def evaluate() -> tuple[float, list[float], list[np.ndarray], Any]:
+            if parallel is None:
+                loss_value, parts, outs = self.train_step(xb, yb)
+                return loss_value, parts, outs, self.last_masks
+            # (no masked outputs in data-parallel training: see parallel_problem)
+            loss_value, parts, outs = parallel.forward_backward(idx, xb, yb, step)
+            return loss_value, parts, outs, None
+
+        if not getattr(self.optimizer, "needs_closure", False):
+            loss_value, parts, outs, masks = evaluate()
+            self.optimizer.step(params, grads)
+            return loss_value, sums.add(m, loss_value, parts, outs, yb, masks,
+                                        self.last_terms)
+        first: list[tuple[float, dict[str, float]]] = []
+
+        def closure() -> float:
+            loss_value, parts, outs, masks = evaluate()
+            if not first:  # (the outputs are computed now: a later evaluation reuses them)
+                first.append((loss_value, sums.add(m, loss_value, parts, outs, yb, masks,
+                                                   self.last_terms)))
+            return loss_value
+
+        self.optimizer.step(params, grads, closure)
+        return first[0]
+
     def request_stop(self, reason: str = "stop requested") -> None:
         """Stop ``fit`` at the next batch boundary (a signal handler may call this); the
         trainer's state then says exactly where to continue."""
@@ -362,7 +403,8 @@ class Trainer:
             step = int(restored.get("step", 0))
             if step:
                 self._sums = Sums.from_state(restored["sums"], self.model.output_names,
-                                              self.losses, self.metrics)
+                                              self.losses, self.metrics,
+                                              penalties.term_names(self.model))
             return int(restored["epoch"]), step
         if shuffle:
             for _ in range(initial_epoch):  # the permutations of the epochs already run
@@ -389,7 +431,10 @@ class Trainer:
     # ---------------------------------------------------------------- evaluate
     def evaluate(self, x: Any, y: Any, batch_size: int | None = 1000) -> dict[str, float]:
         """Mean loss (weighted total), each output's loss when there are several, and the
-        metrics over ``(x, y)`` in inference mode."""
+        metrics over ``(x, y)`` in inference mode. As Keras, the loss includes the model's
+        penalties (also reported by name, e.g. ``sparsity_loss``); batch-dependent ones
+        (a sparsity penalty's ρ̂) are computed per evaluation batch: pass
+        ``batch_size=None`` for their full-batch value."""
         self._require_compiled("evaluate")
         xs = as_inputs(self.model, x, "evaluate")
         n = len(xs[0])
@@ -400,13 +445,20 @@ class Trainer:
 
     def _evaluate(self, xs: list[np.ndarray], ys: list[Any], bs: int) -> dict[str, float]:
         n = len(xs[0])
-        sums = Sums(self.model.output_names, self.losses, self.metrics)
+        model = self.model
+        sums = Sums(model.output_names, self.losses, self.metrics,
+                    penalties.term_names(model))
+        record = penalties.has_activity(model)  # the activity penalties are on the tape
         with blas_threads(get_num_threads()):
             for idx in batches(n, bs):
-                outs, _, masks = self.run([a[idx] for a in xs], training=False, record=False)
+                outs, tape, masks = self.run([a[idx] for a in xs], training=False,
+                                             record=record)
                 yb = [None if t is None else t[idx] for t in ys]
                 total, parts, _ = self.losses_and_grads(outs, yb, grads=False, masks=masks)
-                sums.add(len(outs[0]), total, parts, outs, yb, masks)
+                terms = penalties.activity_terms(model, tape)
+                penalties.weight_terms(model, grads=False, out=terms)
+                total += penalties.total(terms)
+                sums.add(len(outs[0]), total, parts, outs, yb, masks, terms)
         return sums.logs()
 
     # ----------------------------------------------------------------- predict
