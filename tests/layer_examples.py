@@ -9,7 +9,9 @@ aliases are resolved through the registry) to a list of examples. Each example i
   layers whose count differs from the sum of the parameter sizes, e.g. a sparse connection
   table);
 * ``"make_input"``: ``f(rng, shape, dtype) -> x`` for layers that need special inputs
-  (positive values, tie-free values, integer-like labels ...).
+  (positive values, tie-free values, integer-like labels ...);
+* ``"output_batch"``: ``f(n) -> size`` of the output's axis 0 for a batch of ``n``, for the
+  few layers whose output's axis 0 is not the input's batch (``Constant``, ``ShapeOf``).
 
 Every registered layer (except the models ``Sequential`` and ``Model``, tested on their own)
 must appear here, or the contract suite fails. Merge layers take a list of input shapes.
@@ -154,4 +156,55 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "SparsityPenalty": [({"rho": 0.1, "beta": 3.0}, (5,), {"make_input": _unit_interval}),
                         ({"rho": 0.3, "beta": 0.5}, (2, 3, 2), {"make_input": _unit_interval})],
     "ActivityRegularization": [({"l1": 0.01, "l2": 0.02}, (2, 3, 3)), ({"l2": 0.5}, (4,))],
+    # --- whole-array layers for ONNX graphs (issue 14): the batch axis stays put here
+    "Arithmetic": [({"op": "div"}, [(2, 3), (1, 3)]),
+                   ({"op": "mul", "constant_shape": (3, 1, 1)}, (3, 2, 2)),
+                   ({"op": "sub", "constant_shape": (2,), "constant_first": True}, (4, 2)),
+                   ({"op": "pow", "constant_shape": (1,)}, (3,))],
+    "MatMul": [({}, [(2, 3), (3, 4)]), ({"b_shape": (3, 4)}, (5, 3)), ({"b_shape": (4,)}, (2, 4))],
+    "Transpose": [({"perm": (0, 2, 1)}, (3, 4))],
+    "Squeeze": [({"axes": (2,)}, (3, 1, 4))],
+    "Unsqueeze": [({"axes": (1, -1)}, (3, 4))],
+    "TensorReshape": [({"shape": (0, -1, 2)}, (2, 3, 2)), ({"shape": (-1, 6)}, (3, 2))],
+    "TensorConcat": [({"axis": -1}, [(2, 3), (2, 1)])],
+    "Gather": [({"indices": [[2, 0], [1, 1]], "axis": 2}, (3, 4)), ({"indices": -1, "axis": 1},
+                                                                     (2, 3))],
+    "PadND": [({"pads": (0, 1, 2, 0, 2, 1), "mode": "reflect"}, (4, 3)),
+              ({"pads": (0, -1, 1, 0, 2, -1), "value": 0.5}, (4, 3)),
+              ({"pads": (0, 2, 0, 3), "mode": "wrap"}, (2,)),
+              ({"pads": (0, 0, 1, 0, 1, 3), "mode": "edge"}, (2, 2))],
+    "ShapeOf": [({}, (2, 4), {"output_batch": lambda n: 3})],  # the input's rank
+    "Constant": [({"shape": (3, 2)}, (5,), {"output_batch": lambda n: 3})],
+    "FullLike": [({"value": 1.0}, (2, 3))],
+    "Fill": [({"shape": (-1, 2, 1), "value": -0.5}, (4,))],
+    "AxisSoftmax": [({"axes": (1, 2)}, (3, 4))],
+    "LogSoftmax": [({"axes": (-1,)}, (2, 5))],
+    "Moments": [({"axes": (2,), "outputs": ["var"]}, (3, 4)),
+                ({"axes": (1, 2), "outputs": ["mean"]}, (2, 3))],
+    "ConvND": [({"out_channels": 4, "kernel_size": (3,), "stride": 2, "dilation": 2,
+                 "padding": (1, 2), "groups": 2}, (2, 9)),
+               ({"out_channels": 2, "kernel_size": (2, 1, 2), "padding": (1, 0, 0, 0, 1, 1)},
+                (1, 3, 2, 3))],
+    "ConvTranspose": [({"out_channels": 4, "kernel_size": (3, 2), "stride": (2, 1),
+                        "padding": (1, 0, 0, 1), "output_padding": (1, 0), "groups": 2},
+                       (2, 3, 4)),
+                      ({"out_channels": 2, "kernel_size": (3,), "dilation": 2,
+                        "padding": (-1, 1)}, (3, 4))],
+    "PoolND": [({"kind": "max", "pool_size": (3,), "stride": 2, "dilation": 2,
+                 "padding": (2, 1), "ceil_mode": True}, (2, 9)),
+               ({"kind": "avg", "pool_size": (2, 2, 2), "stride": 2,
+                 "padding": (1, 0, 1, 0, 1, 1), "count_include_pad": True}, (1, 3, 3, 4)),
+               ({"kind": "lp", "pool_size": (2, 3), "p": 3.0, "padding": (0, 1, 1, 0)},
+                (2, 4, 4))],
+    "RecurrentOp": [
+        ({"cell": "lstm", "units": 3, "layout": 1, "outputs": ["Y"]}, (4, 2)),
+        ({"cell": "gru", "units": 2, "layout": 1, "direction": "bidirectional",
+          "linear_before_reset": True, "outputs": ["Y_h"]}, (3, 2)),
+        ({"cell": "rnn", "units": 2, "layout": 1, "activations": ["Relu"], "clip": 1.5,
+          "outputs": ["Y"]}, (3, 3)),
+        ({"cell": "lstm", "units": 2, "layout": 1, "peepholes": True, "outputs": ["Y_c"]},
+         (3, 2)),
+        ({"cell": "gru", "units": 3, "layout": 1, "outputs": ["Y"]}, (2, 2)),
+        ({"cell": "rnn", "units": 2, "direction": "reverse", "outputs": ["Y"]}, (2, 3)),
+    ],
 }

@@ -82,6 +82,12 @@ def _input(opts, rng, shape, dtype):
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+def _out_batch(opts, n):
+    """The size of the output's axis 0 for a batch of ``n``: ``n``, unless the layer's
+    output has an axis 0 of its own (``"output_batch"``: a stored array, a shape)."""
+    return opts["output_batch"](n) if "output_batch" in opts else n
+
+
 def _batched(shape, n):
     return [(n,) + s for s in shape] if isinstance(shape, list) else (n,) + shape
 
@@ -121,7 +127,7 @@ def test_layer_contract(cls, example, dtype):
     # ---- forward: shape and dtype
     y = layer.forward(x, training=True)
     assert isinstance(y, np.ndarray)
-    assert y.shape == (N,) + tuple(expected_out), (y.shape, expected_out)
+    assert y.shape == (_out_batch(opts, N),) + tuple(expected_out), (y.shape, expected_out)
     assert y.dtype == np.dtype(dtype), y.dtype
 
     # ---- backward: leaves params untouched, fills grads in place, overwrites
@@ -199,7 +205,8 @@ def test_layer_builds_lazily_on_first_call(cls, example):
     assert not layer.built
     y = layer(x)
     assert layer.built and layer.input_shape == in_shape
-    assert y.shape == (2,) + tuple(layer.output_shape(in_shape)) and y.dtype == np.float32
+    assert y.shape == (_out_batch(opts, 2),) + tuple(layer.output_shape(in_shape))
+    assert y.dtype == np.float32
 
 
 @pytest.mark.parametrize("cls,example", _cases())

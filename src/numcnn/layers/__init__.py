@@ -2,6 +2,7 @@
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .adaptive import AdaptiveAvgPool2D, AdaptiveMaxPool2D
+from .arithmetic import Arithmetic, MatMul
 from .base import LAYERS, Call, Layer, RandomLayer, deserialize, serialize
 from .bidirectional import Bidirectional
 from .conv import Conv2D
@@ -24,9 +25,22 @@ from .pooling import (
     WeightedPool2D,
 )
 from .recurrent import GRU, LSTM, Recurrent, SimpleRNN
+from .recurrent_op import RecurrentOp
 from .regularization import Dropout
 from .rescaling import Rescale
 from .reshaping import Pad2D, PadChannels, Permute, Reshape
+from .tensor_index import Gather, PadND
+from .tensor_shape import Squeeze, TensorConcat, TensorReshape, Transpose, Unsqueeze
+from .tensor_values import (
+    AxisSoftmax,
+    Constant,
+    Fill,
+    FullLike,
+    LogSoftmax,
+    Moments,
+    ShapeOf,
+)
+from .window_nd import ConvND, ConvTranspose, PoolND
 from .wrappers import TimeDistributed
 
 __all__ = [
@@ -35,23 +49,32 @@ __all__ = [
     "AdaptiveAvgPool2D",
     "AdaptiveMaxPool2D",
     "Add",
+    "Arithmetic",
     "Average",
     "AvgPool2D",
+    "AxisSoftmax",
     "Bidirectional",
     "BatchNorm1D",
     "BatchNorm2D",
     "Call",
     "Concatenate",
+    "Constant",
     "Conv2D",
+    "ConvND",
+    "ConvTranspose",
     "Dense",
     "Dropout",
     "Embedding",
+    "Fill",
     "Flatten",
+    "FullLike",
+    "Gather",
     "GRU",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
     "Input",
     "InputLayer",
+    "LogSoftmax",
     "LSTM",
     "Layer",
     "LeakyReLU",
@@ -59,28 +82,39 @@ __all__ = [
     "LocallyConnected2D",
     "LpPool2D",
     "Masking",
+    "MatMul",
+    "Moments",
     "MaxPool2D",
     "Multiply",
     "Pad2D",
     "PadChannels",
+    "PadND",
     "PenaltyLayer",
     "Permute",
+    "PoolND",
     "RBFOutput",
     "RandomLayer",
     "Recurrent",
+    "RecurrentOp",
     "ReLU",
     "Rescale",
     "Reshape",
     "ScaledTanh",
+    "ShapeOf",
     "SimpleRNN",
     "Sigmoid",
     "Softmax",
     "SparsityPenalty",
+    "Squeeze",
     "Subsampling2D",
     "Subtract",
     "SymbolicTensor",
     "Tanh",
+    "TensorConcat",
+    "TensorReshape",
     "TimeDistributed",
+    "Transpose",
+    "Unsqueeze",
     "WeightedPool2D",
     "deserialize",
     "serialize",

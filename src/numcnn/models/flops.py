@@ -60,42 +60,62 @@ from ..layers import (
     AdaptiveAvgPool2D,
     AdaptiveMaxPool2D,
     Add,
+    Arithmetic,
     Average,
     AvgPool2D,
+    AxisSoftmax,
     BatchNorm1D,
     BatchNorm2D,
     Bidirectional,
     Concatenate,
+    Constant,
     Conv2D,
+    ConvND,
+    ConvTranspose,
     Dense,
     Dropout,
     Embedding,
+    Fill,
     Flatten,
+    FullLike,
+    Gather,
     GlobalAvgPool2D,
     GlobalMaxPool2D,
     InputLayer,
     LeakyReLU,
     LocallyConnected2D,
     LocalResponseNorm,
+    LogSoftmax,
     LpPool2D,
     Masking,
+    MatMul,
     MaxPool2D,
+    Moments,
     Multiply,
     Pad2D,
     PadChannels,
+    PadND,
     Permute,
+    PoolND,
     RBFOutput,
     Recurrent,
+    RecurrentOp,
     ReLU,
     Rescale,
     Reshape,
     ScaledTanh,
+    ShapeOf,
     Sigmoid,
     Softmax,
+    Squeeze,
     Subsampling2D,
     Subtract,
     Tanh,
+    TensorConcat,
+    TensorReshape,
     TimeDistributed,
+    Transpose,
+    Unsqueeze,
     WeightedPool2D,
 )
 from ..layers.base import Layer
@@ -273,3 +293,45 @@ def format_count(n: int | None) -> str:
         if n >= size:
             return f"{n:,} ({n / size:.2f} {unit})"
     return f"{n:,}"
+
+
+# ------------------------------------------------ the whole-array layers (ONNX import)
+register_macs(
+    Arithmetic, AxisSoftmax, LogSoftmax, Moments, PoolND,  # element-wise, reductions
+    Transpose, Squeeze, Unsqueeze, TensorReshape, TensorConcat, Gather, PadND,  # movement
+    ShapeOf, Constant, FullLike, Fill,  # no arithmetic at all
+)(no_macs)
+
+
+@register_macs(ConvND)
+def _conv_nd(layer: ConvND, input_shape: Any, output_shape: Any) -> int | None:
+    """``F·Πm·(C/groups)·Πk``, as ``Conv2D``."""
+    F, *out = output_shape
+    C = input_shape[0]
+    return prod(F, *out, None if C is None else C // layer.groups, *layer.kernel_size)
+
+
+@register_macs(ConvTranspose)
+def _conv_transpose(layer: ConvTranspose, input_shape: Any, output_shape: Any) -> int | None:
+    """``C·Πn·(F/groups)·Πk``: every input value times every tap of its group's kernels."""
+    C, *spatial = input_shape
+    return prod(C, *spatial, layer.out_channels // layer.groups, *layer.kernel_size)
+
+
+@register_macs(MatMul)
+def _matmul(layer: MatMul, input_shape: Any, output_shape: Any) -> int | None:
+    """With a stored (K, M) operand over an (N, …, K) input: ``Π… · K · M`` per sample;
+    unknown for two computed operands (their shapes need not follow the batch)."""
+    if layer.b_shape is None or len(layer.b_shape) != 2 or not input_shape:
+        return None
+    return prod(*input_shape[:-1], *layer.b_shape)
+
+
+@register_macs(RecurrentOp)
+def _recurrent_op(layer: RecurrentOp, input_shape: Any, output_shape: Any) -> int | None:
+    """``D · L · G·H · (F + H)`` per item of axis 0, ``L`` the steps (``layout=1``) or the
+    batch (``layout=0``: axis 0 is then time)."""
+    L, F = input_shape[0] if isinstance(input_shape, list) else input_shape
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[layer.cell]
+    n = prod(L, G * layer.units, None if F is None else F + layer.units)
+    return None if n is None else layer.n_dirs * n
