@@ -90,7 +90,7 @@ def avg_pool2d(ctx: LayerContext) -> None:
 
 
 @register(LpPool2D, ("LpPool", "Mul", "Abs", "Pow", "AveragePool"),
-          notes="`LpPool` for integer p with |x| (`abs_input`, or p even); "
+          notes="`LpPool` for an integer p on the absolute values (`abs_input`, or p even); "
                 "`mode=\"mean\"` times `(kh·kw)^(−1/p)`; other p: `Pow → AveragePool → Pow`")
 def lp_pool2d(ctx: LayerContext) -> None:
     """``y = (Σ_window v^p)^(1/p)`` (``mode="sum"``) or ``((1/K) Σ v^p)^(1/p)`` (``"mean"``,
