@@ -492,3 +492,20 @@ def test_max_pool_routes_the_gradient_of_a_nan_window_like_reference(winners, mo
     np.testing.assert_array_equal(yF, yR)  # NaN where the window holds one
     np.testing.assert_array_equal(FP.max_pool2d_backward(dy, cF),
                                   RP.max_pool2d_backward(dy, cR))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_max_pool_1x1_window_routes_every_gradient_like_reference(relu):
+    """A 1×1 window (the subsampling shortcut): its only input wins, a NaN included."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 2, 5, 7))
+    x[0, 1, 2, 4] = np.nan
+    x[1, 0, 0, 0] = 0.0
+    for layout in ("nchw", "chwn"):
+        yF, cF = FP.max_pool2d_forward(in_layout(x, layout), (1, 1), (2, 2))
+        yR, cR = RP.max_pool2d_forward(x, (1, 1), (2, 2))
+        np.testing.assert_array_equal(yF, yR)
+        dy = rng.standard_normal(yR.shape)
+        dxF = FP.max_pool2d_backward(in_layout(dy, layout), cF, relu=relu)
+        np.testing.assert_array_equal(dxF, RP.max_pool2d_backward(dy, cR, relu=relu))
+        assert memory_order(dxF) == LAYOUTS[layout]

@@ -30,6 +30,23 @@ def test_pad_channels_matches_torch(before, after, shape):
     check_grad(lambda: float((layer.forward(x) * dy).sum()), x, layer.backward(dy))
 
 
+def test_pad_channels_keeps_a_batch_innermost_layout():
+    """A convolution's (C, H, W, N) output stays so through the shortcut (the residual Add
+    then adds matching memory), forward and backward."""
+    rng = np.random.default_rng(1)
+    x = np.ascontiguousarray(rng.standard_normal((3, 4, 5, 6)).transpose(1, 2, 3, 0))
+    x = x.transpose(3, 0, 1, 2)  # (N, C, H, W) view of (C, H, W, N) memory
+    layer = PadChannels(2, 1, dtype="float64")
+    y = layer.forward(x)
+    yt = torch.nn.functional.pad(torch.tensor(np.ascontiguousarray(x)), (0, 0, 0, 0, 2, 1))
+    np.testing.assert_array_equal(y, yt.numpy())
+    assert y.transpose(1, 2, 3, 0).flags.c_contiguous
+    dy = np.ascontiguousarray(rng.standard_normal(y.shape).transpose(1, 2, 3, 0))
+    dx = layer.backward(dy.transpose(3, 0, 1, 2))
+    np.testing.assert_array_equal(dx, dy.transpose(3, 0, 1, 2)[:, 2:6])
+    assert dx.transpose(1, 2, 3, 0).flags.c_contiguous
+
+
 def test_pad_channels_rejects_bad_counts():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="non-negative int; received"):

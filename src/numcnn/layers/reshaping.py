@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..functional.fast.workspace import memory_order
 from ..functional.geometry import check_padding
 from .base import LAYERS, Call, Layer
 from .gauss_newton import gauss_newton_rule
@@ -183,15 +184,17 @@ class PadChannels(Layer):
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        y = np.zeros((x.shape[0], self.before + x.shape[1] + self.after) + x.shape[2:],
-                     dtype=x.dtype)
+        # laid out in memory like x (a convolution's batch-innermost output stays so: the
+        # residual Add and the next convolution then read matching, contiguous memory)
+        shape = (x.shape[0], self.before + x.shape[1] + self.after) + x.shape[2:]
+        y = call.ws.fresh_ordered(shape, x.dtype, memory_order(x), zero=True)
         y[:, self.before: self.before + x.shape[1]] = x
         return y
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
         if not call.need_dx:
             return None
-        return dy[:, self.before: dy.shape[1] - self.after].copy()
+        return dy[:, self.before: dy.shape[1] - self.after].copy(order="K")
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "before": self.before, "after": self.after}

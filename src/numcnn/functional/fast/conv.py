@@ -7,10 +7,12 @@ The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered fo
 * the im2col matrix is built a block of output rows at a time, multiplied and (in backward)
   scattered back while it is still in the cache (:data:`tuning.BLOCK_BYTES`);
 * for rows of a few thousand columns, *row fields* — one copy of the input with its ``kw``
-  column shifts — give every output row's im2col matrix as a slice, and the backward pass
-  re-uses them for ``dW``;
+  column shifts, built straight from the unpadded input — give every output row's im2col
+  matrix as a slice; all rows' products run as one batched ``np.matmul``, and the backward
+  pass builds the fields again for ``dW`` (:mod:`.conv_rows`);
 * the input gradient (the course's full convolution with the rotated kernel) is computed one
-  output row at a time as one product whose columns sum over the kernel columns;
+  output row at a time as one product per column phase whose inner sum runs over the
+  kernels and kernel columns, added straight onto the unpadded input rows;
 * a kernel that covers the whole input (LeNet-5's C5) is one product on the input itself;
 * a grouped convolution (``groups = G``) uses the same buffers: with the channels outermost,
   the rows of every im2col matrix and of the output are group-major, so each product is
@@ -19,8 +21,8 @@ The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered fo
 Scratch buffers and outputs come from the caller's :class:`Workspace`. The padded input, the
 row fields and the im2col blocks are *fresh* arrays of its pool, shared by all call sites of
 a model. The cache holds only the unpadded input (kept anyway: the previous layer's output);
-the backward pass pads it and builds the row fields again where it needs them (one copy
-each, against keeping 1–3× every layer's input until the backward pass), so no cache can go
+the backward pass builds the row fields (or pads it) again where it needs them (one copy
+each, against keeping 3× every layer's input until the backward pass), so no cache can go
 stale, and every buffer — all of them in an inference pass — is re-used by the next layer
 instead of being kept per layer.
 """
@@ -35,6 +37,14 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..conv import group_sizes
 from ..geometry import conv_output_hw
+from .conv_rows import (
+    dx_by_rows,
+    fields_forward,
+    fields_order,
+    fields_weight_grad,
+    row_fields,
+    use_row_gemm,
+)
 from .tuning import (
     BLOCK_BYTES,
     MACS_PER_VALUE,
@@ -46,6 +56,16 @@ from .tuning import (
     ROW_SPLIT_BYTES,
 )
 from .workspace import Workspace, get_workspace
+
+# the row-wise strategies under the names the strategy spies of the tests patch
+_row_fields, _dx_by_rows = row_fields, dx_by_rows
+
+
+def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,
+                  stride: tuple[int, int]) -> bool:
+    """Whether the input gradient is computed row by row (:func:`conv_rows.use_row_gemm`,
+    weighed with :data:`MACS_PER_VALUE`; ``Wp`` the padded width) rather than by col2im."""
+    return use_row_gemm(C, F, kh, kw, Wo, Wp, stride, MACS_PER_VALUE)
 
 
 def _hwn(x: np.ndarray) -> np.ndarray:
@@ -180,13 +200,19 @@ def conv2d_forward(
     Ho, Wo = conv_output_hw((H, Wd), (kh, kw), stride, pads)
     pt, pb, pl, pr = pads
     K = C * kh * kw
-    xp = _padded_input(x, pads, ws)  # (C, Hp, Wp, N)
     W2 = _g(W.reshape(F, Cw * kh * kw), G)
     bias = None if b is None else _g(b.reshape(F, 1), G)
     y4 = ws.fresh((F, Ho, Wo, N), np.result_type(x, W))
     cache = {"kernel": "fast", "x": x, "W": W, "x_shape": x.shape, "stride": stride,
              "pads": pads, "ws": ws, "fields": None,
-             "whole": xp.shape[1:3] == (kh, kw), "groups": G}
+             "whole": (H + pt + pb, Wd + pl + pr) == (kh, kw), "groups": G}
+    if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize) and not cache[
+            "whole"]:
+        fields = _row_fields(x, kh, kw, Wo, stride, pads, ws, G)
+        fields_forward(fields, fields_order(W, G), b, y4, kh, stride[0], G)
+        cache["fields"] = True  # rebuilt by the backward pass
+        return _nchw(y4), cache
+    xp = _padded_input(x, pads, ws)  # (C, Hp, Wp, N)
     if cache["whole"]:
         # the kernel covers the whole (padded) input (LeNet-5's C5): the im2col matrix is the
         # input itself, (C·kh·kw, N) in (c, i, j) row order — one product, no copy
@@ -194,27 +220,15 @@ def conv2d_forward(
         if b is not None:
             out += bias
         return _nchw(y4), cache
-    fields = None
-    if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize):
-        fields = _row_fields(xp, kh, kw, Wo, stride, ws, G)
-        W2 = _fields_order(W, G)
-        sh = stride[0]
-        for a in range(Ho):
-            cols = _field_rows(fields, a * sh, kh, G)  # a view
-            out = np.matmul(W2, cols, out=_g(_block_view(y4, a, 1, 0, Wo), G))
-            if b is not None:
-                out += bias
-    else:
-        blocks = _blocks(Ho, Wo, K, N, x.itemsize, F)
-        buf = _cols_buffer(blocks, K, N, x.dtype, ws)
-        for a, R, q, Q in blocks:
-            cols = _im2col_block(xp, _take(buf, (C, kh, kw, R, Q, N)), a, q, stride)
-            # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
-            # (G groups: (G, F/G, C/G*kh*kw) @ (G, C/G*kh*kw, R*Q*N))
-            out = np.matmul(W2, _g(cols, G), out=_g(_block_view(y4, a, R, q, Q), G))
-            if b is not None:
-                out += bias  # while the block is still in cache
-    cache["fields"] = True if fields is not None else None  # rebuilt by the backward pass
+    blocks = _blocks(Ho, Wo, K, N, x.itemsize, F)
+    buf = _cols_buffer(blocks, K, N, x.dtype, ws)
+    for a, R, q, Q in blocks:
+        cols = _im2col_block(xp, _take(buf, (C, kh, kw, R, Q, N)), a, q, stride)
+        # (F, C*kh*kw) @ (C*kh*kw, R*Q*N) -> output rows a .. a+R-1, columns q .. q+Q-1
+        # (G groups: (G, F/G, C/G*kh*kw) @ (G, C/G*kh*kw, R*Q*N))
+        out = np.matmul(W2, _g(cols, G), out=_g(_block_view(y4, a, R, q, Q), G))
+        if b is not None:
+            out += bias  # while the block is still in cache
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
 
 
@@ -246,46 +260,6 @@ def _use_row_fields(Wo: int, N: int, nbytes: int) -> bool:
     order, so the sums are the same; with several channels each output sums its products
     in ``(i, c, j)`` order, which changes results by float rounding only."""
     return MIN_FIELD_COLS <= Wo * N <= MAX_COLS and nbytes <= MAX_FIELD_BYTES
-
-
-def _row_fields(xp: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int],
-                ws: Workspace, G: int = 1) -> np.ndarray:
-    """``X[h, c, j, q, n] = xp[c, h, q·sw + j, n]``: every input row with its ``kw`` column
-    shifts, built by one strided copy (``kw``× the input, where im2col is ``kh·kw``×).
-
-    The im2col matrix of output row ``a`` is then the contiguous slice
-    ``X[a·sh : a·sh + kh]`` seen as ``(kh·C·kw, Wo·N)``: no copy per row, and the backward
-    pass builds ``X`` again for ``dW`` (one copy) instead of the columns. With ``G > 1``
-    groups the fields are ``X[g, h, c', j, q, n]`` (``c = g·C/G + c'``), so that each
-    group's slice is contiguous too (:func:`_field_rows`).
-    """
-    C, Hp, _, N = xp.shape
-    sC, sH, sW, sN = xp.strides
-    shape = (Hp, C, kw, Wo, N)
-    strides = (sH, sC, sW, sW * stride[1], sN)
-    if G > 1:
-        shape = (G, Hp, C // G, kw, Wo, N)
-        strides = (sC * (C // G),) + strides
-    X = ws.fresh(shape, xp.dtype)
-    np.copyto(X, as_strided(xp, shape=shape, strides=strides, writeable=False))
-    return X
-
-
-def _field_rows(X: np.ndarray, top: int, kh: int, G: int) -> np.ndarray:
-    """The im2col matrix of the output row whose window starts at input row ``top``: a view
-    of the row fields, (kh·C·kw, Wo·N), or (G, kh·C/G·kw, Wo·N) for ``G`` groups."""
-    if G == 1:
-        Hp, C, kw, Wo, N = X.shape
-        return X[top : top + kh].reshape(kh * C * kw, Wo * N)
-    _, Hp, Cg, kw, Wo, N = X.shape
-    return X[:, top : top + kh].reshape(G, kh * Cg * kw, Wo * N)
-
-
-def _fields_order(W: np.ndarray, G: int = 1) -> np.ndarray:
-    """``W`` (F, C/G, kh, kw) as the (F, kh·C/G·kw) matrix matching :func:`_row_fields`
-    rows (as ``G`` stacked matrices for ``G`` groups)."""
-    F, C, kh, kw = W.shape
-    return _g(np.ascontiguousarray(W.transpose(0, 2, 1, 3)).reshape(F, kh * C * kw), G)
 
 
 def conv2d_backward(
@@ -329,10 +303,10 @@ def conv2d_backward(
     padded = pt or pb or pl or pr
     fields = None
     xp = None
-    if cache.get("whole") or need_dW:
+    if need_dW and cache.get("fields"):
+        fields = _row_fields(cache["x"], kh, kw, Wo, stride, cache["pads"], ws, G)
+    elif cache.get("whole") or need_dW:
         xp = _padded_input(cache["x"], cache["pads"], ws)
-        if need_dW and cache.get("fields"):
-            fields = _row_fields(xp, kh, kw, Wo, stride, ws, G)
     if cache.get("whole"):
         return _whole_backward(dyc.reshape(F, N), xp, W, cache, need_dx, need_dW) + (db,)
     # dWᵀ accumulated as (C*kh*kw, F), or (G, C/G*kh*kw, F/G) for G groups
@@ -340,17 +314,16 @@ def conv2d_backward(
     dx = dxp = None
     rows_dx = False
     if need_dx:
-        shape = (C, H + pt + pb, Wd + pl + pr, N)
-        dxp = ws.fresh_ordered(shape, dt, zero=True)
-        W2t = _g(W.reshape(F, Kg), G).swapaxes(-1, -2)  # (C*kh*kw, F) or (G, Kg, F/G)
-        rows_dx = _use_row_gemm(C, F, kh, kw, Wo, shape[2], stride)
-        if rows_dx:
-            _dx_by_rows(dyc, W, dxp, stride, ws, G)
+        rows_dx = _use_row_gemm(C, F, kh, kw, Wo, Wd + pl + pr, stride)
+        if rows_dx:  # straight into the unpadded gradient
+            dx = ws.fresh_ordered((C, H, Wd, N), dt, zero=True)
+            _dx_by_rows(dyc, W, dx, stride, cache["pads"], ws, G)
+        else:
+            dxp = ws.fresh_ordered((C, H + pt + pb, Wd + pl + pr, N), dt, zero=True)
+            W2t = _g(W.reshape(F, Kg), G).swapaxes(-1, -2)  # (C*kh*kw, F) or (G, Kg, F/G)
     if need_dW and fields is not None:
-        sh = stride[0]
-        for a in range(Ho):  # dWᵀ in the fields' (kh, C, kw) row order
-            d = _g(_block_view(dyc, a, 1, 0, Wo), G)
-            dWt += _field_rows(fields, a * sh, kh, G) @ d.swapaxes(-1, -2)
+        # dWᵀ in the fields' (kh, C, kw) row order, then in im2col's (C, kh, kw)
+        dWt = fields_weight_grad(fields, dyc, kh, stride[0], G).astype(dt, copy=False)
         lead = dWt.shape[:-2]  # (G,) with groups
         dWt = dWt.reshape(lead + (kh, Cg, kw, -1)).swapaxes(-4, -3).reshape(dWt.shape)
     fields_dW = fields is not None
@@ -379,14 +352,13 @@ def conv2d_backward(
                         c = q * sw + j
                         dxp[:, top : top + kh, c : c + sw * (Q - 1) + 1 : sw] += dcols[:, :, j, r]
     dW = dWt.swapaxes(-1, -2).reshape(W.shape) if need_dW else None
-    if need_dx:
+    if need_dx and not rows_dx:
         if padded:
             dx = ws.fresh((C, H, Wd, N), dt)
             dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
         else:
             dx = dxp
-        dx = _nchw(dx)
-    return dx, dW, db
+    return None if dx is None else _nchw(dx), dW, db
 
 
 def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, need_dx: bool,
@@ -414,59 +386,3 @@ def _whole_backward(d: np.ndarray, xp: np.ndarray, W: np.ndarray, cache: dict, n
         dx[...] = dxp[:, pt : pt + H, pl : pl + Wd]
         return _nchw(dx), dW
     return _nchw(dxp), dW
-
-
-def _use_row_gemm(C: int, F: int, kh: int, kw: int, Wo: int, Wp: int,
-                  stride: tuple[int, int]) -> bool:
-    """Whether :func:`_dx_by_rows` costs less than the col2im scatter (stride 1 along the
-    width only). Per output row and sample it writes and reads ``F·kw·Wp`` shifted ``δ``
-    values and adds ``C·kh·Wp`` results once, where col2im writes ``C·kh·kw·Wo`` columns
-    and adds them in ``kw`` passes (LeNet-5's C3: 3,500 against 6,000 values); but its
-    product spans the padded width ``Wp`` where col2im's spans ``Wo``: ``C·kh·F·kw·Wp``
-    against ``C·kh·kw·F·Wo`` multiply-adds, which decides on narrow maps with many
-    channels (VGG's 512-channel 4×4 and 2×2 layers). Each is weighed with
-    :data:`MACS_PER_VALUE` multiply-adds per value moved."""
-    if stride[1] != 1:
-        return False
-    rows = 2 * F * kw * Wp + 3 * C * kh * Wp + C * kh * F * kw * Wp / MACS_PER_VALUE
-    col2im = 4 * C * kh * kw * Wo + C * kh * kw * F * Wo / MACS_PER_VALUE
-    return rows < col2im
-
-
-def _dx_by_rows(dyc: np.ndarray, W: np.ndarray, dxp: np.ndarray, stride: tuple[int, int],
-                ws: Workspace, groups: int = 1) -> None:
-    """Add the input gradient into ``dxp`` (C, Hp, Wp, N) one output row at a time, the sum
-    over the kernel columns done by the matrix product (stride 1 along the width).
-
-    For output row ``r`` and ``j′ = kw − 1 − j``, with ``δ`` zero-padded by ``kw − 1`` columns
-    on both sides (``δp``)::
-
-        D[(f, j′), (w, n)] = δp[f, r, w + j′, n]                (kw shifted copies of δ's row)
-        dxp[c, r·sh + i, w, n] += Σ_{f, j′} W[f, c, i, kw − 1 − j′] · D[(f, j′), (w, n)]
-
-    i.e. ``(C·kh, F·kw) @ (F·kw, Wp·N)`` and one add of a ``(C, kh, Wp, N)`` slab — the
-    course's full convolution with the rotated kernel, row by row. With groups, ``c`` and
-    ``f`` run over one group: ``G`` stacked ``(C/G·kh, F/G·kw) @ (F/G·kw, Wp·N)`` products.
-    """
-    F, Ho, Wo, N = dyc.shape
-    _, Cg, kh, kw = W.shape
-    Fg = F // groups
-    Wp = dxp.shape[2]
-    sh = stride[0]
-    Wr = ws.empty("Wr", (Cg * kh, F * kw) if groups == 1 else (groups, Cg * kh, Fg * kw),
-                  W.dtype)
-    # Wr[g, (c', i), (f', j')] = W[g·F/G + f', c', i, kw − 1 − j']
-    Wr.reshape(groups, Cg, kh, Fg, kw)[...] = (
-        W.reshape(groups, Fg, Cg, kh, kw)[..., ::-1].transpose(0, 2, 3, 1, 4))
-    # D's columns outside each shifted copy are never written: zero since allocation
-    # (a fresh array of the model's pool, tagged: with stride 1 along the width every user
-    # of this shape writes the same columns, so the zero border made with it stays zero)
-    D = ws.fresh((F, kw, Wp, N), dyc.dtype, "D", 0.0)
-    C = Cg * groups
-    Gm = ws.fresh((C * kh, Wp * N), np.result_type(dyc, W))
-    for r in range(Ho):
-        for jp in range(kw):
-            lo = kw - 1 - jp
-            D[:, jp, lo : lo + Wo] = dyc[:, r]
-        np.matmul(Wr, _g(D.reshape(F * kw, Wp * N), groups), out=_g(Gm, groups))
-        dxp[:, r * sh : r * sh + kh] += Gm.reshape(C, kh, Wp, N)

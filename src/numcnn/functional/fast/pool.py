@@ -211,6 +211,14 @@ def max_pool2d_backward(dy: np.ndarray, cache: dict, relu: bool = False) -> np.n
     overlap = stride[0] < kh or stride[1] < kw
     dxp, padded = _grad_buffer(cache, dy.dtype)
     offs = _offsets(kh, kw)
+    if len(offs) == 1:
+        # a 1×1 window (ResNet's subsampling shortcut): its only input wins, NaN or not
+        target = window(dxp, 0, 0, out_hw, stride)
+        if relu:
+            np.multiply(dy, np.greater(y, 0), out=target)
+        else:
+            target[...] = dy
+        return _grad_output(dxp, padded, cache)
     mask = ws.empty_ordered("mask", y.shape, np.bool_, order)
     # NaN never equals itself: such windows are routed by the NaN-aware loop below (one
     # cheap reduction finds them; with ``relu`` they get 0 either way, as 1[NaN > 0] = 0)
