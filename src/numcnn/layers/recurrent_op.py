@@ -263,7 +263,9 @@ class RecurrentOp(Layer):
         dys = dict(zip(self.outputs, dy if len(self.outputs) > 1 else (dy,)))
         n_st = N_STATES[self.cell]
         need = call.need_dx
-        flags = list(need) if isinstance(need, (list, tuple)) else [bool(need)]
+        many = bool(self.inputs)  # called on [X, …]: one gradient per input
+        flags = list(need) if isinstance(need, (list, tuple)) else \
+            [bool(need)] * (1 + len(self.inputs))
         dx = None
         dstates0: list[list[np.ndarray]] = []
         for d, (s, (kind, cache)) in enumerate(zip(self._suffixes(), caches)):
@@ -286,7 +288,7 @@ class RecurrentOp(Layer):
             dx = dx_d if dx is None else dx + dx_d
             dstates0.append(list(d0))
         if not any(flags):
-            return [None] * len(flags) if isinstance(need, (list, tuple)) else None
+            return [None] * len(flags) if many else None
         if self.layout == 0:
             dx = dx.transpose(1, 0, 2)
         out: list[Any] = [np.ascontiguousarray(dx) if flags[0] else None]
@@ -300,7 +302,7 @@ class RecurrentOp(Layer):
                 st = np.stack([ds[k] for ds in dstates0], axis=0)  # (D, N, H)
                 out.append(np.ascontiguousarray(st if self.layout == 0 else
                                                 st.transpose(1, 0, 2)))
-        return out if isinstance(need, (list, tuple)) else out[0]
+        return out if many else out[0]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "cell": self.cell, "units": self.units,

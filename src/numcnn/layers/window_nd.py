@@ -53,9 +53,9 @@ class _WindowND(Layer):
     _min_padding = 0
 
     def __init__(self, kernel_size: Any, stride: Any = 1, dilation: Any = 1, padding: Any = 0,
-                 **kwargs: Any):
+                 kernel_what: str = "kernel_size", **kwargs: Any):
         super().__init__(**kwargs)
-        self.kernel_size = _ints(kernel_size, None, "kernel_size", 1)
+        self.kernel_size = _ints(kernel_size, None, kernel_what, 1)
         d = len(self.kernel_size)
         self.stride = _ints(stride, d, "stride", 1)
         self.dilation = _ints(dilation, d, "dilation", 1)
@@ -288,7 +288,7 @@ class PoolND(_WindowND):
                  padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = False,
                  p: float = 2.0, return_indices: bool = False, storage_order: int = 0,
                  **kwargs: Any):
-        super().__init__(pool_size, stride, dilation, padding, **kwargs)
+        super().__init__(pool_size, stride, dilation, padding, "pool_size", **kwargs)
         if kind not in ("max", "avg", "lp"):
             raise ValueError(f"kind must be 'max', 'avg' or 'lp'; received kind={kind!r}")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p) \
