@@ -80,6 +80,23 @@ def test_masking_anywhere_in_the_sequence(cell, seq, back):
     assert {"ScatterElements", "GatherElements" if seq else "CumSum"} <= set(graph_ops(info))
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_all_padding_keeps_the_initial_state(cell):
+    """A sequence with no real step ends in its initial state (numcnn's recurrence; ONNX
+    Runtime outputs zeros for ``sequence_lens`` 0, so the graph puts the state back)."""
+    x = Input((T, F))
+    states = [Input((H,)) for _ in range(2 if cell == "lstm" else 1)]
+    ys = CELLS[cell](return_state=True)(Masking(0.0)(x), initial_state=states)
+    model = numcnn.Model([x] + states, list(ys), seed=9)
+
+    def make(rng, n, dtype):
+        return padded()(rng, n, dtype) + [rng.standard_normal((n, H)).astype(dtype)
+                                          for _ in states]
+
+    info = check_model(model, make)
+    assert "Where" in graph_ops(info)
+
+
 def test_explicit_mask_input_and_free_length():
     x, m = Input((None, F)), Input((None,))
     y = LSTM(H, return_sequences=True)(x, mask=m)

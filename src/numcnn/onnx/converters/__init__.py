@@ -99,7 +99,18 @@ def converter_for(layer: Any, opset: int, label: str) -> Converter:
 
 def _load() -> None:
     """Import the converter modules (they register themselves)."""
-    from . import conv, core, lenet, norm, pooling, recurrent, wrappers  # noqa: F401
+    from . import (  # noqa: F401
+        conv,
+        core,
+        lenet,
+        norm,
+        pooling,
+        recurrent,
+        recurrent_op,
+        tensor,
+        window_nd,
+        wrappers,
+    )
 
 
 def converters() -> list[Converter]:

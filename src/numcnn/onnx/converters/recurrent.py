@@ -142,7 +142,19 @@ def run(ctx: LayerContext, layers: list[Any], direction: str, x: str, states: li
         ctx.op(OP[cell], ins, outs, main=True, **attrs)
     else:
         ctx.g.add_node(OP[cell], ins, outs, name, attrs)
-    return Run(ctx, outs[0], outs[1], outs[2] if cell == "lstm" else None, mask)
+    finals = [keep_initial(ctx, lens, init[k], outs[1 + k]) for k in range(n_states)]
+    return Run(ctx, outs[0], finals[0], finals[1] if cell == "lstm" else None, mask)
+
+
+def keep_initial(ctx: LayerContext, lens: str, init: str, final: str) -> str:
+    """The final state (D, N, H), with a sequence of no real step keeping its initial state
+    as numcnn's recurrence does (ONNX Runtime outputs zeros for ``sequence_lens`` 0, which
+    ONNX leaves unspecified): ``Where(lens == 0, init, final)``."""
+    if not lens or not init:
+        return final
+    zero = ctx.const(np.asarray(0, np.int32), "zero", np.int32)
+    empty = ctx.unsqueeze(ctx.op("Equal", [lens, zero]), [0, 2])  # (1, N, 1)
+    return ctx.op("Where", [empty, init, final])
 
 
 def _split(ctx: LayerContext, layer: Any, n_states: int) -> tuple[str, list | None, str | None]:
