@@ -127,6 +127,21 @@ def test_fixed_batch_and_default_opset(tmp_path):
     assert onnx.load(str(path)).opset_import[0].version == supported_opsets()[-1]
 
 
+def test_outputs_whose_axis_0_is_not_the_batch():
+    """A stored array or a shape as a model output: its axis 0 is its own, so a fixed batch
+    size does not fix it."""
+    x = Input((4,))
+    model = numcnn.Model(x, [Dense(2)(x), numcnn.layers.Constant((3, 2))(x),
+                             numcnn.layers.ShapeOf()(x)], seed=0)
+    model.layers[1].buffers["value"][...] = np.arange(6).reshape(3, 2)
+    a = np.ones((1, 4), np.float32)
+    for dynamic in (True, False):
+        got, _ = run_onnx(to_onnx(model, dynamic_batch=dynamic), [a])
+        want = model.forward(a)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
 def test_metadata_records_preprocessing_and_output(tmp_path):
     model = lenet5_1998(seed=0)
     numcnn.save_model(model, tmp_path / "m.npz", extra={"dataset": "mnist", "pixel_scale": 1.0})

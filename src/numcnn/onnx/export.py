@@ -125,6 +125,14 @@ def _dims(shape: tuple, batch: Any, name: str) -> list[Any]:
     return [batch] + [f"{name}_{k + 1}" if d is None else int(d) for k, d in enumerate(shape)]
 
 
+def _batch_of(t: Any, batch: Any) -> Any:
+    """The declared size of an output's axis 0: the batch, unless the layer writing it set
+    itself apart from the batch (``per_sample`` False on the instance: a ``Constant``, a
+    ``ShapeOf``, a whole-array layer that moves axis 0); then left unknown."""
+    layer = t.layer
+    return None if "per_sample" in vars(layer) and not layer.per_sample else batch
+
+
 def _metadata(model: Model) -> dict[str, str]:
     """The ``metadata_props``: the model's name and output kind, how a picture becomes its
     input (models of 1- or 3-channel images: the file's ``preprocessing`` entry — a damaged
@@ -175,7 +183,7 @@ def _build(model: Any, opset: int | None, dynamic_batch: bool) -> Any:
              for n in g.nodes]
     inputs = [helper.make_tensor_value_info(n, elem, _dims(t.shape, batch, n))
               for n, t in zip(in_names, model.inputs)]
-    outputs = [helper.make_tensor_value_info(n, elem, [batch] + [
+    outputs = [helper.make_tensor_value_info(n, elem, [_batch_of(t, batch)] + [
         None if d is None else int(d) for d in t.shape]) for n, t in zip(graph_outs,
                                                                           model.outputs)]
     inits = [numpy_helper.from_array(a, n) for n, a in g.initializers.items()]
