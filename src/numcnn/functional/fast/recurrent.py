@@ -19,10 +19,13 @@
   live in one (G·H, N) / two (H, N) buffers that stay in cache, and the cache holds only the
   inputs — a backward pass after it (saliency, a layer called outside ``fit``) runs the
   forward pass again with the history;
-* backward: each step's gate gradients go into a (G·H, N) block of ``D`` (T, G·H, N), so
-  ``dh_{t−1} = W_hhᵀ D_t`` is one product per step; after the loop ``D`` and ``Z`` are
-  re-laid (G·H, T·N) and (H+F+1, T·N), and ``dW_hh | dW_ih | db`` is one product for the
-  whole sequence, ``dx`` another.
+* backward: each step's gate gradients overwrite that step's gate values once they are
+  read (no second (T, G·H, N) array: less memory traffic), so ``dh_{t−1} = W_hhᵀ D_t`` is
+  one product per step; after the loop ``D`` and ``Z`` are re-laid (G·H, T·N) and
+  (H+F+1, T·N), and ``dW_hh | dW_ih | db`` is one product for the whole sequence, ``dx``
+  another. The LSTM's ``tanh(c_t)`` is recomputed there rather than kept (cheaper than
+  writing and reading it back). A second backward pass over the same cache finds the gates
+  gone and runs the forward pass again.
 
 Outputs are views of ``Z`` (the h rows): ``y`` (N, T, H) and the final ``h_T`` (N, H) are
 transposed views, not C-contiguous. Scratch memory comes from the caller's
