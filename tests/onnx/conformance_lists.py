@@ -61,6 +61,8 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "RNN": (r"^test_simple_rnn_", r"^test_rnn_seq_length$"),
     "LSTM": (r"^test_lstm_",),
     "GRU": (r"^test_gru_",),
+    "ReduceSum": (r"^test_reduce_sum_(?!square)",),
+    "ReduceMean": (r"^test_reduce_mean_",),
 }
 
 _RANDOM = ("the expected output is one draw of NumPy's global generator after "

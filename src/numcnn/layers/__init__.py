@@ -38,6 +38,7 @@ from .tensor_values import (
     FullLike,
     LogSoftmax,
     Moments,
+    Reduce,
     ShapeOf,
 )
 from .window_nd import ConvND, ConvTranspose, PoolND
@@ -96,6 +97,7 @@ __all__ = [
     "RandomLayer",
     "Recurrent",
     "RecurrentOp",
+    "Reduce",
     "ReLU",
     "Rescale",
     "Reshape",

@@ -1,6 +1,6 @@
 """Layers whose output is not a function of their input's values: ``ShapeOf``,
 ``Constant``, ``FullLike`` and ``Fill`` — and reductions over any axes: ``AxisSoftmax`` and
-``LogSoftmax`` (softmax), ``Moments`` (mean and variance).
+``LogSoftmax`` (softmax), ``Moments`` (mean and variance), ``Reduce`` (sum, mean, max, min).
 
 The first three carry no gradient (their backward returns zeros): ``ShapeOf`` is ONNX
 ``Shape`` (the sizes of the input's axes, as numbers), ``Constant`` a stored array (ONNX
@@ -131,9 +131,10 @@ class FullLike(_NoGradient):
 
 @LAYERS.register("Fill")
 class Fill(_NoGradient):
-    """An array of ``shape`` holding ``value``, whose entries ``−1`` take the size of the
-    input's axis 0 (its batch): the zeros an exported RNN starts from, ``torch.zeros(2,
-    x.size(0), H)`` (ONNX ``ConstantOfShape`` of a shape that holds the batch size).
+    """An array of ``shape`` holding ``value``; an entry ``−(a + 1)`` takes the size of the
+    input's axis ``a`` (``−1``: its batch): the zeros an exported RNN starts from,
+    ``torch.zeros(2, x.size(0), H)`` (ONNX ``ConstantOfShape`` of a shape that holds sizes
+    known at run time).
 
     >>> import numpy as np
     >>> Fill((2, -1, 3))(np.zeros((4, 5), np.float32)).shape
@@ -143,10 +144,9 @@ class Fill(_NoGradient):
     def __init__(self, shape: Any, value: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         if not isinstance(shape, (tuple, list)) or not shape or not all(
-                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= -1
-                for d in shape):
-            raise ValueError(f"shape must be a non-empty tuple of sizes or −1; received "
-                             f"shape={shape!r}")
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape):
+            raise ValueError(f"shape must be a non-empty tuple of sizes (or −(a + 1) for the "
+                             f"input's axis a); received shape={shape!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
             raise ValueError(f"value must be a number; received value={value!r}")
         self.shape = tuple(int(d) for d in shape)
@@ -154,12 +154,16 @@ class Fill(_NoGradient):
         self.per_sample = self.shape[0] == -1
 
     def output_shape(self, input_shape: Any) -> Shape:
-        return tuple(None if d == -1 else d for d in self.shape[1:])
+        whole = (None,) + tuple(input_shape)
+        if any(d < 0 and -d - 1 >= len(whole) for d in self.shape):
+            raise ValueError(f"{self.display_name}: shape {self.shape} names an axis the input "
+                             f"(N, {', '.join(map(str, input_shape))}) does not have")
+        return tuple(whole[-d - 1] if d < 0 else d for d in self.shape[1:])
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         call.cache = x.shape
-        shape = tuple(x.shape[0] if d == -1 else d for d in self.shape)
+        shape = tuple(x.shape[-d - 1] if d < 0 else d for d in self.shape)
         return np.full(shape, self.value, dtype=self.dtype)
 
     def get_config(self) -> dict[str, Any]:
@@ -298,3 +302,70 @@ class Moments(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axes": list(self.axes), "outputs": list(self.outputs)}
+
+
+_REDUCERS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}
+
+
+@LAYERS.register("Reduce")
+class Reduce(Layer):
+    """Sum, mean, maximum or minimum over whole-array ``axes`` (ONNX ``ReduceSum``,
+    ``ReduceMean``, ``ReduceMax``, ``ReduceMin``), the axes kept as size 1 with
+    ``keepdims``.
+
+    Backward: the sum hands ``dy`` to every value, the mean ``dy / n``, the maximum (minimum)
+    to the values equal to it, shared equally on ties.
+
+    >>> Reduce("sum", (2,), keepdims=False).output_shape((3, 4))
+    (3,)
+    """
+
+    def __init__(self, op: str, axes: Any, keepdims: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        if op not in _REDUCERS:
+            raise ValueError(f"op must be one of {sorted(_REDUCERS)}; received op={op!r}")
+        if not isinstance(axes, (tuple, list)) or not axes or not all(
+                isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
+            raise ValueError(f"axes must be a non-empty tuple of ints; received axes={axes!r}")
+        self.op = op
+        self.axes = tuple(int(a) for a in axes)
+        self.keepdims = bool(keepdims)
+        self.per_sample = 0 not in self.axes
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        whole = (None,) + tuple(input_shape)
+        axes = normalize_axes(self, len(whole))
+        self.per_sample = 0 not in axes
+        if self.keepdims:
+            out = tuple(1 if a in axes else d for a, d in enumerate(whole))
+        else:
+            out = tuple(d for a, d in enumerate(whole) if a not in axes)
+        if not out:
+            raise ValueError(f"{self.display_name}: reducing every axis leaves no batch axis "
+                             f"(keepdims=True keeps one)")
+        return out[1:]
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        axes = normalize_axes(self, x.ndim)
+        y = _REDUCERS[self.op](x, axis=axes, keepdims=True)
+        call.cache = (x, y, axes)
+        return y if self.keepdims else y.reshape([n for a, n in enumerate(y.shape)
+                                                  if a not in axes])
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
+            return None
+        x, y, axes = call.cache
+        g = dy.reshape(y.shape)
+        if self.op == "sum":
+            return np.broadcast_to(g, x.shape).copy()
+        if self.op == "mean":
+            n = int(np.prod([x.shape[a] for a in axes]))
+            return np.broadcast_to(g / x.dtype.type(max(n, 1)), x.shape).copy()
+        hit = (x == y).astype(x.dtype)
+        return hit * (g / hit.sum(axis=axes, keepdims=True))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "op": self.op, "axes": list(self.axes),
+                "keepdims": self.keepdims}

@@ -100,6 +100,7 @@ from ..layers import (
     RBFOutput,
     Recurrent,
     RecurrentOp,
+    Reduce,
     ReLU,
     Rescale,
     Reshape,
@@ -297,7 +298,7 @@ def format_count(n: int | None) -> str:
 
 # ------------------------------------------------ the whole-array layers (ONNX import)
 register_macs(
-    Arithmetic, AxisSoftmax, LogSoftmax, Moments, PoolND,  # element-wise, reductions
+    Arithmetic, AxisSoftmax, LogSoftmax, Moments, PoolND, Reduce,  # element-wise, reductions
     Transpose, Squeeze, Unsqueeze, TensorReshape, TensorConcat, Gather, PadND,  # movement
     ShapeOf, Constant, FullLike, Fill,  # no arithmetic at all
 )(no_macs)

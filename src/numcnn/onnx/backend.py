@@ -37,7 +37,8 @@ CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "Conv": (1, 2), "ConvTranspose": (1, 2), "BatchNormalization": (1, 2, 3, 4),
     "Reshape": (1,), "Pad": (1, 2, 3), "Squeeze": (1,), "Unsqueeze": (1,),
     "ConstantOfShape": (0,), "Dropout": (1, 2), "RNN": (1, 2, 3), "LSTM": (1, 2, 3, 7),
-    "GRU": (1, 2, 3), "Gather": (1,), "Slice": (1, 2, 3, 4),
+    "GRU": (1, 2, 3), "Gather": (1,), "Slice": (1, 2, 3, 4), "ReduceSum": (1,),
+    "ReduceMean": (1,),
 }
 _CACHE_SIZE = 8
 

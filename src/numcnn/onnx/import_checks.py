@@ -64,8 +64,11 @@ def read_model(path: str | os.PathLike, max_bytes: int | None = None) -> Any:
             raise OnnxImportError(f"{show(str(path))}: the file holds {format_bytes(size)}, "
                                   f"more than the budget of {format_bytes(budget)} (set "
                                   f"$NUMCNN_MAX_MODEL_BYTES to allow more)")
-        with open(p, "rb") as f:
-            data = f.read(budget + 1)
+        with open(p, "rb") as f:  # read() of n bytes allocates n first: ask for the size
+            data = f.read(size + 1)
+        if len(data) > budget:  # the file grew since stat()
+            raise OnnxImportError(f"{show(str(path))}: the file holds more than the budget "
+                                  f"of {format_bytes(budget)}")
     except OSError as e:
         raise OnnxImportError(f"cannot read the ONNX file {show(str(path))}: "
                               f"{e.strerror or e}") from None

@@ -47,28 +47,32 @@ from ..layers.node import SymbolicTensor
 from ..models import Model
 from .import_checks import DTYPES, OnnxImportError, read_model, tensor_to_array, topological_order
 
-#: placeholders in folded shape vectors: the batch size, and a size unknown at import
+#: placeholders in folded shape vectors stand for sizes known only at run time: axis ``a``
+#: of the ``k``-th tensor a ``Shape`` node measured is ``BATCH − 64·k − a`` (a batch size,
+#: a free sequence length); see :meth:`Context.placeholder`
 BATCH = -(1 << 62)
-UNKNOWN = BATCH - 1
 #: most values one sample of a tensor may declare (a bound on what a run allocates)
 MAX_SAMPLE_VALUES = 1 << 31
 
 
 class Tensor:
     """A value computed when the model runs: its symbolic tensor, its ONNX rank (0 for a
-    scalar carried as shape (1,)), which batch its axis 0 is (None when axis 0 is not a
-    batch axis; graph inputs of one declared batch size share it) and its ONNX element
-    type."""
+    scalar carried as shape (1,)), its batch — which graph inputs' axis 0 it follows
+    (``batch``: inputs of one declared batch size share it; None for none) and on which of
+    its axes (``baxis``) — and its ONNX element type."""
 
-    __slots__ = ("sym", "rank", "batch", "etype")
+    __slots__ = ("sym", "rank", "batch", "baxis", "etype")
 
-    def __init__(self, sym: SymbolicTensor, rank: int, batch: Any, etype: Any = np.float32):
-        self.sym, self.rank, self.batch, self.etype = sym, rank, batch, np.dtype(etype)
+    def __init__(self, sym: SymbolicTensor, rank: int, batch: Any, etype: Any = np.float32,
+                 baxis: int | None = 0):
+        self.sym, self.rank, self.etype = sym, rank, np.dtype(etype)
+        self.batch = batch if baxis is not None else None
+        self.baxis = baxis if batch is not None else None
 
     @property
     def batch0(self) -> bool:
         """Axis 0 is a batch axis of the model's inputs."""
-        return self.batch is not None
+        return self.baxis == 0
 
     @property
     def shape(self) -> tuple:
@@ -92,6 +96,9 @@ Converter = Callable[["Context", Any], list]
 CONVERTERS: dict[str, Converter] = {}
 #: op type -> folder for all-constant inputs: f(ctx, node, [arrays or None]) -> [arrays]
 FOLDERS: dict[str, Callable[..., list]] = {}
+#: the folders that only move values, so that run-time sizes (placeholders) may pass
+MOVES = {"Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Identity", "Reshape",
+         "Flatten", "Transpose", "ConstantOfShape", "Shape"}
 
 
 class Context:
@@ -108,7 +115,7 @@ class Context:
         self.opset = _opset(model)
         self.values: dict[str, Tensor | Const] = {}
         self.anchor: Tensor | None = None  # a graph input, to hang Constant layers on
-        self.batch_ref: Tensor | None = None  # a tensor whose batch a Shape node measured
+        self.measured: list[Tensor] = []  # the tensors Shape nodes measured
         self._names: set[str] = set()
 
     # --------------------------------------------------------------- messages
@@ -135,7 +142,7 @@ class Context:
         if not self.has(node, k):
             return None
         v = self.value(node, k)
-        if not isinstance(v, Const):
+        if not isinstance(v, Const) or (v.source is not None and v.source[0] == "fill"):
             raise self.fail(node, f"{what} (input {k}, {show(node.input[k])}) must be a "
                                   f"constant — an initializer or a Constant — not a value "
                                   f"computed by the graph")
@@ -156,14 +163,14 @@ class Context:
         if c.source is not None and c.source[0] == "fill":
             from ..layers import Fill
 
-            _, shape, value, ref = c.source
-            return self.apply(Fill(tuple(-1 if d == BATCH else d for d in shape), value), ref,
-                              node, rank=len(shape), etype=c.value.dtype)[0]
+            _, shape, value, ref = c.source  # shape: sizes, −(a + 1) for ref's axis a
+            return self.apply(Fill(tuple(shape), value), ref, node, rank=len(shape),
+                              etype=c.value.dtype)[0]
         if c.source is not None:
             from ..layers import ShapeOf
 
             t, start, end = c.source
-            return self.apply(ShapeOf(start, end), t, node, rank=1, batch0=False,
+            return self.apply(ShapeOf(start, end), t, node, rank=1, baxis=None,
                               etype=np.int64)[0]
         if _has_placeholder(c.value):
             raise self.fail(node, "a shape that depends on the batch size is used as a value")
@@ -174,9 +181,25 @@ class Context:
         value = value.reshape(1) if scalar else value
         layer = Constant(value.shape)
         out = self.apply(layer, self.anchor, node, rank=0 if scalar else value.ndim,
-                         batch0=False, etype=value.dtype)[0]
+                         baxis=None, etype=value.dtype)[0]
         layer.buffers["value"][...] = value.astype(self.dtype)
         return out
+
+    # ----------------------------------------------------------- placeholders
+    def placeholder(self, t: Tensor, axis: int) -> int:
+        """The placeholder of ``t``'s size on ``axis`` (unknown until the model runs)."""
+        k = next((i for i, m in enumerate(self.measured) if m.sym is t.sym), None)
+        if k is None:
+            k = len(self.measured)
+            self.measured.append(t)
+        return BATCH - 64 * k - axis
+
+    def decode(self, v: int) -> tuple[Tensor, int] | None:
+        """``(tensor, axis)`` of a placeholder, or None for an ordinary size."""
+        if v > BATCH:
+            return None
+        k, axis = divmod(BATCH - int(v), 64)
+        return (self.measured[k], axis) if k < len(self.measured) else None
 
     # ------------------------------------------------------------ attributes
     def attr(self, node: Any, name: str, default: Any = None, kind: str | None = None) -> Any:
@@ -199,9 +222,9 @@ class Context:
             if a.type == A.INTS:
                 return [int(v) for v in a.ints]
             if a.type == A.FLOAT:
-                return float(a.f)
+                return _decimal(a.f)
             if a.type == A.FLOATS:
-                return [float(v) for v in a.floats]
+                return [_decimal(v) for v in a.floats]
             if a.type == A.STRING:
                 return a.s.decode("utf-8", "replace")
             if a.type == A.STRINGS:
@@ -225,14 +248,14 @@ class Context:
         return name
 
     def apply(self, layer: Layer, inputs: Any, node: Any, params: dict | None = None,
-              buffers: dict | None = None, rank: Any = None, batch0: bool | None = None,
+              buffers: dict | None = None, rank: Any = None, baxis: Any = "keep",
               etype: Any = None, suffix: str = "") -> list[Tensor]:
         """Call ``layer`` (named after ``node``) on one tensor or a list, copy ``params``
         and ``buffers`` in (shapes checked), and return its outputs as :class:`Tensor`s.
 
-        ``rank`` (an int or one per output) defaults to the per-sample rank + 1. The
-        outputs' batch is the first input's when the layer is ``per_sample`` (and
-        ``batch0`` is not False), else none."""
+        ``rank`` (an int or one per output) defaults to the per-sample rank + 1. ``baxis``
+        (an int, None, or one per output) says where the first input's batch axis ends up;
+        by default it stays on axis 0 through a ``per_sample`` layer and is lost otherwise."""
         many = isinstance(inputs, (list, tuple))
         ins = list(inputs) if many else [inputs]
         layer.name = self.layer_name(node, suffix)
@@ -246,16 +269,19 @@ class Context:
             self._copy(node, layer, layer.params, key, value)
         for key, value in (buffers or {}).items():
             self._copy(node, layer, layer.buffers, key, value)
-        batch = ins[0].batch if batch0 is not False and bool(
-            getattr(layer, "per_sample", True)) else None
+        if baxis == "keep":  # numcnn's own layers keep axis 0; the whole-array ones say
+            whole = isinstance(layer, _whole_array_layers())
+            keep = ins[0].baxis == 0 and (not whole or bool(layer.per_sample))
+            baxis = 0 if keep else None
         ranks = rank if isinstance(rank, (list, tuple)) else [rank] * len(outs)
+        baxes = baxis if isinstance(baxis, (list, tuple)) else [baxis] * len(outs)
         result = []
-        for s, r in zip(outs, ranks):
+        for s, r, b in zip(outs, ranks, baxes):
             if any(d is not None for d in s.shape) and np.prod(
                     [d for d in s.shape if d is not None], dtype=float) > MAX_SAMPLE_VALUES:
                 raise self.fail(node, f"the output shape {s.shape} per sample is too large")
-            result.append(Tensor(s, len(s.shape) + 1 if r is None else r, batch,
-                                 ins[0].etype if etype is None else etype))
+            result.append(Tensor(s, len(s.shape) + 1 if r is None else r, ins[0].batch,
+                                 ins[0].etype if etype is None else etype, b))
         return result
 
     def _copy(self, node: Any, layer: Layer, store: dict, key: str, value: Any) -> None:
@@ -264,6 +290,22 @@ class Context:
             raise self.fail(node, f"{key} has shape {value.shape}; the layer "
                                   f"{layer.name} needs {store[key].shape}")
         store[key][...] = value.astype(self.dtype)
+
+
+def _whole_array_layers() -> tuple[type, ...]:
+    """The layers that may move axis 0 (their ``per_sample`` says whether it stays)."""
+    from .. import layers as L
+
+    return (L.Arithmetic, L.MatMul, L.Transpose, L.Squeeze, L.Unsqueeze, L.TensorReshape,
+            L.TensorConcat, L.Gather, L.PadND, L.ShapeOf, L.Constant, L.FullLike, L.Fill,
+            L.AxisSoftmax, L.Moments, L.RecurrentOp)
+
+
+def _decimal(f: float) -> float:
+    """A float32 attribute as the decimal the exporter wrote: ``momentum=0.9`` is stored as
+    0.89999998, and ``1 − momentum`` should be PyTorch's 0.1 (the shortest decimal that
+    rounds to the same float32 is the intended one)."""
+    return float(str(np.float32(f)))
 
 
 def _has_placeholder(a: np.ndarray) -> bool:
@@ -279,15 +321,19 @@ def _opset(model: Any) -> int:
 
 class Imported:
     """What :func:`convert` makes of a graph: the model (None when every output is a
-    constant), the graph inputs it reads (in its input order), and per graph output its
-    value (a :class:`Tensor` of the model, or a :class:`Const`), ONNX rank and dtype."""
+    constant), the graph inputs it reads (in its input order), per graph output its value
+    (a :class:`Tensor` of the model, or a :class:`Const`) and dtype, and ``batch_first``:
+    axis 0 of every input and output is one batch axis (what ``predict`` and ``fit``, which
+    split data along axis 0, need)."""
 
     def __init__(self, model: Model | None, input_names: list[str],
-                 outputs: list[tuple[str, Tensor | Const]], output_dtypes: list[Any]):
+                 outputs: list[tuple[str, Tensor | Const]], output_dtypes: list[Any],
+                 batch_first: bool = True):
         self.model = model
         self.input_names = input_names
         self.outputs = outputs
         self.output_dtypes = output_dtypes
+        self.batch_first = batch_first
 
 
 def convert(model: Any, dtype: Any = "float32", bind: dict[str, np.ndarray] | None = None,
@@ -346,9 +392,13 @@ def convert(model: Any, dtype: Any = "float32", bind: dict[str, np.ndarray] | No
     tensors = [v for _, v in outputs if isinstance(v, Tensor)]
     net = None
     if tensors:
-        net = Model([t.sym for _, t in data_inputs], [t.sym for t in tensors],
+        ins = [t.sym for _, t in data_inputs]
+        outs = [t.sym for t in tensors]
+        net = Model(ins[0] if len(ins) == 1 else ins, outs[0] if len(outs) == 1 else outs,
                     name=name or _model_name(g.name))
-    return Imported(net, [n for n, _ in data_inputs], outputs, dtypes)
+    ends = [t for _, t in data_inputs] + tensors
+    batch_first = all(t.baxis == 0 for t in ends) and len({t.batch for t in ends}) == 1
+    return Imported(net, [n for n, _ in data_inputs], outputs, dtypes, batch_first)
 
 
 def _model_name(name: str) -> str:
@@ -397,8 +447,16 @@ def _convert_node(ctx: Context, node: Any) -> None:
         raise ctx.fail(node, f"the domain {show(node.domain)} is not supported")
     present = [ctx.values[i] if i else None for i in node.input]
     folder = FOLDERS.get(node.op_type)
-    if folder is not None and all(v is None or isinstance(v, Const) for v in present):
+    runtime = any(isinstance(v, Const) and v.source is not None and v.source[0] == "fill"
+                  for v in present)
+    if folder is not None and not runtime and all(v is None or isinstance(v, Const)
+                                                  for v in present):
         arrays = [None if v is None else v.value for v in present]
+        if node.op_type not in MOVES and any(a is not None and _has_placeholder(a)
+                                             for a in arrays):
+            raise ctx.fail(node, "computes with sizes known only at run time (the batch size "
+                                 "or a free length); numcnn folds them only through Gather, "
+                                 "Unsqueeze, Squeeze, Concat, Slice, Cast and into Reshape")
         results = folder(ctx, node, arrays)
         for out, value in zip(node.output, results):
             if out:
@@ -416,7 +474,7 @@ def _convert_node(ctx: Context, node: Any) -> None:
 
 
 def load(path: str | os.PathLike, dtype: Any = None, allow_external_data: bool = False,
-         name: str | None = None) -> Model:
+         name: str | None = None, batch_first: bool = True) -> Model:
     """Read the ONNX file at ``path`` as a :class:`numcnn.Model`.
 
     Args:
@@ -426,6 +484,11 @@ def load(path: str | os.PathLike, dtype: Any = None, allow_external_data: bool =
         allow_external_data: read tensors stored in separate files beside the model (only
             regular files inside its directory). Refused by default.
         name: the model's name (default: the graph's).
+        batch_first: require axis 0 of every input and output to be one batch axis, as
+            ``predict``, ``evaluate`` and ``fit`` assume (they split the data along axis 0);
+            a graph that is not (a time-major RNN's (T, N, F) input) is refused with an
+            explanation. ``False`` imports it anyway: run it with ``model.forward`` on whole
+            arrays.
 
     Returns:
         A functional model whose inputs are the graph's inputs (in order, initializers
@@ -451,4 +514,10 @@ def load(path: str | os.PathLike, dtype: Any = None, allow_external_data: bool =
     if result.model is None or any(isinstance(v, Const) for _, v in result.outputs):
         raise OnnxImportError(f"{show(str(path))}: the graph has no input that its outputs "
                               f"depend on; there is no model to run")
+    if batch_first and not result.batch_first:
+        raise OnnxImportError(
+            f"{show(str(path))}: axis 0 of the graph's inputs and outputs is not one batch "
+            f"axis (a time-major recurrent input (T, N, F), say), so predict() and fit(), "
+            f"which split the data along axis 0, would mix samples; load(path, "
+            f"batch_first=False) imports it for model.forward(x) on whole arrays")
     return result.model

@@ -10,4 +10,4 @@ SUPPORTED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Globa
              "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNormalization",
              "LRN", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
              "Unsqueeze", "Pad", "Identity", "Constant", "ConstantOfShape", "Shape", "Gather",
-             "RNN", "LSTM", "GRU")
+             "RNN", "LSTM", "GRU", "ReduceSum", "ReduceMean")

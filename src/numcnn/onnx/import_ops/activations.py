@@ -1,5 +1,6 @@
-"""Activations, softmax, normalisation and dropout: ``Relu``, ``LeakyRelu``, ``Sigmoid``,
-``Tanh``, ``Softmax``, ``LogSoftmax``, ``BatchNormalization``, ``LRN``, ``Dropout``.
+"""Activations, softmax, normalisation, dropout and sums: ``Relu``, ``LeakyRelu``,
+``Sigmoid``, ``Tanh``, ``Softmax``, ``LogSoftmax``, ``BatchNormalization``, ``LRN``,
+``Dropout``, ``ReduceSum``, ``ReduceMean``.
 
 Each is numcnn's own layer where one computes it (``ReLU``, ``Softmax`` over the features of
 an (N, K) input, ``BatchNorm2D``, ``LocalResponseNorm``, ``Dropout``); softmax over another
@@ -23,6 +24,7 @@ from ...layers import (
     LeakyReLU,
     LocalResponseNorm,
     Moments,
+    Reduce,
     ReLU,
     Sigmoid,
     Softmax,
@@ -30,7 +32,7 @@ from ...layers import (
     TensorReshape,
 )
 from ..importer import Context
-from .common import as_float, converter
+from .common import as_float, converter, folder
 from .dense import arithmetic
 
 
@@ -85,8 +87,12 @@ def batch_norm(ctx: Context, node: Any) -> list:
     if C is None or any(a.shape != (C,) for a in (scale, bias, mean, var)):
         raise ctx.fail(node, f"scale, B, mean and var must have shape (C,) for the input's "
                              f"{C} channels")
-    if not (0.0 <= momentum <= 1.0) or eps <= 0:
-        raise ctx.fail(node, f"momentum {momentum} must be in [0, 1] and epsilon {eps} positive")
+    if not (0.0 <= momentum <= 1.0) or eps < 0:
+        raise ctx.fail(node, f"momentum {momentum} must be in [0, 1] and epsilon {eps} "
+                             f"non-negative")
+    # ε = 0 (an exporter that folded ε into the variance, as numcnn's does for float64):
+    # numcnn's BatchNorm needs ε > 0; the smallest normal float keeps inference exact
+    eps = eps or float(np.finfo(ctx.dtype).tiny)
     if training:
         return _batch_norm_training(ctx, node, x, scale, bias, mean, var, eps, momentum)
     params = {"gamma": scale, "beta": bias}
@@ -162,7 +168,7 @@ def _batch_norm_training(ctx: Context, node: Any, x: Any, scale: np.ndarray,
     C = x.shape[0]
     axes = (0,) + tuple(range(2, x.rank))
     shape = (C,) + (1,) * (x.rank - 2)
-    mu, sigma2 = ctx.apply(Moments(axes), x, node, rank=[x.rank, x.rank], batch0=False,
+    mu, sigma2 = ctx.apply(Moments(axes), x, node, rank=[x.rank, x.rank], baxis=None,
                            suffix="_moments")
     xc = arithmetic(ctx, node, "sub", x, mu, "_center")
     inv = arithmetic(ctx, node, "pow", arithmetic(ctx, node, "add", sigma2, np.asarray(eps),
@@ -174,8 +180,53 @@ def _batch_norm_training(ctx: Context, node: Any, x: Any, scale: np.ndarray,
     for k, (stat, old) in enumerate(((mu, mean), (sigma2, var))):
         if len(node.output) <= k + 1 or not node.output[k + 1]:
             break
-        flat = ctx.apply(TensorReshape((C,)), stat, node, rank=1, batch0=False,
+        flat = ctx.apply(TensorReshape((C,)), stat, node, rank=1, baxis=None,
                          suffix=f"_stat{k}")[0]
         new = arithmetic(ctx, node, "mul", flat, np.asarray(1.0 - momentum), f"_new{k}")
         outs.append(arithmetic(ctx, node, "add", new, momentum * old, f"_running{k}"))
     return outs
+
+
+def _reduce_axes(ctx: Context, node: Any, rank: int) -> tuple[list[int], bool]:
+    """The axes (sorted, non-negative) and keepdims of a ReduceSum/ReduceMean node."""
+    attr_until = {"ReduceSum": 13, "ReduceMean": 18}[node.op_type]
+    if ctx.opset < attr_until:
+        axes = ctx.attr(node, "axes", None, "ints")
+    else:
+        v = ctx.const(node, 1, "the axes")
+        axes = None if v is None else [int(a) for a in np.asarray(v).reshape(-1)]
+    keep = bool(ctx.attr(node, "keepdims", 1, "int"))
+    if not axes:
+        if ctx.opset >= attr_until and ctx.attr(node, "noop_with_empty_axes", 0, "int"):
+            return [], keep
+        axes = list(range(rank))
+    out = sorted({a + rank if a < 0 else a for a in axes})
+    if len(out) != len(axes) or out[0] < 0 or out[-1] >= rank:
+        raise ctx.fail(node, f"axes {axes} do not fit rank {rank}")
+    return out, keep
+
+
+@folder("ReduceSum", "ReduceMean")
+def fold_reduce(ctx: Context, node: Any, arrays: list) -> list:
+    a = arrays[0]
+    axes, keep = _reduce_axes(ctx, node, a.ndim)
+    if not axes:
+        return [a]
+    f = np.sum if node.op_type == "ReduceSum" else np.mean
+    return [f(a, axis=tuple(axes), keepdims=keep).astype(a.dtype)]
+
+
+@converter("ReduceSum", "ReduceMean")
+def reduce(ctx: Context, node: Any) -> list:
+    x = ctx.tensor(node, 0)
+    axes, keep = _reduce_axes(ctx, node, max(x.rank, 1))
+    if not axes:
+        return [x]
+    op = "sum" if node.op_type == "ReduceSum" else "mean"
+    rank = x.rank if keep else x.rank - len(axes)
+    b = x.baxis
+    baxis = None if b is None or b in axes else b if keep else b - sum(a < b for a in axes)
+    if rank == 0 or (not keep and len(axes) == x.rank):  # a scalar: kept as shape (1,)
+        y = ctx.apply(Reduce(op, tuple(axes), keepdims=True), x, node, baxis=None)[0]
+        return ctx.apply(TensorReshape((1,)), y, node, rank=0, baxis=None, suffix="_scalar")
+    return ctx.apply(Reduce(op, tuple(axes), keepdims=keep), x, node, rank=rank, baxis=baxis)

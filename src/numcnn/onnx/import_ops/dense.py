@@ -71,22 +71,37 @@ def arithmetic(ctx: Context, node: Any, op: str, a: Any, b: Any, suffix: str = "
         if op in _MERGE and a.rank == b.rank and a.shape == b.shape and \
                 None not in a.shape and not truncate and a.batch0 and a.batch == b.batch:
             return ctx.apply(_MERGE[op](), [a, b], node, rank=rank, suffix=suffix)[0]
-        return ctx.apply(Arithmetic(op, truncate=truncate), [a, b], node, rank=rank,
-                         suffix=suffix)[0]
+        # the batch axis stays where both operands have it (or one, the other not batched)
+        lead = rank - a.rank, rank - b.rank  # broadcasting aligns the last axes
+        pa = None if a.baxis is None else a.baxis + lead[0]
+        pb = None if b.baxis is None else b.baxis + lead[1]
+        baxis = pa if pa is not None and (pb == pa or (pb is None and b.rank <= a.rank)) \
+            else pb if pb is not None and pa is None and a.rank <= b.rank else None
+        out = ctx.apply(Arithmetic(op, truncate=truncate), [a, b], node, rank=rank,
+                        suffix=suffix, baxis=baxis)[0]
+        if baxis is not None and out.baxis is None:  # the batch comes from b
+            out.batch, out.baxis = b.batch, baxis
+        return out
     first = not isinstance(a, Tensor)
     t, c = (b, np.asarray(a)) if first else (a, np.asarray(b))
     truncate = op == "div" and _is_int(t) and c.dtype.kind in "iub"
     rank = max(t.rank, c.ndim)
+    baxis = None if t.baxis is None else t.baxis + rank - t.rank
     c = c.reshape(1) if c.ndim == 0 else c  # a scalar operand is stored as shape (1,)
     layer = Arithmetic(op, constant_shape=c.shape, constant_first=first, truncate=truncate,
                        trainable=trainable)
     return ctx.apply(layer, t, node, {"c": as_float(ctx, node, c, "the constant operand")},
-                     rank=rank, suffix=suffix)[0]
+                     rank=rank, suffix=suffix, baxis=baxis)[0]
 
 
 def _operand(ctx: Context, node: Any, k: int) -> Any:
+    """Input ``k`` as a tensor, or as an array when it is a constant known at import."""
     v = ctx.value(node, k)
-    return v if isinstance(v, Tensor) else v.value
+    if isinstance(v, Tensor):
+        return v
+    if v.source is not None:  # sizes known only at run time (a Fill, a measured Shape)
+        return ctx.materialize(v, node)
+    return v.value
 
 
 @converter("Add", "Sub", "Mul", "Div")
@@ -158,8 +173,11 @@ def matmul(ctx: Context, node: Any, a: Tensor, b: Any, suffix: str = "",
         if a.rank == 2 and B.ndim == 2 and a.shape[0] == B.shape[0]:
             layer = Dense(B.shape[1], use_bias=False, trainable=trainable)
             return ctx.apply(layer, a, node, {"W": B}, suffix=suffix)[0]
+        # every axis of a but its last stays (B of rank ≤ 2 has no batch axes of its own)
+        keep = a.baxis is not None and B.ndim <= 2 and a.baxis < a.rank - 1
         return ctx.apply(MatMul(b_shape=B.shape, trainable=trainable), a, node, {"B": B},
-                         rank=_matmul_rank(a.rank, B.ndim), suffix=suffix)[0]
+                         rank=_matmul_rank(a.rank, B.ndim), suffix=suffix,
+                         baxis=a.baxis if keep else None)[0]
     if a.rank == 1 and b.rank == 1:
         row = ctx.apply(TensorReshape((1, -1)), a, node, suffix=suffix + "_row")[0]
         return ctx.apply(MatMul(), [row, b], node, rank=0, suffix=suffix)[0]

@@ -90,8 +90,13 @@ def recurrent(ctx: Context, node: Any) -> list:
         inputs=roles, outputs=wanted)
     ins = [x] + extra
     ranks = [4 if n == "Y" else 3 for n in wanted]
-    outs = ctx.apply(layer, ins if extra else x, node, params, rank=ranks,
-                     batch0=layout == 1)
+    if layout == 1 and x.baxis == 0:  # (N, T, F) in: (N, T, D, H) and (N, D, H) out
+        baxes: list = [0] * len(wanted)
+    elif layout == 0 and x.baxis == 1:  # (T, N, F) in: (T, D, N, H) and (D, N, H) out
+        baxes = [2 if n == "Y" else 1 for n in wanted]
+    else:
+        baxes = [None] * len(wanted)
+    outs = ctx.apply(layer, ins if extra else x, node, params, rank=ranks, baxis=baxes)
     by_name = dict(zip(wanted, outs))
     return [by_name.get(n) for n in names[:len(node.output)]]
 

@@ -33,7 +33,7 @@ from ...layers import (
     Unsqueeze,
 )
 from ..import_checks import DTYPES
-from ..importer import BATCH, UNKNOWN, Const, Context, Tensor, _has_placeholder
+from ..importer import Const, Context, Tensor, _has_placeholder
 from .common import converter, folder
 
 
@@ -61,7 +61,7 @@ def _norm(ctx: Context, node: Any, axes: list[int], rank: int) -> list[int]:
 
 
 def _alias(t: Tensor, rank: int) -> Tensor:
-    return Tensor(t.sym, rank, t.batch, t.etype)
+    return Tensor(t.sym, rank, t.batch, t.etype, t.baxis if rank else None)
 
 
 # ------------------------------------------------------------------------- constants
@@ -84,15 +84,17 @@ def constant_of_shape(ctx: Context, node: Any, arrays: list) -> list:
     value = ctx.attr(node, "value", np.zeros(1, np.float32), "tensor")
     if value.size != 1:
         raise ctx.fail(node, f"value must hold one element; received {value.size}")
-    if BATCH in shape and ctx.batch_ref is not None and shape.count(BATCH) == 1 and all(
-            d >= 0 or d == BATCH for d in shape):
-        # the batch size, known at run time: torch.zeros(2, x.size(0), H)
+    places = [ctx.decode(d) for d in shape]
+    refs = {id(p[0].sym): p[0] for p in places if p is not None}
+    if len(refs) == 1 and all(d >= 0 or p is not None for d, p in zip(shape, places)):
+        # sizes known at run time, as torch.zeros(2, x.size(0), H): a Fill layer on x
+        ref = next(iter(refs.values()))
+        fill = [d if p is None else -(p[1] + 1) for d, p in zip(shape, places)]
         v = value.reshape(-1)[0]
-        return [Const(np.zeros(0, value.dtype), "folded",
-                      source=("fill", shape, float(v), ctx.batch_ref))]
+        return [Const(np.zeros(0, value.dtype), "folded", source=("fill", fill, float(v), ref))]
     if any(d < 0 for d in shape):
-        raise ctx.fail(node, "the shape depends on sizes known only at run time: "
-                             f"{[d if d >= 0 else '?' for d in shape]}")
+        raise ctx.fail(node, "the shape depends on sizes known only at run time, of more than "
+                             f"one tensor: {[d if d >= 0 else '?' for d in shape]}")
     if np.prod(shape, dtype=float) * value.itemsize > ctx.budget:
         raise ctx.fail(node, f"the shape {shape} is larger than the budget")
     return [np.full(shape, value.reshape(-1)[0], dtype=value.dtype)]
@@ -108,12 +110,12 @@ def identity(ctx: Context, node: Any) -> list:
     return [ctx.value(node, 0)]
 
 
-def _dims(t: Tensor) -> list[int]:
-    """A tensor's sizes as known at import: the placeholders for the batch and the free."""
+def _dims(ctx: Context, t: Tensor) -> list[int]:
+    """A tensor's sizes as known at import: placeholders for axis 0 and the free sizes."""
     if t.rank == 0:
         return []
-    return [BATCH if t.batch0 else UNKNOWN] + [UNKNOWN if d is None else int(d)
-                                               for d in t.shape]
+    return [ctx.placeholder(t, 0)] + [ctx.placeholder(t, a + 1) if d is None else int(d)
+                                      for a, d in enumerate(t.shape)]
 
 
 def _shape_slice(ctx: Context, node: Any) -> slice:
@@ -131,9 +133,7 @@ def shape_fold(ctx: Context, node: Any, arrays: list) -> list:
 def shape(ctx: Context, node: Any) -> list:
     t = ctx.tensor(node, 0)
     sl = _shape_slice(ctx, node)
-    dims = np.array(_dims(t), dtype=np.int64)[sl]
-    if t.batch0 and ctx.batch_ref is None:
-        ctx.batch_ref = t
+    dims = np.array(_dims(ctx, t), dtype=np.int64)[sl]
     return [Const(dims, "folded", source=(t, sl.start or 0, sl.stop))]
 
 
@@ -156,7 +156,7 @@ def cast_tensor(ctx: Context, node: Any) -> list:
         raise ctx.fail(node, "cast to an unsupported element type")
     if np.dtype(to).kind != "f" and t.etype.kind == "f":
         raise ctx.fail(node, "a cast from floats to integers inside the graph is not supported")
-    return [Tensor(t.sym, t.rank, t.batch, to)]  # numcnn carries every type in its float
+    return [Tensor(t.sym, t.rank, t.batch, to, t.baxis)]  # numcnn carries every type in float
 
 
 @folder("Gather")
@@ -182,8 +182,10 @@ def gather(ctx: Context, node: Any) -> list:
     axis = axis + r if axis < 0 else axis
     rank = x.rank - 1 + idx.ndim
     if rank == 0:  # one element of a vector: kept as shape (1,)
-        return ctx.apply(Gather(idx.reshape(1), axis), x, node, rank=0, batch0=False)
-    return ctx.apply(Gather(idx, axis), x, node, rank=rank)
+        return ctx.apply(Gather(idx.reshape(1), axis), x, node, rank=0, baxis=None)
+    b = x.baxis  # axes after the gathered one shift by the indices' rank − 1
+    baxis = None if b is None or b == axis else b if b < axis else b + idx.ndim - 1
+    return ctx.apply(Gather(idx, axis), x, node, rank=rank, baxis=baxis)
 
 
 @folder("Slice")
@@ -227,11 +229,11 @@ def flatten(ctx: Context, node: Any) -> list:
     if axis == 1:
         return ctx.apply(Flatten(), x, node, rank=2)
     if axis == 0:
-        return ctx.apply(TensorReshape((1, -1)), x, node, rank=2, batch0=False)
+        return ctx.apply(TensorReshape((1, -1)), x, node, rank=2, baxis=None)
     tail = x.shape[axis - 1:]
     if None in tail:
         raise ctx.fail(node, f"flattening from axis {axis} needs the sizes {tail} to be known")
-    return ctx.apply(TensorReshape((-1, int(np.prod(tail)))), x, node, rank=2, batch0=False)
+    return ctx.apply(TensorReshape((-1, int(np.prod(tail)))), x, node, rank=2, baxis=None)
 
 
 def _reshape_target(ctx: Context, node: Any) -> list[int]:
@@ -257,19 +259,31 @@ def reshape(ctx: Context, node: Any) -> list:
     x = ctx.tensor(node, 0)
     shape = _reshape_target(ctx, node)
     allowzero = bool(ctx.opset >= 14 and ctx.attr(node, "allowzero", 0, "int"))
-    if shape and shape[0] == BATCH and x.batch0:
-        shape[0] = 0  # x.size(0): keep the batch axis
-    if any(d <= BATCH for d in shape):
-        raise ctx.fail(node, "the target shape depends on sizes known only at run time")
+    for k, d in enumerate(shape):
+        p = ctx.decode(d)
+        if p is None:
+            continue
+        t, axis = p  # a size of some tensor, x.size(k): copy x's axis k where it is that
+        same = t.sym is x.sym or (axis == 0 and t.batch0 and t.batch == x.batch)
+        if same and axis == k and not (ctx.opset >= 14 and ctx.attr(node, "allowzero", 0)):
+            shape[k] = 0
+        else:
+            raise ctx.fail(node, "the target shape depends on sizes known only at run time "
+                                 f"(entry {k})")
     if not shape:
-        return ctx.apply(TensorReshape((1,)), x, node, rank=0, batch0=False)
+        return ctx.apply(TensorReshape((1,)), x, node, rank=0, baxis=None)
+    # the batch axis survives when it and every axis before it are copied (0 entries)
+    b = x.baxis
+    baxis = b if b is not None and not allowzero and len(shape) > b and all(
+        d == 0 for d in shape[:b + 1]) else None
     if shape[0] == 0 and not allowzero and x.rank >= 1:
         rest = [x.shape[k] if d == 0 and k < len(x.shape) else d
                 for k, d in enumerate(shape[1:])]
         if all(d is not None and (d > 0 or d == -1) for d in rest) and rest.count(-1) <= 1 \
                 and rest:
-            return ctx.apply(Reshape(tuple(rest)), x, node, rank=len(shape))
-    return ctx.apply(TensorReshape(tuple(shape), allowzero), x, node, rank=len(shape))
+            return ctx.apply(Reshape(tuple(rest)), x, node, rank=len(shape), baxis=baxis)
+    return ctx.apply(TensorReshape(tuple(shape), allowzero), x, node, rank=len(shape),
+                     baxis=baxis)
 
 
 @folder("Transpose")
@@ -286,9 +300,10 @@ def transpose(ctx: Context, node: Any) -> list:
         raise ctx.fail(node, f"perm {perm} is not a permutation of the {x.rank} axes")
     if x.rank <= 1 or perm == sorted(perm):
         return [x]
+    baxis = None if x.baxis is None else perm.index(x.baxis)  # where the batch axis goes
     if perm[0] == 0:
-        return ctx.apply(Permute(tuple(perm[1:])), x, node)
-    return ctx.apply(Transpose(tuple(perm)), x, node)
+        return ctx.apply(Permute(tuple(perm[1:])), x, node, baxis=baxis)
+    return ctx.apply(Transpose(tuple(perm)), x, node, baxis=baxis)
 
 
 @folder("Concat")
@@ -313,9 +328,11 @@ def concat(ctx: Context, node: Any) -> list:
         raise ctx.fail(node, f"axis {axis} does not fit rank {rank}")
     if len(ts) == 1:
         return [ts[0]]
-    if axis >= 1:
-        return ctx.apply(Concatenate(axis), ts, node, rank=rank)
-    return ctx.apply(TensorConcat(0), ts, node, rank=rank, batch0=False)
+    same = len({(t.batch, t.baxis) for t in ts}) == 1 and ts[0].baxis not in (None, axis)
+    baxis = ts[0].baxis if same else None
+    if axis >= 1 and all(t.batch0 for t in ts):
+        return ctx.apply(Concatenate(axis), ts, node, rank=rank, baxis=baxis)
+    return ctx.apply(TensorConcat(axis), ts, node, rank=rank, baxis=baxis)
 
 
 @folder("Squeeze")
@@ -340,8 +357,10 @@ def squeeze(ctx: Context, node: Any) -> list:
     if rank == 0:  # down to a scalar: keep one axis of size 1
         if x.rank == 1:
             return [_alias(x, 0)]
-        return ctx.apply(Squeeze(tuple(axes[1:])), x, node, rank=0, batch0=False)
-    return ctx.apply(Squeeze(tuple(axes)), x, node, rank=rank)
+        return ctx.apply(Squeeze(tuple(axes[1:])), x, node, rank=0, baxis=None)
+    b = x.baxis
+    baxis = None if b is None or b in axes else b - sum(a < b for a in axes)
+    return ctx.apply(Squeeze(tuple(axes)), x, node, rank=rank, baxis=baxis)
 
 
 @folder("Unsqueeze")
@@ -366,8 +385,12 @@ def unsqueeze(ctx: Context, node: Any) -> list:
     if x.rank == 0:  # a scalar, carried as (1,): already one axis of size 1
         if rank == 1:
             return [_alias(x, 1)]
-        return ctx.apply(TensorReshape((1,) * rank), x, node, rank=rank, batch0=False)
-    return ctx.apply(Unsqueeze(tuple(axes)), x, node, rank=rank)
+        return ctx.apply(TensorReshape((1,) * rank), x, node, rank=rank, baxis=None)
+    baxis = x.baxis
+    if baxis is not None:  # the input's axes keep their order among the new ones
+        kept = [a for a in range(rank) if a not in axes]
+        baxis = kept[baxis]
+    return ctx.apply(Unsqueeze(tuple(axes)), x, node, rank=rank, baxis=baxis)
 
 
 def _pad_args(ctx: Context, node: Any, rank: int) -> tuple[list[int], str, float]:
