@@ -218,7 +218,7 @@ class LayerContext:
 
     def reduce(self, op_type: str, x: str, axes: list[int], keepdims: bool,
                out: Any = None) -> str:
-        """``ReduceSum``/``ReduceMax``/``ReduceMean`` over ``axes``."""
+        """``ReduceSum``/``ReduceMean``/``ReduceMax``/``ReduceMin`` over ``axes``."""
         as_input = self.opset >= (13 if op_type == "ReduceSum" else 18)
         if as_input:
             return self.op(op_type, [x, self.ints(axes, "axes")], out, keepdims=int(keepdims))

@@ -21,6 +21,7 @@ from ...layers import (
     MatMul,
     Moments,
     PadND,
+    Reduce,
     ShapeOf,
     SparsityPenalty,
     Squeeze,
@@ -259,6 +260,13 @@ def moments(ctx: LayerContext) -> None:
     if "var" in names:
         xc = ctx.op("Sub", [ctx.inputs[0], mean])
         ctx.reduce("ReduceMean", ctx.op("Mul", [xc, xc]), axes, True, names["var"])
+
+
+@register(Reduce, ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"))
+def reduce(ctx: LayerContext) -> None:
+    layer = ctx.layer
+    axes = sorted(_positive(layer.axes, _rank(ctx)))
+    ctx.reduce("Reduce" + layer.op.capitalize(), ctx.inputs[0], axes, layer.keepdims, ctx.out)
 
 
 def _identity(ctx: LayerContext) -> None:
