@@ -22,7 +22,7 @@ import pytest
 import numcnn
 from numcnn.layers import deserialize, serialize
 from numcnn.onnx.converters import MIN_OPSET, ExportError
-from numcnn.onnx.export import supported_opsets, to_onnx
+from numcnn.onnx.exporter import supported_opsets, to_onnx
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

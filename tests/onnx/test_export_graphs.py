@@ -29,7 +29,7 @@ from numcnn.layers import (
 )
 from numcnn.models import lenet5, lenet5_1998
 from numcnn.onnx.converters import DEFAULT_OPSET, ExportError
-from numcnn.onnx.export import export, supported_opsets, to_onnx
+from numcnn.onnx.exporter import export, supported_opsets, to_onnx
 
 
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_exclude"])
@@ -204,9 +204,9 @@ def test_bad_arguments_say_what_was_expected(tmp_path):
 
 
 def test_the_package_function_stays_callable():
-    """Importing ``numcnn.onnx.export`` (the module) must not hide the function."""
+    """Importing the exporter module must not hide the function ``numcnn.onnx.export``."""
     import numcnn.onnx
-    import numcnn.onnx.export as module
+    import numcnn.onnx.exporter as module
 
-    assert numcnn.onnx.export is module or callable(numcnn.onnx.export)
-    assert callable(numcnn.onnx.export)
+    assert numcnn.onnx.export is not module and callable(numcnn.onnx.export)
+    assert numcnn.onnx.exporter is module

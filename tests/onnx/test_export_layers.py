@@ -13,7 +13,7 @@ import numcnn
 from layer_examples import LAYER_EXAMPLES
 from numcnn.layers import LAYERS, Input
 from numcnn.onnx.converters import CONVERTERS, ExportError, converters
-from numcnn.onnx.export import to_onnx
+from numcnn.onnx.exporter import to_onnx
 
 #: layers that are not converted as such: the graph's inputs, and models (written inline)
 NOT_CONVERTED = {"InputLayer", "Model", "Sequential"}

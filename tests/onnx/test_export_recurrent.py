@@ -23,7 +23,7 @@ from numcnn.layers import (
     TimeDistributed,
 )
 from numcnn.onnx.converters import ExportError
-from numcnn.onnx.export import to_onnx
+from numcnn.onnx.exporter import to_onnx
 
 T, F, H = 5, 3, 4
 CELLS = {"rnn": lambda **kw: SimpleRNN(H, **kw),

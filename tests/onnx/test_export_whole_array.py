@@ -12,7 +12,7 @@ from export_harness import check_model, infer, normal_inputs, run_onnx
 import numcnn
 from numcnn.layers import Dense, Input, PadND, PoolND, RecurrentOp, ReLU
 from numcnn.layers.tied import DenseTranspose
-from numcnn.onnx.export import to_onnx
+from numcnn.onnx.exporter import to_onnx
 
 T, F, H = 5, 3, 4
 

@@ -61,7 +61,7 @@ def test_zoo_network_in_onnxruntime(label, name, kwargs, shape, how):
     randomise_statistics(model, 1)
     opsets = how["opsets"]
     if opsets == (None,):
-        from numcnn.onnx.export import supported_opsets
+        from numcnn.onnx.exporter import supported_opsets
 
         opsets = (supported_opsets()[-1],)
     scale = 255.0 if name == "lenet5-1998" else 1.0  # LeCun's model takes grey levels

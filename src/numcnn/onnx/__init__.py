@@ -14,8 +14,8 @@ __all__ = ["export", "load", "backend"]
 
 
 def export(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`numcnn.onnx.export.export`."""
-    from .export import export as _export
+    """See :func:`numcnn.onnx.exporter.export`."""
+    from .exporter import export as _export
     return _export(*args, **kwargs)
 
 

@@ -1,5 +1,5 @@
 """``numcnn export model.npz model.onnx [--opset N] [--fixed-batch]``: a saved model as an ONNX
-file (:func:`numcnn.onnx.export.export`).
+file (:func:`numcnn.onnx.exporter.export`).
 
     numcnn export model.npz model.onnx               # opset 17, free batch size
     numcnn export model.npz model.onnx --opset 9     # for an old runtime
@@ -51,7 +51,7 @@ def _shape(t: Any, batch: str) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..io import load_model
-    from .export import check_opset, export
+    from .exporter import check_opset, export
 
     out = check_output_file(args.output, "the ONNX file")
     if os.path.exists(args.path) and out.exists() and os.path.samefile(args.path, out):

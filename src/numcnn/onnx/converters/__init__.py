@@ -14,7 +14,7 @@ is refused rather than exported as a ``Conv``. Anything a converter cannot expre
 :class:`ExportError` naming the layer and the reason — never a silently different graph.
 
 Nothing here imports the ``onnx`` package: converters produce plain Python records, which
-:mod:`numcnn.onnx.export` turns into protobuf at the end.
+:mod:`numcnn.onnx.exporter` turns into protobuf at the end.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a converter writes into: the graph being built, and the context of one layer call.
 
 :class:`GraphBuilder` collects nodes and initializers as plain Python records (the ``onnx``
-package is imported only by :mod:`numcnn.onnx.export`, which turns them into protobuf). It
+package is imported only by :mod:`numcnn.onnx.exporter`, which turns them into protobuf). It
 keeps value names and node names unique. :class:`LayerContext` is what a converter sees: the
 layer, its input value names and per-sample shapes, the names its outputs must take, and
 helpers that hide how operators changed between opsets — ``Unsqueeze``'s axes became an

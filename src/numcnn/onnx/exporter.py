@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -251,16 +249,6 @@ def export(model: Any, path: str | os.PathLike, opset: int | None = None,
     _check(data, model.display_name)
     return atomic_write(path, lambda f: f.write(data), "the ONNX file")
 
-
-class _CallableModule(types.ModuleType):
-    """``numcnn.onnx.export`` is both this module and the function: importing the module
-    makes it the package's ``export`` attribute, so the module calls the function."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Path:
-        return export(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "ExportError", "check_opset", "export",
            "supported_opsets", "to_onnx"]
