@@ -276,6 +276,11 @@ def reshape(ctx: Context, node: Any) -> list:
     b = x.baxis
     baxis = b if b is not None and not allowzero and len(shape) > b and all(
         d == 0 for d in shape[:b + 1]) else None
+    rest_known = None not in x.shape and all(d > 0 for d in shape[1:])
+    if shape[0] == -1 and x.baxis == 0 and rest_known and shape[1:] and \
+            int(np.prod(shape[1:])) == int(np.prod(x.shape)):
+        # (-1, 3456) from an exporter that wrote the sizes out: −1 is the batch
+        return ctx.apply(Reshape(tuple(shape[1:])), x, node, rank=len(shape), baxis=0)
     if shape[0] == 0 and not allowzero and x.rank >= 1:
         rest = [x.shape[k] if d == 0 and k < len(x.shape) else d
                 for k, d in enumerate(shape[1:])]
