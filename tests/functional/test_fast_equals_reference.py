@@ -509,3 +509,30 @@ def test_max_pool_1x1_window_routes_every_gradient_like_reference(relu):
         dxF = FP.max_pool2d_backward(in_layout(dy, layout), cF, relu=relu)
         np.testing.assert_array_equal(dxF, RP.max_pool2d_backward(dy, cR, relu=relu))
         assert memory_order(dxF) == LAYOUTS[layout]
+
+
+@pytest.mark.parametrize("relu", ["grad", "forward"])
+@pytest.mark.parametrize("mode", ["one", "rows", "fields", "whole"])
+def test_conv_fused_relu_equals_reference_then_relu(mode, relu, monkeypatch):
+    """A ReLU fused into the convolution (applied to each output block while in cache):
+    ``max(y, 0)`` forward; with ``"grad"`` the backward pass applies ``1[y > 0]`` first."""
+    if mode == "whole":
+        N, C, H, W, F, k, stride, pads = WHOLE_CASES["padded"]
+    else:
+        N, C, H, W, F, k, stride, pads = CONV_CASES["many-maps-pad1"]
+        Ho, Wo, K = _conv_shapes(N, C, H, W, F, k, stride, pads)
+        _set_blocks(monkeypatch, mode, K, Wo, N, 8)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((N, C, H, W))
+    Wt = rng.standard_normal((F, C) + k)
+    b = rng.standard_normal(F)
+    y, cache = FC.conv2d_forward(in_layout(x, "chwn"), Wt, b, stride, pads, Workspace(),
+                                 relu=relu)
+    yR, cR = RC.conv2d_forward(x, Wt, b, stride, pads)
+    assert (yR < 0).any()
+    assert_close64(y, np.maximum(yR, 0), "y")
+    dy = rng.standard_normal(yR.shape)
+    got = FC.conv2d_backward(in_layout(dy, "chwn"), cache)
+    ref = RC.conv2d_backward(dy * (yR > 0) if relu == "grad" else dy, cR)
+    for name, a, r in zip(("dx", "dW", "db"), got, ref):
+        assert_close64(a, r, name)

@@ -91,3 +91,39 @@ def test_batch_norm_fast_refuses_one_value_per_channel_in_training():
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         FN.batch_norm_forward(np.ones((1, 3, 1, 1)), np.ones(3), np.zeros(3), np.zeros(3),
                               np.ones(3), True)
+
+
+@pytest.mark.parametrize("relu", ["grad", "forward", None])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("layout", ["chwn", "nchw"])
+@pytest.mark.parametrize("blocks", ["one-channel", "all"])
+def test_batch_norm_blocks_and_fused_relu_equal_reference_then_relu(blocks, layout, training,
+                                                                     relu, monkeypatch):
+    """Channel rows processed a block at a time (one channel per block, or all at once), and
+    a fused ReLU: ``max(y, 0)`` forward; with ``"grad"`` the gradient of that (``1[y > 0]``
+    applied first), with ``"forward"`` the plain BatchNorm gradient (a max pooling applies
+    the derivative). Against the reference BatchNorm followed by the reference ReLU."""
+    if blocks == "one-channel":
+        monkeypatch.setattr(FN, "CHUNK_BYTES", 1)
+    rng = np.random.default_rng(7)
+    shape = (6, 5, 4, 3)
+    x = rng.standard_normal(shape) * 2 + 0.3
+    dy = rng.standard_normal(shape)
+    g, b = rng.standard_normal(5), rng.standard_normal(5)
+    rm, rv = rng.standard_normal(5), rng.random(5) + 0.5
+    order = ORDERS[layout]
+    rm1, rv1 = rm.copy(), rv.copy()
+    y, cache = FN.batch_norm_forward(_stored(x, order), g, b, rm1, rv1, training, 0.1, 1e-5,
+                                     Workspace(), relu)
+    yr, cr = RN.batch_norm_forward(x, g, b, rm.copy(), rv.copy(), training, 0.1, 1e-5)
+    dyr = dy * (yr > 0) if relu == "grad" else dy
+    ref = RN.batch_norm_backward(dyr, cr, True)
+    if relu:
+        yr = np.maximum(yr, 0)
+    np.testing.assert_allclose(y, yr, rtol=1e-12, atol=1e-12)
+    assert memory_order(y) == memory_order(_stored(x, order))
+    got = FN.batch_norm_backward(_stored(dy, order), cache, True, Workspace())
+    for k, (a, r) in enumerate(zip(got, ref)):
+        np.testing.assert_allclose(a, r, rtol=1e-11, atol=1e-12, err_msg=str(k))
+    if relu == "grad":
+        assert (yr == 0).any() and (got[0] != RN.batch_norm_backward(dy, cr, True)[0]).any()

@@ -96,7 +96,9 @@ def inception_torch(x, p):
 
 def test_inception_block_with_a_relu_feeding_pool_and_conv_branches():
     model = inception()
-    assert model.fusions == []  # the ReLU output has four readers: no fusion
+    # the ReLU output r has four readers: not fused with the pooling; each ReLU is its
+    # convolution's only reader: the convolution rectifies its output
+    assert model.fusions == [("stem", "r"), ("b3x3_reduce", "relu")]
     x = np.random.default_rng(0).standard_normal((4, 3, 8, 8))
     run_both(model, inception_torch, x)
     text = model.summary(print_fn=lambda s: None)
@@ -124,8 +126,14 @@ def residual_torch(x, p):
 
 def test_residual_block_adds_into_an_earlier_activation():
     model = residual()
-    # the last ReLU feeds only the pooling: fused; h has two readers: not fused
-    assert model.fusions == [("relu_1", "maxpool2d")]
+    # the last ReLU feeds only the pooling: fused; h has two readers: not fused with a
+    # pooling, but c0 alone feeds h (and c1 its ReLU): they rectify their outputs; the Add
+    # alone feeds the last ReLU: it rectifies its output (the pooling masks the gradient)
+    assert model.fusions == [("relu_1", "maxpool2d"), ("c0", "h"), ("c1", "relu"),
+                             ("skip", "relu_1")]
+    assert [m for m in model._marks if m] == ["relu_after", "relu_fused", "relu_after",
+                                              "relu_fused", "relu_fwd", "relu_fused",
+                                              "relu_in"]
     x = np.random.default_rng(1).standard_normal((3, 2, 6, 6))
     run_both(model, residual_torch, x)
 

@@ -78,19 +78,29 @@ def _fast() -> bool:
 def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
                    stride: tuple[int, int] = (1, 1),
                    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-                   ws: Workspace | None = None, groups: int = 1) -> tuple[np.ndarray, dict]:
+                   ws: Workspace | None = None, groups: int = 1,
+                   relu: str | None = None) -> tuple[np.ndarray, dict]:
     """:func:`numcnn.functional.conv.conv2d_forward` or its fast version (``ws`` used by the
-    fast path only); ``groups`` splits maps and kernels into that many groups."""
+    fast path only); ``groups`` splits maps and kernels into that many groups. ``relu``
+    (``"grad"`` or ``"forward"``) returns ``max(y, 0)``: a ReLU fused by a graph pass; with
+    ``"grad"`` the backward pass expects the gradient of that and applies ``1[y > 0]``."""
     if _fast():
-        return fast_conv.conv2d_forward(x, W, b, stride, pads, ws, groups)
-    return ref_conv.conv2d_forward(x, W, b, stride, pads, groups)
+        return fast_conv.conv2d_forward(x, W, b, stride, pads, ws, groups, relu)
+    y, cache = ref_conv.conv2d_forward(x, W, b, stride, pads, groups)
+    if relu:
+        y = ref_act.relu_forward(y)[0]
+        cache["relu_y"] = y if relu == "grad" else None
+    return y, cache
 
 
 def conv2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = True, need_dW: bool = True,
                     need_db: bool = True):
     """The backward pass of the path that made ``cache``: ``(dx, dW, db)``."""
-    mod = fast_conv if cache["kernel"] == "fast" else ref_conv
-    return mod.conv2d_backward(dy, cache, need_dx, need_dW, need_db)
+    if cache["kernel"] == "fast":
+        return fast_conv.conv2d_backward(dy, cache, need_dx, need_dW, need_db)
+    if cache.get("relu_y") is not None:
+        dy = ref_act.relu_backward(dy, cache["relu_y"])
+    return ref_conv.conv2d_backward(dy, cache, need_dx, need_dW, need_db)
 
 
 def locally_connected2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None,
@@ -114,14 +124,21 @@ def locally_connected2d_backward(dy: np.ndarray, cache: dict, need_dx: bool = Tr
 def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
                        running_mean: np.ndarray, running_var: np.ndarray, training: bool,
                        momentum: float = 0.1, eps: float = 1e-5,
-                       ws: Workspace | None = None) -> tuple[np.ndarray, dict]:
+                       ws: Workspace | None = None,
+                       relu: str | None = None) -> tuple[np.ndarray, dict]:
     """:func:`numcnn.functional.norm.batch_norm_forward` or its fast version (``ws`` used
-    by the fast path only)."""
+    by the fast path only). ``relu`` (``"grad"`` or ``"forward"``) returns ``max(y, 0)``:
+    a ReLU fused by a graph pass; with ``"grad"`` the backward pass expects the gradient of
+    that and applies ``1[y > 0]`` first."""
     if _fast():
         return fast_norm.batch_norm_forward(x, gamma, beta, running_mean, running_var,
-                                            training, momentum, eps, ws)
-    return ref_norm.batch_norm_forward(x, gamma, beta, running_mean, running_var, training,
-                                       momentum, eps)
+                                            training, momentum, eps, ws, relu)
+    y, cache = ref_norm.batch_norm_forward(x, gamma, beta, running_mean, running_var,
+                                           training, momentum, eps)
+    if relu:
+        y = ref_act.relu_forward(y)[0]
+        cache["relu_y"] = y if relu == "grad" else None
+    return y, cache
 
 
 def batch_norm_backward(dy: np.ndarray, cache: dict, need_dx: bool = True,
@@ -129,6 +146,8 @@ def batch_norm_backward(dy: np.ndarray, cache: dict, need_dx: bool = True,
     """The backward pass of the path that made ``cache``: ``(dx, dgamma, dbeta)``."""
     if cache.get("kernel") == "fast":
         return fast_norm.batch_norm_backward(dy, cache, need_dx, ws=ws)
+    if cache.get("relu_y") is not None:
+        dy = ref_act.relu_backward(dy, cache["relu_y"])
     return ref_norm.batch_norm_backward(dy, cache, need_dx)
 
 

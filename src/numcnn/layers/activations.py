@@ -26,6 +26,14 @@ class _Activation(Layer):
         return self._bwd(dy, call.cache)
 
 
+def relu_mode(mark: str | None) -> str | None:
+    """The kernels' ``relu`` argument for the mark a graph pass put on a layer whose output
+    only a ReLU reads (``models/passes.py``): ``"grad"`` (rectify its output, and apply
+    ``1[y > 0]`` to the incoming gradient), ``"forward"`` (rectify only: a max pooling
+    applies the derivative), or None."""
+    return {"relu_after": "grad", "relu_fwd": "forward"}.get(mark or "")
+
+
 @LAYERS.register("ReLU")
 class ReLU(_Activation):
     """``y = max(x, 0)``; ``dx = dy · 1[x > 0]``.
@@ -36,14 +44,18 @@ class ReLU(_Activation):
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
+        if call.fused == "relu_fused":
+            return x  # the Conv2D, BatchNorm or Add before it wrote max(y, 0) already
         y, call.cache = Fn.relu_forward(x, call.ws)
         return y
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
         if not call.need_dx:
             return None
-        if call.fused == "relu_out":
-            return dy  # the MaxPool2D reading this output already applied 1[y > 0]
+        if call.fused in ("relu_out", "relu_fused"):
+            # the MaxPool2D reading this output, or the layer before it, applies 1[y > 0]
+            # itself
+            return dy
         return Fn.relu_backward(dy, call.cache, call.ws)
 
 

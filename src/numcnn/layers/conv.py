@@ -10,6 +10,7 @@ from .. import initializers
 from ..functional import conv2d_backward, conv2d_forward
 from ..functional.conv import connection_mask
 from ..functional.geometry import check_padding, conv_output_hw, pair, resolve_padding
+from .activations import relu_mode
 from .base import LAYERS, Call, Layer
 from .gauss_newton import gauss_newton_rule
 from .node import Shape
@@ -177,8 +178,9 @@ class Conv2D(Layer):
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         pads = self._pads(x.shape[2:])
+        # fused with the ReLU that alone reads the output (models/passes.py): max(y, 0)
         y, cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride,
-                                  pads, call.ws, self.groups)
+                                  pads, call.ws, self.groups, relu_mode(call.fused))
         call.cache = (x, pads, cache)
         return y
 

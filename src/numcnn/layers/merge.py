@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..functional.dispatch import relu_backward
 from ..functional.fast.workspace import memory_order
 from .base import LAYERS, Call, Layer
 from .node import Shape, format_shape
@@ -61,9 +62,15 @@ class Add(_Merge):
         y = np.add(xs[0], xs[1])
         for x in xs[2:]:
             y += x
+        if call.fused in ("relu_after", "relu_fwd"):
+            # fused with the ReLU that alone reads the output (models/passes.py)
+            np.maximum(y, 0, out=y)
+            call.cache = y if call.fused == "relu_after" else None
         return y
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> list:
+        if call.cache is not None:  # the fused ReLU's derivative, once for every input
+            dy = relu_backward(dy, call.cache, call.ws)
         return [dy if self._need(call, k) else None for k in range(len(self.input_shape))]
 
 

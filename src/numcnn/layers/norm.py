@@ -11,6 +11,7 @@ from ..functional.norm import (
     local_response_norm_backward,
     local_response_norm_forward,
 )
+from .activations import relu_mode
 from .base import LAYERS, Call, Layer
 from .node import Shape
 
@@ -93,9 +94,12 @@ class _BatchNorm(Layer):
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         gamma, beta = self._gamma_beta()
+        # fused with the ReLU that alone reads the output (models/passes.py): max(y, 0), and
+        # with "relu_after" the backward pass applies 1[y > 0] to the incoming gradient
         y, call.cache = batch_norm_forward(
             x, gamma, beta, self.buffers["running_mean"], self.buffers["running_var"],
             call.training, self.momentum, self.eps, call.ws,
+            relu=relu_mode(call.fused),
         )
         return y
 

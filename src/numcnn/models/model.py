@@ -30,7 +30,7 @@ from ..layers.base import LAYERS, Call, Layer, deserialize, serialize
 from ..layers.input import InputLayer
 from ..layers.node import SymbolicTensor, format_shape
 from .graph import GradPass, Graph
-from .passes import PASSES
+from .passes import PASSES, VALUE_PASSES
 
 _TRAINER_FACTORY: list[Callable[[Any], Any]] = []
 
@@ -89,6 +89,8 @@ class Model(Layer):
         self.fusions: list[tuple[str, str]] = []
         self._fused: dict[int, str] = {}
         self._marks: list[str | None] = []
+        self._plain_marks: list[str | None] = []
+        self._altered: set[int] = set()
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("Model(inputs, outputs): both are required")
@@ -140,13 +142,20 @@ class Model(Layer):
     def refuse(self) -> None:
         """(Re)apply the graph passes (when ``fuse``) and record what they fused."""
         self._fused, self.fusions = {}, []
+        plain: dict[int, str] = {}  # the marks of the passes that change no stored value
         if self.fuse and self.graph is not None:
-            for run_pass in PASSES.values():
-                marks, pairs = run_pass(self.graph)
+            for name, run_pass in PASSES.items():
+                marks, pairs = run_pass(self.graph, dict(self._fused))
                 self._fused.update(marks)
+                if name not in VALUE_PASSES:
+                    plain.update(marks)
                 self.fusions += [(self.layer_name(a), self.layer_name(b)) for a, b in pairs]
         steps = self.graph.steps if self.graph is not None else []
         self._marks = [self._fused.get(st.index) for st in steps]  # one per step
+        self._plain_marks = [plain.get(st.index) for st in steps]
+        # slots whose stored value a fusion changes: a run keeping one uses the plain marks
+        self._altered = {st.out_slots[0] for st in steps
+                         if self._marks[st.index] in ("relu_after", "relu_fwd")}
 
     def set_fusion(self, fuse: bool) -> None:
         """Switch the graph fusions on or off (``summary()`` lists the fused pairs)."""
@@ -357,8 +366,11 @@ class Model(Layer):
                              f"received {len(xs)}")
         for t, a in zip(self.graph.inputs, xs):
             t.node.layer.check_input(a)
+        marks = self._marks
+        if keep and not self._altered.isdisjoint(keep):
+            marks = self._plain_marks  # the kept values must be each layer's own output
         return self.graph.forward(xs, training, ws or self._ws_root, self._plan(input_grads),
-                                  self._marks, keep=keep, record=record)
+                                  marks, keep=keep, record=record)
 
     def run_backward(self, tape: list[Call], dys: list[np.ndarray | None],
                      input_grads: bool = False, grad_pass: GradPass | None = None,

@@ -154,6 +154,7 @@ def conv2d_forward(
     pads: tuple[int, int, int, int] = (0, 0, 0, 0),
     ws: Workspace | None = None,
     groups: int = 1,
+    relu: str | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Convolution forward pass.
 
@@ -166,6 +167,9 @@ def conv2d_forward(
         ws: the call site's workspace (scratch buffers and outputs re-used across calls of
             the same shape); a throw-away one when None.
         groups: G; kernel ``f`` reads the input maps of its group ``f // (F/G)`` only.
+        relu: ``"grad"`` or ``"forward"``: return ``max(y, 0)``, applied to each block of
+            the output while it is in cache (a ReLU fused by a graph pass); with ``"grad"``
+            the backward pass takes the gradient of that and applies ``1[y > 0]`` first.
 
     Returns:
         ``(y, cache)`` with y of shape (N, F, Ho, Wo), ``Ho = (H + pt + pb − kh) // sh + 1``.
@@ -205,11 +209,12 @@ def conv2d_forward(
     y4 = ws.fresh((F, Ho, Wo, N), np.result_type(x, W))
     cache = {"kernel": "fast", "x": x, "W": W, "x_shape": x.shape, "stride": stride,
              "pads": pads, "ws": ws, "fields": None,
-             "whole": (H + pt + pb, Wd + pl + pr) == (kh, kw), "groups": G}
+             "whole": (H + pt + pb, Wd + pl + pr) == (kh, kw), "groups": G,
+             "relu_y": _nchw(y4) if relu == "grad" else None}
     if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize) and not cache[
             "whole"]:
         fields = _row_fields(x, kh, kw, Wo, stride, pads, ws, G)
-        fields_forward(fields, fields_order(W, G), b, y4, kh, stride[0], G)
+        fields_forward(fields, fields_order(W, G), b, y4, kh, stride[0], G, bool(relu))
         cache["fields"] = True  # rebuilt by the backward pass
         return _nchw(y4), cache
     xp = _padded_input(x, pads, ws)  # (C, Hp, Wp, N)
@@ -219,6 +224,8 @@ def conv2d_forward(
         out = np.matmul(W2, _g(xp.reshape(K, N), G), out=_g(y4.reshape(F, N), G))
         if b is not None:
             out += bias
+        if relu:
+            np.maximum(out, 0, out=out)
         return _nchw(y4), cache
     blocks = _blocks(Ho, Wo, K, N, x.itemsize, F)
     buf = _cols_buffer(blocks, K, N, x.dtype, ws)
@@ -229,6 +236,8 @@ def conv2d_forward(
         out = np.matmul(W2, _g(cols, G), out=_g(_block_view(y4, a, R, q, Q), G))
         if b is not None:
             out += bias  # while the block is still in cache
+        if relu:
+            np.maximum(out, 0, out=out)
     return _nchw(y4), cache  # (N, F, Ho, Wo) view
 
 
@@ -294,7 +303,11 @@ def conv2d_backward(
     Kg = Cg * kh * kw  # one group's im2col rows (K when G == 1)
     Ho, Wo = dy.shape[2:]
     dyc = _hwn(dy)  # (F, Ho, Wo, N)
-    if not dyc.flags.c_contiguous:
+    if cache.get("relu_y") is not None:  # the fused ReLU's derivative, 1[y > 0]
+        mask = np.greater(_hwn(cache["relu_y"]), 0,
+                          out=ws.fresh(dyc.shape, np.bool_))
+        dyc = np.multiply(_hwn(dy), mask, out=ws.fresh(dyc.shape, dy.dtype))
+    elif not dyc.flags.c_contiguous:
         dyc = ws.fresh(dyc.shape, dy.dtype)
         dyc[...] = _hwn(dy)
     dt = np.result_type(dy, W)

@@ -88,10 +88,11 @@ def _stacked_rows(X: np.ndarray, kh: int, sh: int, G: int) -> np.ndarray:
 
 
 def fields_forward(X: np.ndarray, W2: np.ndarray, b: np.ndarray | None, y4: np.ndarray,
-                   kh: int, sh: int, G: int) -> None:
-    """``y[:, a] = W2 · X[a·sh : a·sh + kh]`` for every output row ``a`` (plus the bias),
-    the products batched into as few ``np.matmul`` calls as the bias allows (without one,
-    a single call; with one, chunks of :data:`CHUNK_BYTES` so the bias is added in cache).
+                   kh: int, sh: int, G: int, relu: bool = False) -> None:
+    """``y[:, a] = W2 · X[a·sh : a·sh + kh]`` for every output row ``a`` (plus the bias, then
+    ``max(·, 0)`` with ``relu``), the products batched into as few ``np.matmul`` calls as
+    the epilogue allows (without one, a single call; with one, chunks of
+    :data:`CHUNK_BYTES` so the bias and the ReLU are applied in cache).
 
     ``W2`` is :func:`fields_order`'s matrix, ``y4`` the (F, Ho, Wo, N) output."""
     F, Ho, Wo, N = y4.shape
@@ -99,11 +100,14 @@ def fields_forward(X: np.ndarray, W2: np.ndarray, b: np.ndarray | None, y4: np.n
     out = y4.reshape(F, Ho, Wo * N).transpose(1, 0, 2)  # (Ho, F, Wo·N) view
     if G > 1:
         out = out.reshape(Ho, G, F // G, Wo * N)
-    R = Ho if b is None else max(1, min(Ho, CHUNK_BYTES // (F * Wo * N * y4.itemsize)))
+    plain = b is None and not relu
+    R = Ho if plain else max(1, min(Ho, CHUNK_BYTES // (F * Wo * N * y4.itemsize)))
     for a in range(0, Ho, R):
         o = np.matmul(W2, cols[a : a + R], out=out[a : a + R])
         if b is not None:
             o += b.reshape((G, F // G, 1) if G > 1 else (F, 1))
+        if relu:
+            np.maximum(o, 0, out=o)
 
 
 def fields_weight_grad(X: np.ndarray, dyc: np.ndarray, kh: int, sh: int,
