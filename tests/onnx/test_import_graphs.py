@@ -148,3 +148,37 @@ def test_dtype_follows_the_inputs_or_the_caller(tmp_path):
            [_vi("y", ["N", 2], TensorProto.DOUBLE)], path=tmp_path / "d.onnx")
     assert numcnn.onnx.load(tmp_path / "d.onnx").dtype == np.float64
     assert numcnn.onnx.load(tmp_path / "d.onnx", dtype="float32").dtype == np.float32
+
+
+def lrn_onnx_ref(x, size, alpha, beta, bias):
+    """ONNX's LRN: the window runs from c − ⌊(size − 1)/2⌋ to c + ⌈(size − 1)/2⌉."""
+    C = x.shape[1]
+    out = np.empty_like(x)
+    for c in range(C):
+        lo, hi = max(0, c - (size - 1) // 2), min(C, c + -(-(size - 1) // 2) + 1)
+        s = (x[:, lo:hi] ** 2).sum(axis=1)
+        out[:, c] = x[:, c] / (bias + alpha / size * s) ** beta
+    return out
+
+
+@pytest.mark.parametrize("size", [3, 4])
+def test_lrn_windows_of_both_parities(size, tmp_path):
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=0.3, beta=0.75, bias=2.0)
+    _model([node], [_vi("x", ["N", 6, 2, 2], TensorProto.DOUBLE)],
+           [_vi("y", ["N", 6, 2, 2], TensorProto.DOUBLE)], path=tmp_path / "lrn.onnx")
+    model = numcnn.onnx.load(tmp_path / "lrn.onnx")
+    x = np.random.default_rng(size).standard_normal((3, 6, 2, 2))
+    np.testing.assert_allclose(model.predict(x), lrn_onnx_ref(x, size, 0.3, 0.75, 2.0),
+                               rtol=1e-12)
+
+
+def test_softmax_before_opset_13_flattens_the_trailing_axes(tmp_path):
+    node = helper.make_node("Softmax", ["x"], ["y"], axis=1)
+    _model([node], [_vi("x", ["N", 3, 4], TensorProto.DOUBLE)],
+           [_vi("y", ["N", 3, 4], TensorProto.DOUBLE)], opset=11, path=tmp_path / "s.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    flat = x.reshape(2, 12)
+    ref = np.exp(flat - flat.max(1, keepdims=True))
+    ref = (ref / ref.sum(1, keepdims=True)).reshape(2, 3, 4)
+    np.testing.assert_allclose(numcnn.onnx.load(tmp_path / "s.onnx").predict(x), ref,
+                               rtol=1e-12)

@@ -108,7 +108,7 @@ class Arithmetic(Layer):
     >>> import numpy as np
     >>> layer = Arithmetic("mul", constant_shape=(3, 1, 1))
     >>> layer.build((3, 4, 4)); layer.params["c"][...] = 2
-    >>> layer(np.ones((1, 3, 4, 4), np.float32))[0, 0, 0, 0]
+    >>> float(layer(np.ones((1, 3, 4, 4), np.float32))[0, 0, 0, 0])
     2.0
     """
 

@@ -29,9 +29,6 @@ import numpy as np
 from .import_checks import DTYPES, OnnxImportError, _onnx
 from .importer import Const, Imported, convert
 
-_onnx()
-from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict  # noqa: E402
-
 #: inputs of each operator that numcnn needs as constants (weights, shapes, axes, amounts)
 CONSTANT_SLOTS: dict[str, tuple[int, ...]] = {
     "Conv": (1, 2), "ConvTranspose": (1, 2), "BatchNormalization": (1, 2, 3, 4),
@@ -59,8 +56,9 @@ def constant_inputs(model: Any) -> set[str]:
     return out
 
 
-class NumcnnRep(BackendRep):
-    """A prepared ONNX model: ``run(inputs)`` returns the outputs as a named tuple."""
+class _Rep:
+    """A prepared ONNX model: ``run(inputs)`` returns the outputs as a named tuple (the
+    logic of :class:`NumcnnRep`, which adds ``onnx.backend.base.BackendRep`` as a base)."""
 
     def __init__(self, model: Any, dtype: Any = None):
         self.model = model
@@ -126,6 +124,8 @@ class NumcnnRep(BackendRep):
             if rank == 0:
                 a = a.reshape(())
             results.append(_as_type(np.array(a, order="C"), np.dtype(dt)))
+        from onnx.backend.base import namedtupledict
+
         return namedtupledict("Outputs", self.output_names)(*results)
 
 
@@ -141,15 +141,16 @@ def _as_type(a: np.ndarray, dt: np.dtype) -> np.ndarray:
     return a.astype(dt)
 
 
-class NumcnnBackend(Backend):
-    """The numcnn backend (see the module docstring)."""
+class _Backend:
+    """The numcnn backend (see the module docstring; :class:`NumcnnBackend` adds
+    ``onnx.backend.base.Backend`` as a base)."""
 
     @classmethod
-    def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> NumcnnRep:
+    def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> Any:
         if not cls.supports_device(device):
             raise OnnxImportError(f"numcnn runs on the CPU; received device={device!r}")
-        super().prepare(model, device, **kwargs)
-        return NumcnnRep(model, kwargs.get("dtype"))
+        super().prepare(model, device, **kwargs)  # type: ignore[misc]  # onnx's checks
+        return _classes()[0](model, kwargs.get("dtype"))
 
     @classmethod
     def run_model(cls, model: Any, inputs: Any, device: str = "CPU",
@@ -162,7 +163,7 @@ class NumcnnBackend(Backend):
         """Run one node on ``inputs`` (arrays, in the node's input order)."""
         from onnx import helper
 
-        super().run_node(node, inputs, device, outputs_info, **kwargs)
+        super().run_node(node, inputs, device, outputs_info, **kwargs)  # type: ignore[misc]
         arrays = [np.asarray(a) for a in inputs]
         names = [n for n in node.input if n]
         ins = [helper.make_tensor_value_info(n, _elem(a.dtype), a.shape)
@@ -176,10 +177,12 @@ class NumcnnBackend(Backend):
         opset = kwargs.get("opset_version")
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)] if
                                   opset else None)
-        return NumcnnRep(model, kwargs.get("dtype")).run(arrays)
+        return _classes()[0](model, kwargs.get("dtype")).run(arrays)
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
+        from onnx.backend.base import Device, DeviceType
+
         try:
             return Device(device).type == DeviceType.CPU
         except (AttributeError, ValueError):
@@ -193,8 +196,48 @@ def _elem(dt: np.dtype) -> int:
     raise OnnxImportError(f"element type {dt} is not supported")
 
 
-prepare = NumcnnBackend.prepare
-run_model = NumcnnBackend.run_model
-run_node = NumcnnBackend.run_node
-supports_device = NumcnnBackend.supports_device
-is_compatible = NumcnnBackend.is_compatible
+_CLASSES: list[type] = []
+
+
+def _classes() -> list[type]:
+    """``[NumcnnRep, NumcnnBackend]``: the classes with onnx's bases, made when first
+    needed (importing this module does not import onnx)."""
+    if not _CLASSES:
+        _onnx()
+        from onnx.backend.base import Backend, BackendRep
+
+        _CLASSES[:] = [type("NumcnnRep", (_Rep, BackendRep), {"__module__": __name__}),
+                       type("NumcnnBackend", (_Backend, Backend), {"__module__": __name__})]
+    return _CLASSES
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("NumcnnRep", "NumcnnBackend"):
+        return _classes()[name == "NumcnnBackend"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def prepare(model: Any, device: str = "CPU", **kwargs: Any) -> Any:
+    """Check ``model`` and return its representation, whose ``run(inputs)`` computes it."""
+    return _classes()[1].prepare(model, device, **kwargs)
+
+
+def run_model(model: Any, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple:
+    """``prepare(model).run(inputs)``."""
+    return _classes()[1].run_model(model, inputs, device, **kwargs)
+
+
+def run_node(node: Any, inputs: Any, device: str = "CPU", outputs_info: Any = None,
+             **kwargs: Any) -> tuple:
+    """Run one node on ``inputs`` (arrays in the node's input order)."""
+    return _classes()[1].run_node(node, inputs, device, outputs_info, **kwargs)
+
+
+def supports_device(device: str) -> bool:
+    """True for ``"CPU"``, False for every other device."""
+    return _classes()[1].supports_device(device)
+
+
+def is_compatible(model: Any, device: str = "CPU", **kwargs: Any) -> bool:
+    """True (unsupported operators are reported by ``prepare``, naming them)."""
+    return True

@@ -2,7 +2,7 @@
 registers ``converter(ctx, node) -> values`` (and, for nodes whose inputs are all
 constants, a folder) by operator name."""
 
-from . import activations, conv_pool, dense, recurrent, shapes  # noqa: F401  (registration)
+from . import activations, constants, conv_pool, dense, recurrent, shapes  # noqa: F401
 
 #: the ONNX operators numcnn imports
 SUPPORTED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",

@@ -31,7 +31,7 @@ from ...layers import (
     Tanh,
     TensorReshape,
 )
-from ..importer import Context
+from ..import_values import Context
 from .common import as_float, converter, folder
 from .dense import arithmetic
 

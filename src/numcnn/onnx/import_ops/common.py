@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...functional.window_nd import same_pads
-from ..importer import CONVERTERS, FOLDERS, Context, Tensor
+from ..import_values import CONVERTERS, FOLDERS, Context, Tensor
 
 
 def converter(*ops: str) -> Callable:

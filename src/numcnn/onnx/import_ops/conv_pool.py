@@ -26,7 +26,7 @@ from ...layers import (
     Reshape,
     TensorReshape,
 )
-from ..importer import Context
+from ..import_values import Context
 from .common import as_float, converter, pads_2d, window
 
 

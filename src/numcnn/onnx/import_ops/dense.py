@@ -25,7 +25,7 @@ from ...layers import (
     TensorReshape,
     Transpose,
 )
-from ..importer import Const, Context, Tensor
+from ..import_values import Const, Context, Tensor
 from .common import as_float, converter, folder
 
 _OP = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...layers import RecurrentOp
-from ..importer import Const, Context
+from ..import_values import Const, Context
 from .common import as_float, converter
 
 #: numcnn's gate blocks in terms of ONNX's: new block k is ONNX block ORDER[k]
