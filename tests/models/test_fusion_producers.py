@@ -164,3 +164,57 @@ def test_intermediates_report_each_layers_own_output():
     y = model.predict(x)  # and the fused run after it still gives the same output
     with numcnn.use_kernels("reference"):
         np.testing.assert_allclose(y, model.predict(x), rtol=1e-12, atol=1e-12)
+
+
+def test_predict_folds_batchnorm_into_the_convolution(monkeypatch):
+    """Inference without a tape: the BatchNorm after a convolution it alone reads is folded
+    into the convolution's kernels and bias (no BatchNorm kernel runs); with a tape
+    (``forward``, which a backward pass may follow) it is not."""
+    import numcnn.layers.norm as D
+
+    rng = np.random.default_rng(5)
+    model = block()
+    for n in ("bn1", "bn2"):
+        model.get_layer(n).buffers["running_mean"][...] = rng.standard_normal(4)
+        model.get_layer(n).buffers["running_var"][...] = rng.random(4) + 0.5
+    marks = {model.layer_name(st.layer): m for st, m in zip(model.graph.steps,
+                                                             model._infer_marks)}
+    assert marks["c1"][:3:2] == ("bn_fold", "forward") and marks["bn1"] == "bn_folded"
+    assert marks["c2"] == ("bn_fold", model.get_layer("bn2"), None)
+    calls = []
+    bn = D.batch_norm_forward
+    monkeypatch.setattr(D, "batch_norm_forward", lambda *a, **k: calls.append(1) or bn(*a, **k))
+    x = rng.standard_normal((3, 3, 7, 6))
+    y = model.predict(x)
+    assert calls == []
+    y_tape = model.forward(x)  # records a tape: the BatchNorms run
+    assert len(calls) == 2
+    np.testing.assert_allclose(y, y_tape, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_folded_grouped_conv_with_bias_infers_like_torch(dtype):
+    rng = np.random.default_rng(6)
+    x_in = Input((4, 6, 6), dtype=dtype)
+    h = BatchNorm2D(name="bn")(Conv2D(6, 3, padding=1, groups=2, name="c")(x_in))
+    model = numcnn.Model(x_in, ReLU()(h), seed=0)
+    bn = model.get_layer("bn")
+    bn.params["gamma"][...] = rng.standard_normal(6)
+    bn.params["beta"][...] = rng.standard_normal(6)
+    bn.buffers["running_mean"][...] = rng.standard_normal(6)
+    bn.buffers["running_var"][...] = rng.random(6) + 0.5
+    assert model._infer_marks[0][0] == "bn_fold"
+    x = rng.standard_normal((5, 4, 6, 6)).astype(dtype)
+    y = model.predict(x)
+    c = model.get_layer("c")
+    xt = torch.tensor(x, dtype=torch.float64)
+    with torch.no_grad():
+        z = F.conv2d(xt, torch.tensor(c.params["W"], dtype=torch.float64),
+                     torch.tensor(c.params["b"], dtype=torch.float64), padding=1, groups=2)
+        yt = F.relu(F.batch_norm(z, *(torch.tensor(bn.buffers[k], dtype=torch.float64)
+                                      for k in ("running_mean", "running_var")),
+                                 torch.tensor(bn.params["gamma"], dtype=torch.float64),
+                                 torch.tensor(bn.params["beta"], dtype=torch.float64), False))
+    # float32: a few roundings of the folded kernels and of the sums of 18 products
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, yt.numpy(), **tol)

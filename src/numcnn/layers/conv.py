@@ -178,11 +178,31 @@ class Conv2D(Layer):
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
         pads = self._pads(x.shape[2:])
+        if isinstance(call.fused, tuple) and not call.training:
+            # ("bn_fold", bn, relu): the BatchNorm after it folded in (models/passes.py),
+            # in an inference run that keeps no tape
+            W, b = self._folded(call.fused[1])
+            y, _ = conv2d_forward(x, W, b, self.stride, pads, call.ws, self.groups,
+                                  call.fused[2])
+            return y
         # fused with the ReLU that alone reads the output (models/passes.py): max(y, 0)
         y, cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride,
                                   pads, call.ws, self.groups, relu_mode(call.fused))
         call.cache = (x, pads, cache)
         return y
+
+    def _folded(self, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Kernels and bias with the inference-mode BatchNorm ``bn`` after them folded in:
+        ``s = γ/√(σ² + ε)``, ``W′ = s·W``, ``b′ = s·b + β − μ·s`` (float64, then rounded
+        once to the layer dtype)."""
+        gamma, beta = (np.asarray(a, np.float64) for a in bn._gamma_beta())
+        mu = bn.buffers["running_mean"].astype(np.float64)
+        s = gamma / np.sqrt(bn.buffers["running_var"].astype(np.float64) + bn.eps)
+        b = beta - mu * s
+        if "b" in self.params:
+            b = b + s * self.params["b"]
+        W = self.params["W"].astype(np.float64) * s.reshape(-1, 1, 1, 1)
+        return W.astype(self.dtype), b.astype(self.dtype)
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
         dx, dW, db = conv2d_backward(dy, call.cache[2], need_dx=call.need_dx,

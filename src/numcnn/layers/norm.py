@@ -93,6 +93,8 @@ class _BatchNorm(Layer):
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
+        if call.fused == "bn_folded" and not call.training:
+            return x  # the convolution before it applied this normalisation (inference)
         gamma, beta = self._gamma_beta()
         # fused with the ReLU that alone reads the output (models/passes.py): max(y, 0), and
         # with "relu_after" the backward pass applies 1[y > 0] to the incoming gradient

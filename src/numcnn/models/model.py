@@ -30,7 +30,7 @@ from ..layers.base import LAYERS, Call, Layer, deserialize, serialize
 from ..layers.input import InputLayer
 from ..layers.node import SymbolicTensor, format_shape
 from .graph import GradPass, Graph
-from .passes import PASSES, VALUE_PASSES
+from .passes import INFERENCE_PASSES, PASSES, VALUE_PASSES
 
 _TRAINER_FACTORY: list[Callable[[Any], Any]] = []
 
@@ -90,6 +90,7 @@ class Model(Layer):
         self._fused: dict[int, str] = {}
         self._marks: list[str | None] = []
         self._plain_marks: list[str | None] = []
+        self._infer_marks: list[Any] = []
         self._altered: set[int] = set()
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
@@ -150,12 +151,18 @@ class Model(Layer):
                 if name not in VALUE_PASSES:
                     plain.update(marks)
                 self.fusions += [(self.layer_name(a), self.layer_name(b)) for a, b in pairs]
+        infer = dict(self._fused)  # and those of inference runs without a tape
+        if self.fuse and self.graph is not None:
+            for run_pass in INFERENCE_PASSES.values():
+                infer.update(run_pass(self.graph, dict(infer))[0])
         steps = self.graph.steps if self.graph is not None else []
         self._marks = [self._fused.get(st.index) for st in steps]  # one per step
         self._plain_marks = [plain.get(st.index) for st in steps]
+        self._infer_marks = [infer.get(st.index) for st in steps]
         # slots whose stored value a fusion changes: a run keeping one uses the plain marks
         self._altered = {st.out_slots[0] for st in steps
-                         if self._marks[st.index] in ("relu_after", "relu_fwd")}
+                         if self._infer_marks[st.index] in ("relu_after", "relu_fwd")
+                         or isinstance(self._infer_marks[st.index], tuple)}
 
     def set_fusion(self, fuse: bool) -> None:
         """Switch the graph fusions on or off (``summary()`` lists the fused pairs)."""
@@ -366,7 +373,7 @@ class Model(Layer):
                              f"received {len(xs)}")
         for t, a in zip(self.graph.inputs, xs):
             t.node.layer.check_input(a)
-        marks = self._marks
+        marks = self._marks if training or record else self._infer_marks
         if keep and not self._altered.isdisjoint(keep):
             marks = self._plain_marks  # the kept values must be each layer's own output
         return self.graph.forward(xs, training, ws or self._ws_root, self._plan(input_grads),

@@ -37,7 +37,7 @@ from ..layers.merge import Add
 from ..layers.norm import BatchNorm1D, BatchNorm2D
 from ..layers.pooling import MaxPool2D
 
-Pass = Callable[[Any, "dict[int, str]"], "tuple[dict[int, str], list[tuple[Any, Any]]]"]
+Pass = Callable[[Any, "dict[int, Any]"], "tuple[dict[int, Any], list[tuple[Any, Any]]]"]
 
 
 def fuse_relu_maxpool(graph: Any, marks: dict[int, str] | None = None
@@ -90,9 +90,42 @@ def fuse_relu_into_producer(graph: Any, marks: dict[int, str] | None = None
     return out, pairs
 
 
+def fold_bn_into_conv(graph: Any, marks: dict[int, str] | None = None
+                      ) -> tuple[dict[int, Any], list[tuple[Any, Any]]]:
+    """For inference only: a ``BatchNorm2D`` whose input is a ``Conv2D`` output it alone
+    reads (not a model output) is folded into the convolution. With the running statistics
+    the normalisation is affine per channel, ``y = s·z + t`` (``s = γ/√(σ² + ε)``,
+    ``t = β − μ·s``), so ``y = (s·W) ∗ x + (s·b + t)``: the convolution runs with scaled
+    kernels and bias (and the ReLU the BatchNorm rectified for, if any), and the BatchNorm
+    hands its input on. Marks ``("bn_fold", batchnorm layer, relu)`` on the convolution and
+    ``"bn_folded"`` on the BatchNorm; a model uses them in runs that record no tape for a
+    backward pass (``predict``), as the arithmetic then differs from training's only by
+    float rounding."""
+    marks = marks or {}
+    out: dict[int, Any] = {}
+    pairs: list[tuple[Any, Any]] = []
+    outputs = set(graph.output_slots)
+    producer_of = {st.out_slots[0]: st for st in graph.steps if not st.multi}
+    for st in graph.steps:
+        if type(st.layer) is not BatchNorm2D or st.list_input:
+            continue
+        slot = st.in_slots[0]
+        conv = producer_of.get(slot)
+        if (conv is None or type(conv.layer) is not Conv2D or slot in outputs
+                or len(graph.consumers.get(slot, [])) != 1 or conv.index in marks):
+            continue
+        relu = {"relu_after": "forward", "relu_fwd": "forward"}.get(marks.get(st.index, ""))
+        out[conv.index] = ("bn_fold", st.layer, relu)
+        out[st.index] = "bn_folded"
+        pairs.append((conv.layer, st.layer))
+    return out, pairs
+
+
 #: the passes a model applies when ``fuse=True``, by name, in order; each is given the marks
 #: of the passes before it
 PASSES: dict[str, Pass] = {"fuse_relu_maxpool": fuse_relu_maxpool,
                            "fuse_relu_into_producer": fuse_relu_into_producer}
 #: the passes that change a value a step writes (skipped by runs that keep such values)
 VALUE_PASSES = ("fuse_relu_into_producer",)
+#: passes whose marks apply to inference runs that record no tape (``predict``) only
+INFERENCE_PASSES: dict[str, Pass] = {"fold_bn_into_conv": fold_bn_into_conv}

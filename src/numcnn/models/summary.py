@@ -65,8 +65,8 @@ def render(w: Walk) -> str:
         out.append(f"Total MACs: {format_count(w.macs)} per sample")
     if w.fusions:
         pairs = ", ".join(f"{a} → {b}" for a, b in w.fusions)
-        out.append(f"Fused (fuse_relu_maxpool: the pooling backward applies ReLU's "
-                   f"derivative): {pairs}")
+        out.append(f"Fused (graph passes: the pooling after a ReLU, or the layer before "
+                   f"it, applies its derivative): {pairs}")
     out.append("_" * width)
     return "\n".join(out)
 
