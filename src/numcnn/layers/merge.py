@@ -59,7 +59,10 @@ class Add(_Merge):
 
     def fprop(self, xs: list[np.ndarray], call: Call) -> np.ndarray:
         self.check_input(xs)
-        y = np.add(xs[0], xs[1])
+        # in the first input's memory layout, into a recycled array of the model's pool
+        dtype = np.result_type(*xs)
+        y = np.add(xs[0], xs[1], out=call.ws.fresh_ordered(
+            np.broadcast_shapes(*(x.shape for x in xs)), dtype, memory_order(xs[0])))
         for x in xs[2:]:
             y += x
         if call.fused in ("relu_after", "relu_fwd"):

@@ -55,7 +55,12 @@ def row_fields(x: np.ndarray, kh: int, kw: int, Wo: int, stride: tuple[int, int]
     shape = (G, Hp, Cg, kw, Wo, N)
     X = ws.fresh(shape if G > 1 else shape[1:], x.dtype, ("fields", pads, sw, Wd), 0.0)
     Xg = X.reshape(shape)
-    xg = _hwn(x).reshape(G, Cg, H, Wd, N)
+    xc = _hwn(x)
+    if not xc.flags.c_contiguous and N > 1:
+        # e.g. an NCHW input (the images): one transposing copy, not one per kernel column
+        xc = ws.fresh(xc.shape, x.dtype)
+        xc[...] = _hwn(x)
+    xg = xc.reshape(G, Cg, H, Wd, N)
     for j in range(kw):
         q0, q1 = _valid_columns(j, pl, sw, Wd, Wo)
         if q1 > q0:
