@@ -169,6 +169,8 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "TensorConcat": [({"axis": -1}, [(2, 3), (2, 1)])],
     "Gather": [({"indices": [[2, 0], [1, 1]], "axis": 2}, (3, 4)), ({"indices": -1, "axis": 1},
                                                                      (2, 3))],
+    "Slice": [({"starts": (1, None), "ends": (None, 0), "axes": (1, -1), "steps": (2, -1)},
+               (5, 3)), ({"starts": (-2,), "ends": (None,), "axes": (1,)}, (3,))],
     "PadND": [({"pads": (0, 1, 2, 0, 2, 1), "mode": "reflect"}, (4, 3)),
               ({"pads": (0, -1, 1, 0, 2, -1), "value": 0.5}, (4, 3)),
               ({"pads": (0, 2, 0, 3), "mode": "wrap"}, (2,)),

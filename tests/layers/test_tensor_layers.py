@@ -18,6 +18,7 @@ from numcnn.layers import (
     Moments,
     PadND,
     ShapeOf,
+    Slice,
     Squeeze,
     TensorConcat,
     TensorReshape,
@@ -108,6 +109,50 @@ def test_gather_takes_rows_and_adds_repeated_gradients(indices, axis):
     np.testing.assert_array_equal(y, np.take(x, np.where(idx < 0, idx + n, idx), axis=axis))
     with pytest.raises(ValueError, match="out of range"):
         Gather([4], 0, dtype="float64")(x)
+
+
+@pytest.mark.parametrize("starts, ends, axes, steps", [
+    ((1,), (3,), (1,), None), ((0, -1), (None, None), (0, 2), (2, -2)),
+    ((-100, 7), (100, -100), (2, 1), (1, -1)), ((2,), (1,), (1,), None),
+])
+def test_slice_picks_the_positions_onnx_names(starts, ends, axes, steps):
+    # the reference: each axis's positions from ONNX's clamping rule written out
+    # (start/end clamped to [0, n] for a positive step, [−1, n − 1] for a negative one),
+    # gathered by torch.index_select, whose autograd gives the gradient
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 5, 6))
+    steps_ = steps or (1,) * len(axes)
+
+    def positions(n, s, e, st):
+        s = n if s is None and st < 0 else 0 if s is None else s
+        e = n if e is None and st > 0 else -n - 1 if e is None else e
+        s, e = (s + n if s < 0 else s), (e + n if e < 0 else e)
+        lo, hi = (0, n) if st > 0 else (-1, n - 1)
+        s, e = min(max(s, lo), hi), min(max(e, lo), hi)
+        return list(range(s, e, st))
+
+    picks = {a: positions(x.shape[a], s, e, st)
+             for a, s, e, st in zip(axes, starts, ends, steps_)}
+
+    def reference(t):
+        for a, pos in picks.items():
+            t = t.index_select(a, torch.tensor(pos, dtype=torch.long))
+        return t
+
+    _against_torch(Slice(starts, ends, axes, steps, dtype="float64"), x, reference, rng)
+    assert Slice(starts, ends, axes, steps).output_shape((5, 6)) == tuple(
+        len(picks.get(a, range(x.shape[a]))) if a else None for a in range(3))[1:]
+
+
+def test_slice_arguments_are_checked():
+    with pytest.raises(ValueError, match="steps must be non-zero"):
+        Slice((0,), (1,), (1,), (0,))
+    with pytest.raises(ValueError, match=r"ends must be 1 ints \(or None\)"):
+        Slice((0,), (1, 2), (1,))
+    with pytest.raises(ValueError, match="axes must be distinct"):
+        Slice((0, 0), (1, 1), (1, 1))
+    with pytest.raises(ValueError, match="axis 3 does not fit rank 3"):
+        Slice((0,), (1,), (3,)).output_shape((2, 2))
 
 
 @pytest.mark.parametrize("mode, torch_mode", [("constant", "constant"), ("reflect", "reflect"),

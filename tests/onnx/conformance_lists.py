@@ -58,6 +58,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "ConstantOfShape": (r"^test_constantofshape_",),
     "Shape": (r"^test_shape",),
     "Gather": (r"^test_gather_(0|1|2d_indices|negative_indices)$",),
+    "Slice": (r"^test_slice",),
     "RNN": (r"^test_simple_rnn_", r"^test_rnn_seq_length$"),
     "LSTM": (r"^test_lstm_",),
     "GRU": (r"^test_gru_",),

@@ -29,7 +29,7 @@ from .recurrent_op import RecurrentOp
 from .regularization import Dropout
 from .rescaling import Rescale
 from .reshaping import Pad2D, PadChannels, Permute, Reshape
-from .tensor_index import Gather, PadND
+from .tensor_index import Gather, PadND, Slice
 from .tensor_shape import Squeeze, TensorConcat, TensorReshape, Transpose, Unsqueeze
 from .tensor_values import (
     AxisSoftmax,
@@ -104,6 +104,7 @@ __all__ = [
     "ScaledTanh",
     "ShapeOf",
     "SimpleRNN",
+    "Slice",
     "Sigmoid",
     "Softmax",
     "SparsityPenalty",

@@ -1,6 +1,7 @@
 """Indexing layers over the *whole* array, batch axis included: ``Gather`` (ONNX
-``Gather``: rows picked by fixed indices) and ``PadND`` (ONNX ``Pad``: constant, reflect,
-edge and wrap padding of any axis, negative amounts cropping).
+``Gather``: rows picked by fixed indices), ``Slice`` (ONNX ``Slice``: a strided range of
+chosen axes) and ``PadND`` (ONNX ``Pad``: constant, reflect, edge and wrap padding of any
+axis, negative amounts cropping).
 
 As the layers of :mod:`.tensor_shape`, they take whole-array axes. Their backward passes
 are the adjoints of the indexing: each gathered row of ``dy`` is added back where it came
@@ -78,6 +79,74 @@ class Gather(_Movement):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "indices": self.indices.tolist(), "axis": self.axis}
+
+
+@LAYERS.register("Slice")
+class Slice(_Movement):
+    """``y = x[..., start:end:step, ...]`` on the chosen whole-array ``axes`` (ONNX ``Slice``):
+    NumPy's slicing, which clamps ``start`` and ``end`` to the axis as ONNX specifies
+    (negative values count from the end; a negative ``step`` walks backwards). Backward:
+    ``dx`` is zero except on the selected positions, where it is ``dy``.
+
+    >>> Slice(starts=(0,), ends=(None,), axes=(2,), steps=(2,)).output_shape((3, 5))
+    (3, 3)
+    """
+
+    def __init__(self, starts: Any, ends: Any, axes: Any, steps: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.axes = _axes_arg(axes, "axes")
+        k = len(self.axes)
+        steps = (1,) * k if steps is None else steps
+        self.starts, self.ends, self.steps = (_bounds(v, name, k) for v, name in (
+            (starts, "starts"), (ends, "ends"), (steps, "steps")))
+        if any(st is None or st == 0 for st in self.steps):
+            raise ValueError(f"steps must be non-zero ints; received steps={steps!r}")
+        if len(set(self.axes)) != k:
+            raise ValueError(f"axes must be distinct; received axes={axes!r}")
+        self.per_sample = 0 not in self.axes
+
+    def _index(self, whole: tuple) -> tuple:
+        index: list[Any] = [slice(None)] * len(whole)
+        for a, s, e, st in zip(self.axes, self.starts, self.ends, self.steps):
+            if not -len(whole) <= a < len(whole):
+                raise ValueError(f"{self.display_name}: axis {a} does not fit rank "
+                                 f"{len(whole)}")
+            index[a] = slice(s, e, st)
+        return tuple(index)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        whole = _whole(input_shape)
+        index = self._index(whole)
+        out = tuple(None if n is None else len(range(*sl.indices(n)))
+                    for n, sl in zip(whole, index))
+        return _sample_of(out, self.display_name)
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        index = self._index(x.shape)
+        call.cache = (x.shape, index)
+        return np.ascontiguousarray(x[index])
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not self._need(call):
+            return None
+        shape, index = call.cache
+        dx = np.zeros(shape, dtype=dy.dtype)
+        dx[index] = dy  # slices select each position once
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "starts": list(self.starts), "ends": list(self.ends),
+                "axes": list(self.axes), "steps": list(self.steps)}
+
+
+def _bounds(values: Any, what: str, k: int) -> tuple:
+    """A slice's starts, ends or steps: ``k`` ints or None (an open end)."""
+    if not isinstance(values, (tuple, list)) or len(values) != k or not all(
+            v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool))
+            for v in values):
+        raise ValueError(f"{what} must be {k} ints (or None); received {what}={values!r}")
+    return tuple(None if v is None else int(v) for v in values)
 
 
 _PAD_MODES = ("constant", "reflect", "edge", "wrap")

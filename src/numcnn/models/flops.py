@@ -107,6 +107,7 @@ from ..layers import (
     ScaledTanh,
     ShapeOf,
     Sigmoid,
+    Slice,
     Softmax,
     Squeeze,
     Subsampling2D,
@@ -299,7 +300,7 @@ def format_count(n: int | None) -> str:
 # ------------------------------------------------ the whole-array layers (ONNX import)
 register_macs(
     Arithmetic, AxisSoftmax, LogSoftmax, Moments, PoolND, Reduce,  # element-wise, reductions
-    Transpose, Squeeze, Unsqueeze, TensorReshape, TensorConcat, Gather, PadND,  # movement
+    Transpose, Squeeze, Unsqueeze, TensorReshape, TensorConcat, Gather, Slice, PadND,  # movement
     ShapeOf, Constant, FullLike, Fill,  # no arithmetic at all
 )(no_macs)
 

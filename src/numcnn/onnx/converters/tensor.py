@@ -23,6 +23,7 @@ from ...layers import (
     PadND,
     Reduce,
     ShapeOf,
+    Slice,
     SparsityPenalty,
     Squeeze,
     TensorConcat,
@@ -33,7 +34,7 @@ from ...layers import (
 from ...layers.tensor_index import pad_sources
 from ...layers.tied import DenseTranspose
 from . import register
-from .graph import INT64_MAX, LayerContext
+from .graph import INT64_MAX, INT64_MIN, LayerContext
 
 _BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"}
 
@@ -133,6 +134,18 @@ def gather(ctx: LayerContext) -> None:
         ctx.require(11, "negative indices on an axis of free size")
     ctx.op("Gather", [ctx.inputs[0], ctx.const(idx.astype(np.int64), "indices", np.int64)],
            ctx.out, axis=axis)
+
+
+@register(Slice, ("Slice",), notes="open ends as ±2⁶³; steps other than 1: opset 10")
+def slice_layer(ctx: LayerContext) -> None:
+    layer = ctx.layer
+    rank = _rank(ctx)
+    ups = [st > 0 for st in layer.steps]
+    starts = [(0 if up else -1) if s is None else s for s, up in zip(layer.starts, ups)]
+    ends = [(INT64_MAX if up else INT64_MIN) if e is None else e
+            for e, up in zip(layer.ends, ups)]
+    steps = None if all(st == 1 for st in layer.steps) else list(layer.steps)
+    ctx.slice(ctx.inputs[0], starts, ends, _positive(layer.axes, rank), steps, out=ctx.out)
 
 
 @register(PadND, ("Pad", "Slice", "Gather"),

@@ -10,4 +10,5 @@ SUPPORTED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Globa
              "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "BatchNormalization",
              "LRN", "Dropout", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
              "Unsqueeze", "Pad", "Identity", "Constant", "ConstantOfShape", "Shape", "Gather",
+             "Slice",
              "RNN", "LSTM", "GRU", "ReduceSum", "ReduceMean")

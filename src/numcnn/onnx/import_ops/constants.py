@@ -6,7 +6,8 @@ a tensor: its sizes are known at import except those free in the file (the batch
 sequence length), which become placeholders (:meth:`Context.placeholder`) that ``Reshape``
 reads as "keep that axis" and ``ConstantOfShape`` as a ``Fill`` layer. On tensors:
 ``ShapeOf`` (a ``Shape`` that is an output), ``Gather`` (constant indices), ``Embedding``
-(a constant table indexed by a tensor); ``Cast`` between float types is the identity.
+(a constant table indexed by a tensor), ``Slice`` (constant bounds); ``Cast`` between float
+types is the identity.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...layers import Embedding, Gather
+from ...layers import Embedding, Gather, Slice
 from ..import_checks import DTYPES
 from ..import_values import Const, Context, Tensor, _has_placeholder
 from .common import converter, folder
@@ -146,9 +147,9 @@ def gather(ctx: Context, node: Any) -> list:
     return ctx.apply(Gather(idx, axis), x, node, rank=rank, baxis=baxis)
 
 
-@folder("Slice")
-def slice_fold(ctx: Context, node: Any, arrays: list) -> list:
-    data = arrays[0]
+def _slice_args(ctx: Context, node: Any, arrays: list, rank: int) -> tuple[list, ...]:
+    """A ``Slice``'s starts, ends, axes (normalised to ``0 … rank − 1``) and steps: the
+    attributes before opset 10, constant inputs after."""
     if ctx.opset < 10:
         starts, ends = ctx.attr(node, "starts", [], "ints"), ctx.attr(node, "ends", [], "ints")
         axes, steps = ctx.attr(node, "axes", None, "ints"), None
@@ -158,14 +159,43 @@ def slice_fold(ctx: Context, node: Any, arrays: list) -> list:
                                                                        "axes")
         steps = None if len(arrays) < 5 or arrays[4] is None else _ints(ctx, node, arrays[4],
                                                                         "steps")
-    axes = list(range(len(starts))) if axes is None else axes
-    steps = [1] * len(starts) if steps is None else steps
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    steps = [1] * len(starts) if steps is None else list(steps)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ctx.fail(node, f"starts, ends, axes and steps differ in length: {len(starts)}, "
+                             f"{len(ends)}, {len(axes)}, {len(steps)}")
+    if any(not -rank <= a < rank for a in axes) or len({a % rank for a in axes}) != len(axes):
+        raise ctx.fail(node, f"axes {axes} are not distinct axes of a rank-{rank} input")
+    if 0 in steps:
+        raise ctx.fail(node, "a slice step of 0")
+    return list(starts), list(ends), [a % rank for a in axes], steps
+
+
+@folder("Slice")
+def slice_fold(ctx: Context, node: Any, arrays: list) -> list:
+    data = arrays[0]
+    starts, ends, axes, steps = _slice_args(ctx, node, arrays, data.ndim)
     index: list[Any] = [slice(None)] * data.ndim
     for s, e, a, st in zip(starts, ends, axes, steps):
-        if st == 0:
-            raise ctx.fail(node, "a slice step of 0")
-        index[a % data.ndim] = slice(s, e, st)  # NumPy clamps as ONNX does
+        index[a] = slice(s, e, st)  # NumPy clamps as ONNX does
     return [data[tuple(index)]]
+
+
+@converter("Slice")
+def slice_tensor(ctx: Context, node: Any) -> list:
+    x = ctx.tensor(node, 0)
+    if x.rank == 0:
+        raise ctx.fail(node, "cannot slice a scalar")
+    arrays = [None] + [ctx.const(node, k, n) for k, n in
+                       ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))] \
+        if ctx.opset >= 10 else [None]
+    starts, ends, axes, steps = _slice_args(ctx, node, arrays, x.rank)
+    # the batch axis stays where it is unless the slice may cut it
+    b = x.baxis
+    cut = b is not None and b in axes and (starts[axes.index(b)], steps[axes.index(b)]) != (0, 1)
+    cut = cut or (b is not None and b in axes and ends[axes.index(b)] < 2 ** 62)
+    return ctx.apply(Slice(starts, ends, axes, steps), x, node, rank=x.rank,
+                     baxis=None if cut else b)
 
 
 def _embedding(ctx: Context, node: Any) -> list:
