@@ -183,3 +183,32 @@ def test_lbfgs_arguments_and_closure_are_checked():
     with pytest.raises(ValueError, match="needs a closure"):
         optimizers.LBFGS().step(w, {"w": np.zeros(2)})
     assert optimizers.LBFGS().max_eval == 25 and optimizers.LBFGS.needs_closure
+
+
+def test_save_model_resumes_lbfgs_exactly_and_bounds_a_hostile_history(tmp_path):
+    x = np.random.default_rng(5).uniform(0, 1, (30, 9))
+
+    def make():
+        return numcnn.models.SparseAutoencoder(
+            4, input_shape=(9,), seed=0, dtype="float64",
+            optimizer=optimizers.LBFGS(max_iter=5, line_search_fn="strong_wolfe"))
+
+    straight = make()
+    straight.fit(x, x, batch_size=None, epochs=4, shuffle=False, verbose=0)
+    first = make()
+    first.fit(x, x, batch_size=None, epochs=2, shuffle=False, verbose=0)
+    path = tmp_path / "ae.npz"
+    numcnn.save_model(first, path)
+    again = numcnn.load_model(path)
+    assert again.optimizer.n_iter == first.optimizer.n_iter > 0
+    again.fit(x, x, batch_size=None, epochs=4, initial_epoch=2, shuffle=False, verbose=0)
+    for k, v in straight.get_weights().items():
+        np.testing.assert_array_equal(again.get_weights()[k], v, err_msg=k)
+    # a file whose history is longer than the model's parameters is refused unread
+    with np.load(path, allow_pickle=False) as npz:
+        entries = {k: npz[k] for k in npz.files}
+    entries["optim/lbfgs/d"] = np.zeros(10_000)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **entries)
+    with pytest.raises(numcnn.io.npzfile.ModelFileError, match=r"at most shape \(85,\)"):
+        numcnn.load_model(bad)

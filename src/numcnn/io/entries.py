@@ -88,15 +88,20 @@ def check_entries(archive: Any, plan: Plan, fmt: int, training: dict | None,
             raise error(f"the file lacks the layer state {names_list(absent)} (random "
                         "generators) that its model config needs")
     scalars = None  # the optimizer's own entries besides per-parameter state
+    bounds: dict[str, tuple[int, ...]] = {}
     if training is not None and "optimizer" in training:
         from .. import optimizers
 
         name, config = spec_of(training["optimizer"], "training optimizer", error)
         try:
-            fresh = optimizers.get(name, **config).state_dict()
+            opt = optimizers.get(name, **config)
+            fresh = opt.state_dict()
         except (ValueError, TypeError, KeyError, OverflowError) as e:
             raise error(f"bad optimizer config ({clip(str(e), 300)})") from None
         scalars = {k: v for k, v in fresh.items() if not k.startswith("state/")}
+        # entries whose size depends on the model (L-BFGS's history): bounded shapes
+        total = sum(math.prod(shape) for shape, _ in plan.params.values())
+        bounds = opt.state_bounds(total)
     unexpected = []
     n_params = len(plan.params)
     for key, entry in headers.items():
@@ -115,6 +120,13 @@ def check_entries(archive: Any, plan: Plan, fmt: int, training: dict | None,
                 v = scalars[rest]
                 _expect(entry, v.shape, "iu" if v.dtype.kind in "iu" else "f",
                         f"the optimizer's {show(rest)}", error)
+            elif rest in bounds:
+                most = bounds[rest]
+                if entry.dtype.kind != "f" or len(entry.shape) != len(most) or any(
+                        d > m for d, m in zip(entry.shape, most)):
+                    raise error(f"entry {show(key)}: expected float values of at most shape "
+                                f"{most} (the optimizer's {show(rest)}); received "
+                                f"{entry.dtype.str} of shape {entry.shape}")
             else:
                 _check_optim_header(entry, rest, plan, fmt, n_params, error)
         elif head == "trainer" and training is not None and rest in TRAINER_ENTRIES:

@@ -275,6 +275,12 @@ class Optimizer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def state_bounds(self, n: int) -> dict[str, tuple[int, ...]]:
+        """The largest shapes of the optimizer's own ``state_dict`` entries whose size
+        depends on the model, for ``n`` trainable values in all (a model file's loader
+        checks them before reading); none by default — L-BFGS's history has some."""
+        return {}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat dict of arrays: ``"state/<parameter name>/<slot>"``, ``"iterations"``, ``"lr"``."""
         out = {f"state/{name}/{k}": v.copy() for name, st in self.state.items()

@@ -327,6 +327,13 @@ class LBFGS(Optimizer):
                 "tolerance_change": self.tolerance_change, "history_size": self.history_size,
                 "line_search_fn": self.line_search_fn}
 
+    def state_bounds(self, n: int) -> dict[str, tuple[int, ...]]:
+        """The history's largest shapes for ``n`` values (see :meth:`state_dict`)."""
+        k = self.history_size
+        return {"lbfgs/old_dirs": (k, n), "lbfgs/old_stps": (k, n), "lbfgs/ro": (k,),
+                "lbfgs/d": (n,), "lbfgs/prev_flat_grad": (n,), "lbfgs/t": (),
+                "lbfgs/H_diag": (), "lbfgs/prev_loss": ()}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """``iterations``, ``lr``, ``lbfgs/n_iter``, ``lbfgs/func_evals`` and, after a step,
         the history: ``lbfgs/old_dirs`` and ``lbfgs/old_stps`` (k, n), ``lbfgs/ro`` (k,),
