@@ -57,6 +57,7 @@ import math
 from typing import Any, Callable
 
 from ..layers import (
+    ActivityRegularization,
     AdaptiveAvgPool2D,
     AdaptiveMaxPool2D,
     Add,
@@ -109,6 +110,7 @@ from ..layers import (
     Sigmoid,
     Slice,
     Softmax,
+    SparsityPenalty,
     Squeeze,
     Subsampling2D,
     Subtract,
@@ -121,6 +123,7 @@ from ..layers import (
     WeightedPool2D,
 )
 from ..layers.base import Layer
+from ..layers.tied import DenseTranspose
 
 #: MACs of one sample: ``formula(layer, input_shape, output_shape) -> int | None``
 MacFormula = Callable[[Any, Any, Any], "int | None"]
@@ -277,6 +280,13 @@ register_macs(
 )(no_macs)
 
 register_macs(Embedding, Permute)(no_macs)  # a table lookup; data movement
+register_macs(SparsityPenalty, ActivityRegularization)(no_macs)  # identity; a loss term
+
+
+@register_macs(DenseTranspose)
+def _dense_transpose(layer: Any, input_shape: Any, output_shape: Any) -> int:
+    """x Wᵀ: one MAC per weight, as Dense."""
+    return int(input_shape[-1]) * layer.units
 
 
 @register_macs(TimeDistributed)
