@@ -33,6 +33,7 @@ from .. import regularizers as regs
 from .._random import generator_state, set_generator_state
 from .._registry import Registry
 from ..functional import Workspace
+from .grads import GradDict
 from .node import Node, Shape, format_shape, is_symbolic, mask_source, shapes_compatible
 
 LAYERS = Registry("layer")
@@ -89,7 +90,8 @@ class Layer:
 
     Attributes:
         params: dict of trainable arrays, created by ``build``.
-        grads: dict with the same keys and shapes as ``params``, filled by ``bprop``.
+        grads: the same keys and shapes as ``params``, filled by ``bprop`` (a mapping whose
+            arrays are made on first use, :mod:`.grads`).
         buffers: dict of non-trainable state arrays (e.g. BatchNorm running statistics),
             saved with the model but never updated by an optimizer.
         input_shape: the per-sample input shape the layer was built for.
@@ -117,7 +119,7 @@ class Layer:
         self.trainable = bool(trainable)
         self.regularizers = regs.check_map(regularizers, name or type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
+        self.grads: GradDict = GradDict(self.params)  # each array made on first use
         self.buffers: dict[str, np.ndarray] = {}
         self.input_shape: Any = None
         self.built = False
@@ -176,10 +178,11 @@ class Layer:
         return int(d)
 
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
-        """Register a trainable parameter (cast to the layer dtype) and its gradient slot."""
+        """Register a trainable parameter (cast to the layer dtype) and its gradient slot
+        (the array is made on first use: :mod:`.grads`)."""
         arr = np.ascontiguousarray(value, dtype=self.dtype)
         self.params[name] = arr
-        self.grads[name] = np.zeros_like(arr)
+        self.grads.forget(name)
         return arr
 
     def set_dtype(self, dtype: Any) -> None:
