@@ -14,6 +14,8 @@ The functions exported here (``conv2d_forward``, ``max_pool2d_forward``, …) go
 dispatcher (:mod:`.dispatch`): the fast path by default, the reference path after
 ``set_kernels("reference")`` or inside ``use_kernels("reference")``. Geometry shared by both
 (``output_size``, padding) lives in :mod:`.geometry`. Nothing here keeps state between calls.
+The course's Matlab-style helpers (``up``, ``down``, ``rot180``, ``conv2_matlab``,
+``conv2d_full``) live in :mod:`.course`.
 """
 
 from .activation import (
@@ -26,6 +28,7 @@ from .activation import (
     softmax_forward,
 )
 from .conv import connection_mask
+from .course import conv2_matlab, conv2d_full, down, rot180, up
 from .dispatch import (
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool2d_forward,
@@ -71,9 +74,12 @@ __all__ = [
     "avg_pool2d_forward",
     "check_padding",
     "connection_mask",
+    "conv2_matlab",
     "conv2d_backward",
     "conv2d_forward",
+    "conv2d_full",
     "conv_output_hw",
+    "down",
     "get_kernels",
     "gru_step_backward",
     "gru_step_forward",
@@ -95,6 +101,7 @@ __all__ = [
     "resolve_padding",
     "rnn_step_backward",
     "rnn_step_forward",
+    "rot180",
     "set_kernels",
     "sigmoid_backward",
     "sigmoid_forward",
@@ -102,5 +109,6 @@ __all__ = [
     "softmax_forward",
     "tanh_backward",
     "tanh_forward",
+    "up",
     "use_kernels",
 ]

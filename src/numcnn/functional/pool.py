@@ -25,6 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .conv import pad
+from .course import up
 from .geometry import adaptive_windows, ceil_pads, conv_output_hw, window
 
 
@@ -51,7 +52,7 @@ def upsample(d: np.ndarray, pool: tuple[int, int]) -> np.ndarray:
     array([[1., 1., 2., 2.],
            [1., 1., 2., 2.]])
     """
-    return np.kron(d, np.ones((1, 1) + tuple(pool), d.dtype))
+    return up(d, pool)
 
 
 def _spread(share: np.ndarray, x_shape: tuple[int, ...], pool: tuple[int, int],
