@@ -20,7 +20,7 @@ ROOT = Path(numcnn.__file__).resolve().parent
 LEVELS = {
     "_registry": 0, "_random": 0, "threads": 0,
     "functional": 1, "initializers": 1, "metrics": 1, "datasets": 1, "preprocessing": 1,
-    "regularizers": 1,
+    "regularizers": 1, "utils": 1,
     "layers": 2, "losses": 2, "optimizers": 2, "schedules": 2,
     "models": 3, "filters": 3,
     "training": 4, "io": 4, "onnx": 4,
