@@ -50,6 +50,11 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
         ({"out_channels": 4, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1),
           "groups": 2}, (6, 7, 6)),
         ({"out_channels": 6, "kernel_size": 3, "padding": "same", "groups": 3}, (3, 5, 5)),
+        # constant padding values (issue 15; text 003's "same" example pads with 1s)
+        ({"out_channels": 2, "kernel_size": 3, "padding": "same", "padding_value": 1.0},
+         (2, 5, 4)),
+        ({"out_channels": 3, "kernel_size": (2, 3), "stride": 2, "padding": (1, 0, 2, 1),
+          "padding_value": -0.5}, (2, 6, 5)),
     ],
     "LocallyConnected2D": [
         ({"out_channels": 3, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1)},

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import initializers
 from ..functional import conv2d_backward, conv2d_forward
-from ..functional.conv import connection_mask
+from ..functional.conv import connection_mask, pad
 from ..functional.geometry import check_padding, conv_output_hw, pair, resolve_padding
 from .activations import relu_mode
 from .base import LAYERS, Call, Layer
@@ -42,6 +42,11 @@ class Conv2D(Layer):
             must be divisible by G; ``W`` is then (F, C/G, kh, kw), as in PyTorch, and its
             fans are ``C/G·kh·kw`` and ``F·kh·kw`` (PyTorch's and Keras's). Not combined
             with ``connection_table`` (a table can express any grouping).
+        padding_value: the constant the padding holds (default 0). Text 003's "same"
+            example pads with 1s: ``Conv2D(1, 3, padding="same", padding_value=1)``. The
+            border is then part of the input the kernels read — it contributes
+            ``v·Σ W`` over the kernel positions that fall on it — and its gradient is
+            dropped (it is a constant). Costs one padded copy of the input per call.
 
     Shape:
         input (N, C, H, W) → output (N, F, Ho, Wo) with ``Ho = (H + pt + pb − kh) // sh + 1``.
@@ -63,9 +68,16 @@ class Conv2D(Layer):
         bias_initializer: Any = "zeros",
         connection_table: Any = None,
         groups: int = 1,
+        padding_value: float = 0.0,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if isinstance(padding_value, bool) or not isinstance(
+                padding_value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(padding_value):
+            raise ValueError(f"padding_value must be a finite number; received "
+                             f"padding_value={padding_value!r}")
+        self.padding_value = float(padding_value)
         if not isinstance(out_channels, (int, np.integer)) or out_channels <= 0:
             raise ValueError(
                 f"out_channels must be a positive int; received out_channels={out_channels!r}"
@@ -175,9 +187,19 @@ class Conv2D(Layer):
             if self.use_bias:
                 self.add_param("b", b)
 
+    def _constant_pad(self, x: np.ndarray, pads: tuple[int, int, int, int]
+                      ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """``(x, pads)`` for the kernels: with a non-zero ``padding_value`` the input padded
+        with it and no padding left to do, else ``x`` and its zero padding unchanged."""
+        if self.padding_value == 0.0 or not any(pads):
+            return x, pads
+        return pad(x, pads, self.padding_value), (0, 0, 0, 0)
+
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
-        pads = self._pads(x.shape[2:])
+        crop = self._pads(x.shape[2:])
+        x, pads = self._constant_pad(x, crop)
+        crop = None if pads == crop else crop  # the constant border to cut off dx
         if isinstance(call.fused, tuple) and not call.training:
             # ("bn_fold", bn, relu): the BatchNorm after it folded in (models/passes.py),
             # in an inference run that keeps no tape
@@ -188,7 +210,7 @@ class Conv2D(Layer):
         # fused with the ReLU that alone reads the output (models/passes.py): max(y, 0)
         y, cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride,
                                   pads, call.ws, self.groups, relu_mode(call.fused))
-        call.cache = (x, pads, cache)
+        call.cache = (x, pads, cache, crop)
         return y
 
     def _folded(self, bn: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +234,7 @@ class Conv2D(Layer):
         self.store_grad("W", dW, accumulate)
         if self.use_bias:
             self.store_grad("b", db, accumulate)
-        return dx
+        return _uncropped(dx, call.cache[3])
 
     def count_params(self) -> int:
         if self.connection_table is None or not self.trainable:
@@ -245,6 +267,8 @@ class Conv2D(Layer):
         )
         if self.groups != 1:
             cfg["groups"] = self.groups
+        if self.padding_value != 0.0:
+            cfg["padding_value"] = self.padding_value
         if self.connection_table is not None:
             cfg["connection_table"] = self.connection_table.tolist()
         return cfg
@@ -260,6 +284,18 @@ class Conv2D(Layer):
             if key in config:
                 config[key] = initializers.deserialize(config[key])
         return cls(**config)
+
+
+def _uncropped(dx: np.ndarray | None, crop: tuple[int, int, int, int] | None
+               ) -> np.ndarray | None:
+    """The gradient of the input inside a constant border of ``crop = (top, bottom, left,
+    right)`` (the border's gradient dropped), in dx's memory layout; ``dx`` itself when
+    nothing was padded with a constant."""
+    if dx is None or crop is None:
+        return dx
+    pt, pb, pl, pr = crop
+    H, W = dx.shape[2] - pt - pb, dx.shape[3] - pl - pr
+    return dx[:, :, pt : pt + H, pl : pl + W].copy(order="K")
 
 
 def _spatial_out(layer: Any, hw: tuple) -> tuple:
@@ -289,11 +325,11 @@ def _conv_gn(layer: Conv2D, d2y: np.ndarray, call: Call):
     ``d2x = full_conv(d2y, rot180(W²))`` — the usual backward with every weight and input
     squared. Absent connections get ``h = 0``; with groups, each group's rule is its own.
     """
-    x, pads, _ = call.cache
+    x, pads, _, crop = call.cache  # x padded with a non-zero padding_value already
     W = layer.params["W"]
     _, cache = conv2d_forward(x * x, W * W, None, layer.stride, pads, groups=layer.groups)
     d2x, hW, hb = conv2d_backward(d2y, cache, need_dx=call.need_dx, need_db=layer.use_bias)
     h = {"W": hW if layer.mask is None else hW * layer.mask}
     if layer.use_bias:
         h["b"] = hb
-    return d2x, h
+    return _uncropped(d2x, crop), h

@@ -44,17 +44,26 @@ def window_attrs(ctx: LayerContext, layer: Any, what: str, same_ok: bool = True
     return attrs
 
 
-@register(Conv2D, ("Conv",),
-          notes="groups; a connection table (LeNet-5's C3) as its zero-masked kernels")
+@register(Conv2D, ("Conv", "Pad"),
+          notes="groups; a connection table (LeNet-5's C3) as its zero-masked kernels; "
+                "a non-zero `padding_value` as a constant `Pad` before the `Conv`")
 def conv2d(ctx: LayerContext) -> None:
     """``Conv`` with numcnn's ``W`` (F, C/G, kh, kw), ``b`` and ``group = G``. A connection
     table is already in ``W``: the absent kernels are stored as zeros, so the dense ``Conv``
-    computes exactly the table's sums (``y[o] = Σ_{c: table[c, o]} x[c] ⋆ W[o, c] + b[o]``)."""
+    computes exactly the table's sums (``y[o] = Σ_{c: table[c, o]} x[c] ⋆ W[o, c] + b[o]``).
+    A non-zero ``padding_value`` (ONNX's ``Conv`` pads with zeros only) is a constant
+    ``Pad`` of the input followed by an unpadded ``Conv``."""
     layer = ctx.layer
-    ins = [ctx.inputs[0], ctx.param("W", lambda: layer.params["W"])]
+    x = ctx.inputs[0]
+    attrs = window_attrs(ctx, layer, "a convolution",
+                         same_ok=layer.padding_value == 0.0)
+    if layer.padding_value != 0.0 and any(attrs.get("pads", ())):
+        t, left, b, r = attrs["pads"]
+        x = ctx.pad(x, [0, 0, t, left, 0, 0, b, r], layer.padding_value)
+        attrs["pads"] = [0, 0, 0, 0]
+    ins = [x, ctx.param("W", lambda: layer.params["W"])]
     if layer.use_bias:
         ins.append(ctx.param("b", lambda: layer.params["b"]))
-    attrs = window_attrs(ctx, layer, "a convolution")
     if layer.groups != 1:
         attrs["group"] = layer.groups
     ctx.op("Conv", ins, ctx.out, **attrs)
