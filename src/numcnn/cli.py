@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_number(int, "--threads"), default=1,
                    help="cores to use (default 1): n >= 2 trains in n data-parallel "
                         "processes of one BLAS thread (see fit(processes=...))")
+    t.add_argument("--distribute", default=None,
+                   help="mpi: every rank of `mpiexec -n K numcnn train ...` trains a shard of "
+                        "each batch (the default when started by mpiexec with K > 1); "
+                        "local:K: K forked local processes (as --threads K)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     t.add_argument("--dropout", type=_number(float, "--dropout", allow_zero=True), default=0.0,
@@ -195,6 +199,18 @@ def _check_threads(n: int) -> None:
               "and data-parallel processes then compete for them and run slower")
 
 
+def _mpi_rank(distribute: str | None) -> int:
+    """This process's MPI rank when training over MPI, else 0."""
+    from .training.distributed import MPIComm, launched_size
+
+    if distribute == "mpi" or (distribute is None and launched_size() > 1):
+        try:
+            return MPIComm().rank
+        except ImportError as e:
+            raise CLIError(str(e)) from None
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training.runs import RunSpec, run
 
@@ -209,8 +225,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, output=args.output, threads=args.threads,
         verbose="auto" if args.verbose is None else args.verbose, dropout=args.dropout,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        resume=args.resume)
-    result = run(spec, say=lambda text: print(text, flush=True))
+        resume=args.resume, distribute=args.distribute)
+    rank = _mpi_rank(args.distribute)
+    result = run(spec, say=lambda text: print(text, flush=True) if rank == 0 else None)
+    if rank != 0:  # the other MPI ranks print nothing (rank 0 reports)
+        return result.exit_status if result.interrupted else 0
     if result.interrupted:
         saved = (f"; the state is saved in {args.checkpoint_dir} (continue with the same "
                  "command and --resume)" if args.checkpoint_dir else "")

@@ -17,7 +17,9 @@ class Dropout(RandomLayer):
     every element on every call, so ``E[y] = x``. Inference: ``y = x`` (the input array
     itself is returned). Backward: ``dx = dy · m / (1 − rate)`` with the mask of that call
     (``dx = dy`` after an inference pass). The masks come from the layer's own generator,
-    whose state is saved with the model, so a resumed run draws the same masks.
+    whose state is saved with the model, so a resumed run draws the same masks. In
+    data-parallel training over MPI every rank draws the mask of the whole global batch and
+    keeps its rows (``batch_shard``), so the masks are those of one process.
 
     Args:
         rate: probability of dropping a unit, in [0, 1).
@@ -43,7 +45,16 @@ class Dropout(RandomLayer):
         if not call.training or self.rate == 0.0:
             call.cache = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(self.rate)
+        shard = getattr(self, "batch_shard", None)
+        if shard is None:
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(self.rate)
+        else:  # one rank's rows of a global batch (numcnn.training.distributed)
+            lo, hi, m = shard
+            if x.shape[0] != hi - lo:
+                raise ValueError(f"{self.display_name}: a shard of rows {lo}:{hi} of a batch "
+                                 f"of {m} expects {hi - lo} rows; received {x.shape[0]}")
+            full = self.rng.random((m,) + x.shape[1:], dtype=x.dtype)
+            keep = full[lo:hi] >= x.dtype.type(self.rate)
         call.cache = keep * x.dtype.type(1.0 / (1.0 - self.rate))  # (N, ...) in x.dtype
         return x * call.cache
 

@@ -226,7 +226,10 @@ class BackupAndRestore(Callback):
                                                        trainer.callbacks)
 
     def save(self) -> None:
-        """Write the backup now (also what a signal handler calls)."""
+        """Write the backup now (also what a signal handler calls); nothing on an MPI rank
+        other than 0 (``writes`` False)."""
+        if not getattr(self, "writes", True):
+            return
         save_training_state(self.path, self.model, self.run)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -241,7 +244,7 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.delete_checkpoint and not self.model.trainer.interrupted \
-                and self.path.is_file():
+                and getattr(self, "writes", True) and self.path.is_file():
             self.path.unlink()
 
 
@@ -291,6 +294,8 @@ class ModelCheckpoint(Callback):
     def _save(self, epoch: int, logs: dict | None) -> None:
         from ..io.saving import save_model
 
+        if not getattr(self, "writes", True):  # an MPI rank other than 0
+            return
         if self.save_best_only:
             current = _finite_logs_value(logs, self.monitor, "ModelCheckpoint")
             if current is None:
@@ -350,6 +355,8 @@ class CSVLogger(Callback):
         self._restored: int | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        if not getattr(self, "writes", True):  # an MPI rank other than 0
+            return
         check_output_file(self.filename, "CSVLogger")
         existing = self._read() if self.append or self._restored is not None else []
         if self._restored is not None:
@@ -378,6 +385,8 @@ class CSVLogger(Callback):
         atomic_write(self.filename, write)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not getattr(self, "writes", True):
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

@@ -67,6 +67,7 @@ class RunSpec:
     checkpoint_dir: str | None = None
     checkpoint_every: int | None = None
     resume: bool = False
+    distribute: str | None = None
 
     @property
     def lenet1998(self) -> bool:
@@ -275,18 +276,23 @@ def run(spec: RunSpec, say: Callable[[str], Any] = print) -> RunResult:
     with num_threads(spec.threads), stop_on_signals(model) as stop:
         model.fit(x_train, y_train, batch_size=spec.batch_size, epochs=spec.epochs,
                   validation_data=val, verbose=spec.verbose, seed=spec.seed,
-                  callbacks=callbacks)
+                  callbacks=callbacks, distribute=spec.distribute)
         wall = time.perf_counter() - t0
         result = RunResult(model, wall, model.trainer.epoch)
         if _stopped(model, stop, backup, result):
             return result
         result.test = model.evaluate(x_test, y_test)
-    if spec.output:
+    if spec.output and _rank(model) == 0:  # over MPI only rank 0 writes the model
         extra = {"pixel_scale": PIXEL_SCALE, "epochs": spec.epochs, "dataset": spec.dataset}
         # how `numcnn predict` and `numcnn serve` make a picture this model's input
         extra["preprocessing"] = default_preprocessing(model.input_shape, extra)
         save_model(model, spec.output, extra=extra)
     return result
+
+
+def _rank(model: Any) -> int:
+    """0, or this process's MPI rank when the model was trained over MPI."""
+    return getattr(model.trainer, "rank", 0)
 
 
 def _stopped(model: Any, stop: Any, backup: BackupAndRestore | None,

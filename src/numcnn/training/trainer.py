@@ -31,7 +31,7 @@ from .. import optimizers as optimizers_mod
 from .._random import generator_state, set_generator_state
 from ..layers.masking import compute_mask
 from ..threads import blas_threads, get_num_threads
-from . import penalties
+from . import distributed, penalties
 from .callbacks import Callback, CallbackList, History
 from .data import as_inputs, batches, check_batch_size, check_targets
 from .parallel import MIN_PART, DataParallel, parallel_problem
@@ -62,6 +62,8 @@ class Trainer:
         self.interrupted = False
         self.callbacks: list[Callback] = []
         self._stop: str | None = None
+        self.sync: Any = None  # the GradientSync of an MPI fit while it runs
+        self.rank = 0  # this process's MPI rank in the last fit (0 without MPI)
         self._sums: Sums | None = None
         self.last_terms: dict[str, float] = {}
         self._restored: dict[str, Any] | None = None
@@ -199,7 +201,7 @@ class Trainer:
             validation_data: tuple | None = None, shuffle: bool = True, verbose: Any = "auto",
             seed: int | None = None, callbacks: list[Callback] | None = None,
             initial_epoch: int = 0, optimizer: Any = None, loss: Any = None,
-            processes: int | None = None) -> History:
+            processes: int | None = None, distribute: Any = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)``.
 
         Args:
@@ -227,6 +229,9 @@ class Trainer:
                 process gets at least ``MIN_PART`` samples, else 1 process whose BLAS uses
                 that many threads. ``1`` forces one process; ``k ≥ 2`` requires
                 data-parallel training and raises ``ValueError`` saying why it is impossible.
+            distribute: ``"local:K"`` (``processes=K``), ``"mpi"`` (every rank of ``mpiexec``
+                trains one shard of each batch; see :mod:`numcnn.training.distributed`), or
+                None: ``"mpi"`` when started by ``mpiexec`` with more than one rank.
 
         Returns:
             A :class:`History`: ``history.history["loss"]`` and every metric and ``val_``
@@ -262,13 +267,29 @@ class Trainer:
                                  "pass validation_data=None for no validation")
             val = (xv, self._targets(validation_data[1], len(xv[0]), "fit(validation_data)"))
         threads = get_num_threads()
+        processes, comm = distributed.resolve(distribute, processes)
         processes = self._processes(processes, threads, bs)
+        self.sync = None
+        self.rank = 0 if comm is None else comm.rank
+        if comm is not None:
+            why = distributed.problem(model, self.losses) or (
+                "an optimizer that needs a closure (L-BFGS) is not supported"
+                if getattr(self.optimizer, "needs_closure", False) else None)
+            if why:
+                raise ValueError(f"fit(distribute='mpi'): {why}")
+            distributed.check_batches(n, bs, comm.size)
+            self.sync = distributed.GradientSync(comm, model)
+            distributed.broadcast_model(comm, model)
+            if comm.rank != 0:
+                verbose = 0
+                distributed.quiet_callbacks(callbacks or [])
         self.x, self.y = xs, ys
         self.rng = np.random.default_rng(seed)
         self.interrupted = False
         self._stop = None
         start, resume_step = self._start(initial_epoch, shuffle, n)
-        verbose = resolve_verbose(verbose)
+        verbose = resolve_verbose(verbose) if self.sync is None or self.sync.comm.rank == 0 \
+            else 0
         steps = -(-n // bs)
         history = History()
         cbs = CallbackList([*(callbacks or []), history], model,
@@ -282,7 +303,7 @@ class Trainer:
         params, grads = model.trainable_params(), model.trainable_grads()
         with blas_threads(1 if processes > 1 else threads), \
                 (DataParallel(self, xs, ys, processes) if processes > 1
-                 else contextlib.nullcontext()) as parallel:
+                 else contextlib.nullcontext()) as parallel, distributed.guard(self.sync):
             bufs = [np.empty((bs,) + a.shape[1:], dtype=a.dtype) for a in xs]
             cbs.on_train_begin()
             if self._restored is not None:  # a callback restored a checkpoint (backup)
@@ -347,6 +368,7 @@ class Trainer:
                 if model.stop_training or self._stop is not None:
                     break
             cbs.on_train_end()
+        self.sync = None
         self.history = history
         model.history = history
         return history
@@ -358,6 +380,10 @@ class Trainer:
         optimizer (``needs_closure``, L-BFGS) evaluates the batch as often as it needs;
         the logs are those of its first evaluation, where the step began."""
         m = len(xb[0])
+        if getattr(self, "sync", None) is not None:
+            loss_value, logs = distributed.sync_step(self, xb, yb, sums, self.sync)
+            self.optimizer.step(params, grads)
+            return loss_value, logs
 
         def evaluate() -> tuple[float, list[float], list[np.ndarray], Any]:
             if parallel is None:
@@ -444,6 +470,11 @@ class Trainer:
         return self._evaluate(xs, ys, check_batch_size(batch_size, n))
 
     def _evaluate(self, xs: list[np.ndarray], ys: list[Any], bs: int) -> dict[str, float]:
+        if getattr(self, "sync", None) is not None:
+            return distributed.sharded_logs(self, xs, ys, bs, self.sync)
+        return self._evaluate_sums(xs, ys, bs).logs()
+
+    def _evaluate_sums(self, xs: list[np.ndarray], ys: list[Any], bs: int) -> Sums:
         n = len(xs[0])
         model = self.model
         sums = Sums(model.output_names, self.losses, self.metrics,
@@ -459,7 +490,7 @@ class Trainer:
                 penalties.weight_terms(model, grads=False, out=terms)
                 total += penalties.total(terms)
                 sums.add(len(outs[0]), total, parts, outs, yb, masks, terms)
-        return sums.logs()
+        return sums
 
     # ----------------------------------------------------------------- predict
     def predict(self, x: Any, batch_size: int | None = 1000) -> Any:

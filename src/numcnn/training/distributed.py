@@ -1,0 +1,343 @@
+"""Data-parallel training over MPI: every rank steps its own copy of the model.
+
+The seam is between backward and the optimizer step (Horovod's and PyTorch DDP's design).
+With ``K`` ranks, a global batch of ``m`` samples — the same batch, in the same order, as
+one process draws (every rank holds the data and the same data-order generator) — is cut
+into ``K`` contiguous shards of ``m_r`` samples by :func:`numcnn.training.parallel.split_sizes`
+(sizes differ by at most one, the first ones larger). Rank ``r`` runs forward, loss and
+backward on its shard, giving the gradient ``g_r`` of its shard's mean loss. One allreduce
+over a flat float64 buffer then forms on every rank
+
+    g = Σ_r (m_r / m) · g_r,
+
+the gradient of the global batch's mean loss (every built-in loss is a mean over samples;
+weight penalties, the same on every rank, come through unchanged since Σ_r m_r / m = 1).
+The same buffer carries the batch's running sums of loss and metrics (:class:`.Sums`), so a
+step costs exactly one allreduce. Every rank then takes the identical optimizer step on
+the identical ``g``, so the copies stay equal without further traffic.
+
+Other rules:
+
+- **Start.** Rank 0's parameters, buffers and random generators are broadcast before the
+  first step, so ranks built with different seeds still train one model.
+- **Dropout** draws the mask of the whole global batch on every rank (the layer's
+  generator advances exactly as in one process) and keeps its shard's rows, so a run
+  equals one process on the global batch. No shard may be empty: ``fit`` refuses a batch
+  size or dataset whose last batch has fewer samples than there are ranks.
+- **BatchNorm** normalises with its shard's statistics (per replica, as DDP does): that
+  changes the result. :class:`numcnn.layers.SyncBatchNorm2D` allreduces the statistics.
+- **Only rank 0** prints progress, writes logs, checkpoints and the final model; the other
+  ranks run every callback (learning-rate schedules, early stopping decide the same on every
+  rank from the same reduced logs) with writing switched off (``callback.writes = False``).
+- **Evaluation** (validation data) is sharded: rank ``r`` evaluates its contiguous part of
+  the set, and the sums are allreduced.
+
+``fit(distribute="mpi")`` chooses this backend, ``distribute=None`` chooses it when the
+process was started by ``mpiexec`` with more than one rank (``PMI_SIZE``,
+``OMPI_COMM_WORLD_SIZE`` or ``PMIX_SIZE`` in the environment, read without importing MPI),
+and ``distribute="local:k"`` the forked local workers of :mod:`.parallel`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .._random import generator_state, set_generator_state
+from .parallel import split_sizes
+
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+
+def launched_size() -> int:
+    """The number of ranks ``mpiexec`` started this process among (1 when not started by
+    an MPI launcher), read from the launcher's environment variables."""
+    for name in _SIZE_VARS[:3]:
+        raw = os.environ.get(name, "").strip()
+        if raw.isdigit():
+            return int(raw)
+    return 1
+
+
+#: Seconds a rank waits for the others in one collective operation before it stops every
+#: rank (``NUMCNN_MPI_TIMEOUT`` overrides it).
+MPI_TIMEOUT = 120.0
+TIMEOUT_ENV = "NUMCNN_MPI_TIMEOUT"
+
+
+def timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else MPI_TIMEOUT
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def wait(req: Any, what: str, comm: Any) -> None:
+    """Wait for the MPI request ``req``; past :func:`timeout` seconds, say so on stderr and
+    abort every rank (``MPI_Abort``), so no rank waits forever on one that died."""
+    limit = timeout()
+    start = time.monotonic()
+    pause = 0.0
+    while not req.Test():
+        elapsed = time.monotonic() - start
+        if elapsed > limit:
+            fail(comm, f"waited {elapsed:.0f} s for {what}: another rank died or hangs "
+                       f"(the bound is {TIMEOUT_ENV}={limit:g} s)")
+        time.sleep(pause)
+        pause = min(0.001, pause + 1e-5)  # spin first: a step's allreduce takes microseconds
+
+
+def fail(comm: Any, message: str) -> None:
+    """Print ``message`` for this rank on stderr and abort every rank."""
+    print(f"numcnn: MPI rank {comm.rank} of {comm.size}: {message}; stopping every rank",
+          file=sys.stderr, flush=True)
+    comm.abort(1)
+
+
+@contextlib.contextmanager
+def guard(sync: Any) -> Iterator[None]:
+    """Around an MPI fit: an exception on one rank aborts every rank with its message
+    (the others would wait for it in the next allreduce)."""
+    try:
+        yield
+    except BaseException as e:  # noqa: B036 (a KeyboardInterrupt on one rank too)
+        if sync is None:
+            raise
+        fail(sync.comm, f"{type(e).__name__}: {e}")
+        raise
+
+
+class Communicator:
+    """The collective operations data-parallel training needs (the interface a backend
+    implements): ``rank``, ``size``, an in-place sum over ranks of a float64 buffer, a
+    broadcast from rank 0, and ``abort`` to stop every rank."""
+
+    rank = 0
+    size = 1
+
+    def allreduce_sum(self, buf: np.ndarray) -> None:
+        """Replace ``buf`` (contiguous) by the element-wise sum of every rank's ``buf``."""
+
+    def bcast(self, buf: np.ndarray) -> None:
+        """Replace ``buf`` (contiguous) on every rank by rank 0's."""
+
+    def abort(self, code: int = 1) -> None:
+        raise SystemExit(code)
+
+
+class MPIComm(Communicator):
+    """:class:`Communicator` over ``mpi4py``'s ``COMM_WORLD`` (imported only here)."""
+
+    def __init__(self) -> None:
+        try:
+            from mpi4py import MPI
+        except ImportError as e:
+            raise ImportError(
+                "distribute='mpi' needs mpi4py and an MPI library: pip install "
+                "'numcnn[mpi]' (mpi4py and the mpich wheel), or mpi4py over a system MPI"
+            ) from e
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    def allreduce_sum(self, buf: np.ndarray) -> None:
+        """A non-blocking allreduce, waited for at most :func:`timeout` seconds: a rank
+        that died or hangs stops the run with an error instead of a hang."""
+        req = self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        wait(req, f"the allreduce of {buf.size} numbers", self)
+
+    def bcast(self, buf: np.ndarray) -> None:
+        wait(self.comm.Ibcast(buf, root=0), f"rank 0's {buf.size} numbers", self)
+
+    def abort(self, code: int = 1) -> None:
+        self.comm.Abort(code)
+
+
+def resolve(distribute: Any, processes: int | None) -> tuple[int | None, Communicator | None]:
+    """``fit``'s ``distribute`` and ``processes`` as ``(processes, communicator)``.
+
+    ``"local:k"``: ``k`` forked local processes. ``"mpi"``: the MPI communicator.
+    ``None``: MPI when started by ``mpiexec`` with more than one rank, else ``processes``
+    as given."""
+    if distribute is None:
+        if launched_size() > 1:
+            distribute = "mpi"
+        else:
+            return processes, None
+    if not isinstance(distribute, str):
+        raise ValueError(f"distribute must be 'mpi', 'local:K' or None; received "
+                         f"{distribute!r}")
+    spec = distribute.strip().lower()
+    if spec == "mpi":
+        if processes not in (None, 1):
+            raise ValueError(f"distribute='mpi' takes its processes from mpiexec; received "
+                             f"processes={processes!r} as well")
+        comm = MPIComm()
+        return 1, comm if comm.size > 1 else None
+    if spec.startswith("local:") and spec[6:].isdigit() and int(spec[6:]) >= 1:
+        k = int(spec[6:])
+        if processes is not None and processes != k:
+            raise ValueError(f"distribute={distribute!r} and processes={processes} disagree")
+        return k, None
+    raise ValueError(f"distribute must be 'mpi', 'local:K' (K >= 1) or None; received "
+                     f"{distribute!r}")
+
+
+def random_layers(model: Any) -> list[Any]:
+    leaves = getattr(model, "leaf_layers", None)
+    layers = leaves() if leaves is not None else [model]
+    return [lay for lay in layers if isinstance(getattr(lay, "rng", None), np.random.Generator)]
+
+
+def broadcast_model(comm: Communicator, model: Any) -> None:
+    """Give every rank rank 0's parameters, buffers and layers' random generators."""
+    arrays = [lay.params[k] for _, lay, k in model.named_params()]
+    arrays += [lay.buffers[k] for _, lay, k in model.named_buffers()]
+    if arrays:
+        flat = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
+        comm.bcast(flat)
+        start = 0
+        for a in arrays:
+            a[...] = flat[start:start + a.size].reshape(a.shape)
+            start += a.size
+    gens = random_layers(model)
+    if gens:
+        words = np.concatenate([generator_state(lay.rng) for lay in gens])
+        comm.bcast(words)
+        for j, lay in enumerate(gens):
+            set_generator_state(lay.rng, words[6 * j:6 * j + 6])
+
+
+def set_shard(model: Any, shard: tuple[int, int, int] | None) -> None:
+    """Tell the random layers which rows ``(start, stop, m)`` of the global batch this
+    rank computes (None: the whole batch)."""
+    for lay in random_layers(model):
+        lay.batch_shard = shard
+
+
+def quiet_callbacks(callbacks: list[Any]) -> None:
+    """Ranks other than 0: callbacks keep running but write nothing."""
+    for cb in callbacks:
+        cb.writes = False
+
+
+class GradientSync:
+    """One rank's side of a data-parallel step: the shard of a batch, and one allreduce
+    of the size-weighted gradients and the batch's sums."""
+
+    def __init__(self, comm: Communicator, model: Any):
+        self.comm = comm
+        self.model = model
+        self.grads = list(model.trainable_grads().values())
+        self.sizes = [g.size for g in self.grads]
+        self.count = sum(self.sizes)
+        self.enabled = True  # tests switch the allreduce off (the negative control)
+
+    def shard(self, m: int) -> tuple[int, int]:
+        sizes = split_sizes(m, self.comm.size)
+        start = sum(sizes[:self.comm.rank])
+        return start, start + sizes[self.comm.rank]
+
+    def reduce(self, weight: float, sums: np.ndarray | None) -> np.ndarray:
+        """Allreduce ``weight · (this rank's gradients)`` followed by ``sums``; writes the
+        reduced gradients back into the layers and returns the reduced sums."""
+        extra = 0 if sums is None else len(sums)
+        flat = np.empty(self.count + extra, np.float64)
+        start = 0
+        for g, n in zip(self.grads, self.sizes):
+            np.multiply(g.ravel(), weight, out=flat[start:start + n])
+            start += n
+        if sums is not None:
+            flat[start:] = sums
+        if self.enabled:
+            self.comm.allreduce_sum(flat)
+        start = 0
+        for g, n in zip(self.grads, self.sizes):
+            g[...] = flat[start:start + n].reshape(g.shape)
+            start += n
+        return flat[start:]
+
+    def reduce_sums(self, sums: np.ndarray) -> np.ndarray:
+        out = np.ascontiguousarray(sums, np.float64).copy()
+        self.comm.allreduce_sum(out)
+        return out
+
+
+def problem(model: Any, losses: list[Any]) -> str | None:
+    """Why ``model`` with ``losses`` cannot train over MPI, or None."""
+    for loss in losses:
+        if loss is not None and not getattr(loss, "batch_mean", False):
+            return (f"the loss {type(loss).__name__} does not declare itself a mean over "
+                    "samples (Loss.batch_mean), so shard gradients cannot be combined")
+    masks = getattr(getattr(model, "graph", None), "output_masks", [])
+    if any(lo is not None and m is not None for lo, m in zip(losses, masks)):
+        return ("an output with a loss carries a padding mask: its loss is a mean over the "
+                "real steps, which shards split unevenly")
+    return None
+
+
+def check_batches(n: int, bs: int, size: int) -> None:
+    """Every batch of ``n`` samples in batches of ``bs`` must give each of ``size`` ranks at
+    least one sample."""
+    last = n % bs or bs
+    if min(bs, last) < size:
+        raise ValueError(f"fit over MPI: a batch of {min(bs, last)} sample(s) cannot be "
+                         f"shared by {size} ranks (n={n}, batch_size={bs}); choose a batch "
+                         "size whose last batch holds at least one sample per rank")
+
+
+def merge_sums(sums: Any, delta: np.ndarray) -> None:
+    """Add a reduced batch's sums (a :meth:`Sums.state` array) into ``sums``."""
+    merged = type(sums).from_state(sums.state() + delta, sums.names, sums.losses,
+                                   sums.metrics, sums.terms)
+    vars(sums).update(vars(merged))
+
+
+def sync_step(trainer: Any, xb: list[np.ndarray], yb: list[Any], sums: Any,
+              sync: GradientSync) -> tuple[float, dict[str, float]]:
+    """Forward and backward on this rank's shard of the batch, then the allreduce of the
+    weighted gradients and the batch's sums; the optimizer step is the caller's. Returns
+    the global batch's loss and the epoch's running logs (the same on every rank)."""
+    from .sums import Sums
+
+    model = trainer.model
+    m = len(xb[0])
+    lo, hi = sync.shard(m)
+    local = Sums(sums.names, sums.losses, sums.metrics, sums.terms)
+    set_shard(model, (lo, hi, m))
+    try:
+        xs = [a[lo:hi] for a in xb]
+        ys = [None if t is None else t[lo:hi] for t in yb]
+        total, parts, outs = trainer.train_step(xs, ys)
+        local.add(hi - lo, total, parts, outs, ys, trainer.last_masks, trainer.last_terms)
+    finally:
+        set_shard(model, None)
+    delta = sync.reduce((hi - lo) / m, local.state())
+    merge_sums(sums, delta)
+    return float(delta[1]) / m, sums.logs()
+
+
+def sharded_logs(trainer: Any, xs: list[np.ndarray], ys: list[Any], bs: int,
+                 sync: GradientSync) -> dict[str, float]:
+    """Evaluation over ``(xs, ys)`` with each rank taking its contiguous part of the set;
+    the sums are allreduced, so every rank returns the logs of the whole set."""
+    from .sums import Sums
+
+    n = len(xs[0])
+    lo, hi = sync.shard(n)
+    local = trainer._evaluate_sums([a[lo:hi] for a in xs],
+                                   [None if t is None else t[lo:hi] for t in ys], bs)
+    total = sync.reduce_sums(local.state())
+    return Sums.from_state(total, local.names, local.losses, local.metrics,
+                           local.terms).logs()

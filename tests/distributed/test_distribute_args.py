@@ -1,0 +1,67 @@
+"""``fit(distribute=...)`` without MPI: the choices, their errors, and Dropout's shard rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import numcnn
+from numcnn.layers import Dense, Dropout, Flatten
+from numcnn.training import distributed
+
+
+def test_local_k_is_processes_k_and_none_is_one_process(monkeypatch):
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.resolve("local:2", None) == (2, None)
+    assert distributed.resolve(None, 3) == (3, None)
+    monkeypatch.setenv("PMI_SIZE", "1")  # mpiexec -n 1: one process, no MPI needed
+    assert distributed.resolve(None, None) == (None, None)
+
+
+@pytest.mark.parametrize("bad", ["mpi:2", "local", "local:0", "local:x", 2, "gpu"])
+def test_bad_choices_name_what_is_accepted(bad):
+    with pytest.raises(ValueError, match="distribute must be 'mpi', 'local:K'"):
+        distributed.resolve(bad, None)
+
+
+def test_local_and_processes_must_agree():
+    with pytest.raises(ValueError, match="disagree"):
+        distributed.resolve("local:2", 3)
+
+
+def test_a_last_batch_smaller_than_the_ranks_is_refused_up_front():
+    distributed.check_batches(21, 8, 3)  # 8, 8, 5: every rank gets a sample
+    with pytest.raises(ValueError, match="a batch of 1 sample"):
+        distributed.check_batches(17, 8, 2)
+
+
+def test_dropout_shard_keeps_the_rows_of_the_global_mask():
+    """A rank's rows of a Dropout mask are the same rows one process draws for the whole
+    batch (reference: a copy of the generator drawing the full mask)."""
+    x = np.ones((7, 5), np.float32)
+    whole = Dropout(0.4, seed=9)
+    whole.build((5,))
+    full = whole.forward(x, training=True)
+    for lo, hi in [(0, 3), (3, 5), (5, 7)]:
+        part = Dropout(0.4, seed=9)
+        part.build((5,))
+        part.batch_shard = (lo, hi, 7)
+        np.testing.assert_array_equal(part.forward(x[lo:hi], training=True), full[lo:hi])
+    part.batch_shard = (0, 3, 7)
+    with pytest.raises(ValueError, match="expects 3 rows; received 4"):
+        part.forward(x[:4], training=True)
+
+
+def test_fit_distribute_local_equals_processes():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 1, 4, 4)), rng.integers(0, 3, 64)
+    out = []
+    for kw in ({"processes": 2}, {"distribute": "local:2"}):
+        m = numcnn.Sequential([Flatten(), Dense(3)], input_shape=(1, 4, 4), seed=0,
+                              dtype="float64")
+        m.compile(optimizer="sgd", loss="softmax_cross_entropy")
+        m.fit(x, y, batch_size=32, epochs=1, verbose=0, seed=1, **kw)
+        out.append(m.trainable_params())
+    for key in out[0]:
+        np.testing.assert_array_equal(out[0][key], out[1][key])
