@@ -103,6 +103,8 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     "AdaptiveMaxPool2D": [({"output_size": (2, 3)}, (2, 5, 7)), ({"output_size": 3}, (1, 2, 2))],
     "BatchNorm2D": [({"momentum": 0.2}, (3, 4, 5)), ({"affine": False}, (2, 3, 3))],
     "BatchNorm1D": [({}, (6,)), ({"eps": 1e-3}, (3, 4))],
+    "SyncBatchNorm2D": [({"momentum": 0.2}, (3, 4, 5))],
+    "SyncBatchNorm1D": [({}, (6,)), ({"eps": 1e-3}, (3, 4))],
     "LocalResponseNorm": [
         ({"size": 3}, (5, 3, 3)),
         ({"size": 4, "alpha": 0.1, "beta": 0.6, "k": 2.0}, (6, 2, 2)),

@@ -8,7 +8,8 @@ other. ``--no-allreduce`` switches the allreduce off (the negative control).
 
 Cases (float64): SGD with momentum and Adam, each with Dropout, 17 samples in batches of 8
 (a last batch of 5: shards of 3+2 or 2+2+1 samples); ``--case resnet``: a small
-ResNet with SyncBatchNorm2D.
+ResNet block with SyncBatchNorm2D (``resnet-bn``: with per-replica BatchNorm2D instead,
+which differs from one process).
 """
 
 import argparse
@@ -50,15 +51,19 @@ def dense_model(seed, optimizer):
     return m
 
 
-def conv_model(seed, optimizer):
-    from numcnn.layers import SyncBatchNorm2D
+def conv_model(seed, optimizer, norm="sync"):
+    from numcnn.layers import BatchNorm2D, SyncBatchNorm2D
 
-    inp = numcnn.Input((2, 5, 5))
-    h = ReLU()(SyncBatchNorm2D()(Conv2D(4, 3, padding=1)(inp)))
-    r = SyncBatchNorm2D()(Conv2D(4, 3, padding=1)(h))
+    # --case resnet-bn: per-replica BatchNorm2D, which must differ from one process
+    Norm = SyncBatchNorm2D if norm == "sync" else BatchNorm2D
+    inp = numcnn.Input((2, 5, 5), dtype="float64")
+    # (no bias before a BatchNorm, as in ResNets: its gradient is 0 up to rounding, which
+    # Adam would scale up to full steps)
+    h = ReLU()(Norm()(Conv2D(4, 3, padding=1, use_bias=False)(inp)))
+    r = Norm()(Conv2D(4, 3, padding=1, use_bias=False)(h))
     h = ReLU()(numcnn.layers.Add()([h, r]))
     out = Dense(3)(Flatten()(h))
-    m = numcnn.Model(inp, out, seed=seed, dtype="float64")
+    m = numcnn.Model(inp, out, seed=seed)
     m.compile(optimizer=optimizer, loss="softmax_cross_entropy", metrics=["accuracy"])
     return m
 
@@ -70,11 +75,14 @@ def optimizer(name):
 
 
 def trainer_params(model):
-    return [a for a in model.trainable_params().values()]
+    """Every parameter, and the buffers (BatchNorm's running statistics)."""
+    return [*model.trainable_params().values(),
+            *(lay.buffers[k] for _, lay, k in model.named_buffers())]
 
 
 def run(case, opt, distribute, rank, no_allreduce):
-    make = conv_model if case == "resnet" else dense_model
+    make = {"resnet": conv_model, "dense": dense_model,
+            "resnet-bn": lambda **kw: conv_model(norm="plain", **kw)}[case]
     # other ranks start from other weights: the broadcast must give them rank 0's
     model = make(seed=1 + (rank if distribute == "mpi" else 0), optimizer=optimizer(opt))
     model.trainer_params = lambda: trainer_params(model)

@@ -58,9 +58,12 @@ def result(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(lines[0])
 
 
+@pytest.mark.parametrize("case", ["dense", "resnet"])
 @pytest.mark.parametrize("k", [2, 3])
-def test_every_step_equals_one_process_on_the_global_batch(k):
-    proc = launch(k, sys.executable, str(SCRIPT))
+def test_every_step_equals_one_process_on_the_global_batch(k, case):
+    """dense: two Dropouts; resnet: a residual block with SyncBatchNorm2D (parameters and
+    running statistics)."""
+    proc = launch(k, sys.executable, str(SCRIPT), "--case", case)
     out = result(proc)
     assert proc.returncode == 0, (out, proc.stderr)
     assert out["size"] == k
@@ -78,6 +81,14 @@ def test_negative_control_without_the_allreduce_the_runs_differ():
     for opt in ("sgd", "adam"):
         assert out[opt]["max_diff"] > 1e-3, out
         assert out[opt]["rank_spread"] > 1e-3, out
+
+
+def test_per_replica_batchnorm_is_not_one_process():
+    """What SyncBatchNorm2D is for: BatchNorm2D normalises each rank's shard on its own."""
+    proc = launch(2, sys.executable, str(SCRIPT), "--case", "resnet-bn")
+    out = result(proc)
+    assert proc.returncode == 3, (out, proc.stderr)
+    assert min(out["sgd"]["max_diff"], out["adam"]["max_diff"]) > 1e-3, out
 
 
 @pytest.mark.skipif(not (MNIST_DIR and os.path.isdir(MNIST_DIR)),

@@ -29,6 +29,7 @@ from .recurrent_op import RecurrentOp
 from .regularization import Dropout
 from .rescaling import Rescale
 from .reshaping import Pad2D, PadChannels, Permute, Reshape
+from .sync_norm import SyncBatchNorm1D, SyncBatchNorm2D
 from .tensor_index import Gather, PadND, Slice
 from .tensor_shape import Squeeze, TensorConcat, TensorReshape, Transpose, Unsqueeze
 from .tensor_values import (
@@ -57,6 +58,8 @@ __all__ = [
     "Bidirectional",
     "BatchNorm1D",
     "BatchNorm2D",
+    "SyncBatchNorm1D",
+    "SyncBatchNorm2D",
     "Call",
     "Concatenate",
     "Constant",

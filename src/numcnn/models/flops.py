@@ -114,6 +114,8 @@ from ..layers import (
     Squeeze,
     Subsampling2D,
     Subtract,
+    SyncBatchNorm1D,
+    SyncBatchNorm2D,
     Tanh,
     TensorConcat,
     TensorReshape,
@@ -271,7 +273,8 @@ def _bidirectional(layer: Any, input_shape: Any, output_shape: Any) -> int | Non
 
 register_macs(
     InputLayer, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, ScaledTanh,  # element-wise
-    BatchNorm1D, BatchNorm2D, Rescale, Dropout, LocalResponseNorm,
+    BatchNorm1D, BatchNorm2D, SyncBatchNorm1D, SyncBatchNorm2D, Rescale, Dropout,
+    LocalResponseNorm,
     MaxPool2D, AvgPool2D, LpPool2D, GlobalAvgPool2D, GlobalMaxPool2D,  # pooling (any
     AdaptiveAvgPool2D, AdaptiveMaxPool2D,  # ceil_mode, adaptive windows: still no MACs)
     Add, Subtract, Multiply, Average, Concatenate,  # merges

@@ -219,11 +219,18 @@ def broadcast_model(comm: Communicator, model: Any) -> None:
             set_generator_state(lay.rng, words[6 * j:6 * j + 6])
 
 
-def set_shard(model: Any, shard: tuple[int, int, int] | None) -> None:
+def set_shard(model: Any, shard: tuple[int, int, int] | None,
+              comm: Communicator | None = None) -> None:
     """Tell the random layers which rows ``(start, stop, m)`` of the global batch this
-    rank computes (None: the whole batch)."""
+    rank computes (None: the whole batch), and the SyncBatchNorm layers also ``comm``."""
+    from ..layers.sync_norm import _SyncBatchNorm
+
     for lay in random_layers(model):
         lay.batch_shard = shard
+    leaves = getattr(model, "leaf_layers", None)
+    for lay in leaves() if leaves is not None else [model]:
+        if isinstance(lay, _SyncBatchNorm):
+            lay.distributed = None if shard is None else (comm, *shard)
 
 
 def quiet_callbacks(callbacks: list[Any]) -> None:
@@ -315,7 +322,7 @@ def sync_step(trainer: Any, xb: list[np.ndarray], yb: list[Any], sums: Any,
     m = len(xb[0])
     lo, hi = sync.shard(m)
     local = Sums(sums.names, sums.losses, sums.metrics, sums.terms)
-    set_shard(model, (lo, hi, m))
+    set_shard(model, (lo, hi, m), sync.comm)
     try:
         xs = [a[lo:hi] for a in xb]
         ys = [None if t is None else t[lo:hi] for t in yb]

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...layers import BatchNorm1D, BatchNorm2D, LocalResponseNorm
+from ...layers import (
+    BatchNorm1D,
+    BatchNorm2D,
+    LocalResponseNorm,
+    SyncBatchNorm1D,
+    SyncBatchNorm2D,
+)
 from . import register
 from .graph import LayerContext
 
@@ -36,6 +42,9 @@ NOTES = ("inference: the running statistics (float64 models: ε folded into the 
          "as ONNX stores ε in float32)")
 register(BatchNorm2D, ("BatchNormalization",), notes=NOTES)(_batch_norm)
 register(BatchNorm1D, ("BatchNormalization",), notes=NOTES + "; (N, C) and (N, C, L)")(
+    _batch_norm)
+register(SyncBatchNorm2D, ("BatchNormalization",), notes=NOTES)(_batch_norm)
+register(SyncBatchNorm1D, ("BatchNormalization",), notes=NOTES + "; (N, C) and (N, C, L)")(
     _batch_norm)
 
 
