@@ -55,6 +55,10 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
          (2, 5, 4)),
         ({"out_channels": 3, "kernel_size": (2, 3), "stride": 2, "padding": (1, 0, 2, 1),
           "padding_value": -0.5}, (2, 6, 5)),
+        # channels last (issue 15): (H, W, C) shapes, TensorFlow-style explicit padding
+        ({"out_channels": 4, "kernel_size": (3, 2), "stride": (2, 1), "groups": 2,
+          "padding": [[0, 0], [1, 0], [0, 1], [0, 0]], "data_format": "channels_last"},
+         (7, 6, 2)),
     ],
     "LocallyConnected2D": [
         ({"out_channels": 3, "kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 0, 0, 1)},
@@ -74,12 +78,15 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
         ({"pool_size": 3, "stride": 2, "padding": 1}, (2, 7, 7)),
         ({"pool_size": (2, 3)}, (1, 6, 7)),
         ({"pool_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (2, 8, 7)),
+        ({"pool_size": 3, "stride": 2, "padding": 1, "data_format": "channels_last"},
+         (7, 6, 3)),
     ],
     "AvgPool2D": [
         ({"pool_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, (2, 7, 7)),
         ({"pool_size": (3, 2), "stride": (1, 2)}, (1, 5, 5)),
         ({"pool_size": (2, 3), "stride": 2, "padding": (1, 0), "count_include_pad": False,
           "ceil_mode": True}, (2, 6, 8)),
+        ({"pool_size": (3, 2), "stride": (1, 2), "data_format": "channels_last"}, (5, 5, 2)),
     ],
     "ReLU": [({}, (2, 3, 3))],
     "LeakyReLU": [({"alpha": 0.1}, (2, 3, 3)), ({}, (5,))],
@@ -95,8 +102,8 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
         ({"pool_size": 3, "stride": 2, "padding": 1, "sigma": 0.8}, (2, 7, 7)),
         ({"pool_size": (3, 2), "stride": 1}, (1, 5, 5)),
     ],
-    "GlobalAvgPool2D": [({}, (3, 4, 5))],
-    "GlobalMaxPool2D": [({}, (3, 4, 5))],
+    "GlobalAvgPool2D": [({}, (3, 4, 5)), ({"data_format": "channels_last"}, (4, 5, 3))],
+    "GlobalMaxPool2D": [({}, (3, 4, 5)), ({"data_format": "channels_last"}, (4, 5, 3))],
     # --- ceil_mode above; adaptive pooling (issue 11): uneven, upsampling, None entries
     "AdaptiveAvgPool2D": [({"output_size": (3, 2)}, (2, 7, 5)), ({"output_size": 4}, (1, 2, 3)),
                           ({"output_size": (None, 1)}, (2, 3, 4))],

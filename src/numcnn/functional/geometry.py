@@ -100,6 +100,43 @@ def ceil_pads(
     return (out[0], out[1], out[2], out[3])
 
 
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def check_data_format(value: Any) -> str:
+    """``"channels_first"`` (NCHW, numcnn's own) or ``"channels_last"`` (NHWC, TensorFlow's
+    default), else a clear error."""
+    if value not in DATA_FORMATS:
+        raise ValueError(f"data_format must be 'channels_first' or 'channels_last'; received "
+                         f"data_format={value!r}")
+    return value
+
+
+def from_tf_padding(padding: Any, data_format: str = "channels_first") -> Any:
+    """TensorFlow's explicit padding ``[[0, 0], [t, b], [l, r], [0, 0]]`` (NHWC; NCHW:
+    ``[[0, 0], [0, 0], [t, b], [l, r]]``) as numcnn's ``(top, bottom, left, right)``; any
+    other padding argument unchanged. The batch and channel pairs must be zero.
+
+    >>> from_tf_padding([[0, 0], [1, 2], [3, 4], [0, 0]], "channels_last")
+    (1, 2, 3, 4)
+    """
+    if not (isinstance(padding, (tuple, list)) and len(padding) == 4
+            and all(isinstance(p, (tuple, list)) for p in padding)):
+        return padding
+    if not all(len(p) == 2 for p in padding):
+        raise ValueError(f"TensorFlow-style padding must be 4 pairs [before, after]; received "
+                         f"padding={padding!r}")
+    hw = (1, 2) if data_format == "channels_last" else (2, 3)
+    others = [tuple(padding[a]) for a in range(4) if a not in hw]
+    if any(v != 0 for p in others for v in p):
+        where = "[[0, 0], [t, b], [l, r], [0, 0]]" if data_format == "channels_last" else \
+            "[[0, 0], [0, 0], [t, b], [l, r]]"
+        raise ValueError(f"TensorFlow-style padding pads the batch or channel axis; expected "
+                         f"{where} for data_format={data_format!r}, received padding={padding!r}")
+    (t, b), (left, r) = padding[hw[0]], padding[hw[1]]
+    return (t, b, left, r)
+
+
 def check_padding(padding: Padding) -> Padding:
     """Validate a padding argument at construction time and return it in canonical form.
 

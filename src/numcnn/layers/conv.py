@@ -9,22 +9,32 @@ import numpy as np
 from .. import initializers
 from ..functional import conv2d_backward, conv2d_forward
 from ..functional.conv import connection_mask, pad
-from ..functional.geometry import check_padding, conv_output_hw, pair, resolve_padding
+from ..functional.geometry import (
+    check_padding,
+    conv_output_hw,
+    from_tf_padding,
+    pair,
+    resolve_padding,
+)
 from .activations import relu_mode
 from .base import LAYERS, Call, Layer
+from .data_format import DataFormat
 from .gauss_newton import gauss_newton_rule
 from .node import Shape
 
 
 @LAYERS.register("Conv2D")
-class Conv2D(Layer):
-    """2-D convolution (cross-correlation) over NCHW input.
+class Conv2D(DataFormat, Layer):
+    """2-D convolution (cross-correlation) over NCHW input (NHWC with
+    ``data_format="channels_last"``).
 
     Args:
         out_channels: number of kernels F (output maps).
         kernel_size: int or (kh, kw); non-square kernels are allowed.
         stride: int or (sh, sw).
-        padding: ``"valid"``, ``"same"``, an int, ``(ph, pw)`` or ``(top, bottom, left, right)``.
+        padding: ``"valid"``, ``"same"``, an int, ``(ph, pw)``, ``(top, bottom, left, right)``
+            or TensorFlow's ``[[0, 0], [t, b], [l, r], [0, 0]]`` (channels last; channels
+            first: ``[[0, 0], [0, 0], [t, b], [l, r]]``).
         use_bias: add a bias per output map.
         kernel_initializer: name or initializer for W (default Glorot uniform, as Keras).
         bias_initializer: name or initializer for b (default zeros).
@@ -47,6 +57,11 @@ class Conv2D(Layer):
             border is then part of the input the kernels read — it contributes
             ``v·Σ W`` over the kernel positions that fall on it — and its gradient is
             dropped (it is a constant). Costs one padded copy of the input per call.
+        data_format: ``"channels_first"`` (NCHW, default) or ``"channels_last"`` (NHWC,
+            TensorFlow's): input and output arrays and shapes in that layout (shapes
+            ``(H, W, C)``), the kernels transposed to at the layer's boundary
+            (:mod:`numcnn.layers.data_format`; two extra copies per pass). ``W`` keeps
+            numcnn's (F, C/G, kh, kw); :meth:`set_hwio` loads TensorFlow's (kh, kw, C/G, F).
 
     Shape:
         input (N, C, H, W) → output (N, F, Ho, Wo) with ``Ho = (H + pt + pb − kh) // sh + 1``.
@@ -69,9 +84,11 @@ class Conv2D(Layer):
         connection_table: Any = None,
         groups: int = 1,
         padding_value: float = 0.0,
+        data_format: str = "channels_first",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self._set_data_format(data_format)
         if isinstance(padding_value, bool) or not isinstance(
                 padding_value, (int, float, np.integer, np.floating)) \
                 or not np.isfinite(padding_value):
@@ -94,7 +111,7 @@ class Conv2D(Layer):
         self.groups = int(groups)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
-        self.padding = check_padding(padding)
+        self.padding = check_padding(from_tf_padding(padding, self.data_format))
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -123,25 +140,27 @@ class Conv2D(Layer):
     @property
     def pads(self) -> tuple[int, int, int, int]:
         """Explicit ``(top, bottom, left, right)`` padding for the built input size."""
-        return self._pads(tuple(self.input_shape[1:3]))
+        return self._pads(tuple(self._chw(self.input_shape)[1:3]))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
+            what = "(H, W, C)" if self.channels_last else "(C, H, W)"
             raise ValueError(
-                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
+                f"{self.display_name}: expected a {what} input shape; received {input_shape}"
             )
+        input_shape = self._chw(input_shape)
         C = input_shape[0]
         if self.groups > 1 and C is not None and C % self.groups:
             raise ValueError(f"{self.display_name}: the {C} input channels must be divisible "
                              f"by groups={self.groups}; received input shape "
                              f"{tuple(input_shape)}")
-        return (self.out_channels,) + _spatial_out(self, tuple(input_shape[1:3]))
+        return self._own((self.out_channels,) + _spatial_out(self, tuple(input_shape[1:3])))
 
     def param_shapes(self, input_shape: Shape) -> dict[str, tuple[int, ...]]:
         """``W``: (F, C/G, kh, kw) — absent kernels of a connection table are stored too, as
         zeros — and ``b``: (F,) with ``use_bias``."""
         self.output_shape(input_shape)
-        C = self._known_dim(input_shape, 0)
+        C = self._known_dim(self._chw(input_shape), 0)
         if self.connection_table is not None and self.connection_table.shape[0] != C:
             raise ValueError(
                 f"{self.display_name}: connection_table has {self.connection_table.shape[0]} "
@@ -155,7 +174,7 @@ class Conv2D(Layer):
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         super().build(input_shape, rng)
         rng = rng if rng is not None else np.random.default_rng()
-        C = self.input_shape[0]
+        C = self._chw(self.input_shape)[0]
         kh, kw = self.kernel_size
         F = self.out_channels
         shape = (F, C, kh, kw)
@@ -197,6 +216,7 @@ class Conv2D(Layer):
 
     def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         self.check_input(x)
+        x = self._to_nchw(x)  # channels last: the NCHW kernels' layout
         crop = self._pads(x.shape[2:])
         x, pads = self._constant_pad(x, crop)
         crop = None if pads == crop else crop  # the constant border to cut off dx
@@ -206,12 +226,12 @@ class Conv2D(Layer):
             W, b = self._folded(call.fused[1])
             y, _ = conv2d_forward(x, W, b, self.stride, pads, call.ws, self.groups,
                                   call.fused[2])
-            return y
+            return self._from_nchw(y)
         # fused with the ReLU that alone reads the output (models/passes.py): max(y, 0)
         y, cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride,
                                   pads, call.ws, self.groups, relu_mode(call.fused))
         call.cache = (x, pads, cache, crop)
-        return y
+        return self._from_nchw(y)
 
     def _folded(self, bn: Any) -> tuple[np.ndarray, np.ndarray]:
         """Kernels and bias with the inference-mode BatchNorm ``bn`` after them folded in:
@@ -227,14 +247,45 @@ class Conv2D(Layer):
         return W.astype(self.dtype), b.astype(self.dtype)
 
     def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
-        dx, dW, db = conv2d_backward(dy, call.cache[2], need_dx=call.need_dx,
+        dx, dW, db = conv2d_backward(self._to_nchw(dy), call.cache[2], need_dx=call.need_dx,
                                      need_db=self.use_bias)
         if self.mask is not None:
             dW *= self.mask  # absent connections get no gradient
         self.store_grad("W", dW, accumulate)
         if self.use_bias:
             self.store_grad("b", db, accumulate)
-        return _uncropped(dx, call.cache[3])
+        return self._from_nchw(_uncropped(dx, call.cache[3]))
+
+    def set_hwio(self, kernel: Any, bias: Any = None) -> None:
+        """Load TensorFlow's kernel layout (kh, kw, C/G, F) — ``tf.keras.layers.Conv2D``'s
+        ``kernel`` — and optionally its bias (F,): ``W[f, c, i, j] = kernel[i, j, c, f]``.
+
+        The layer must be built; the kernel's shape must match.
+        """
+        if "W" not in self.params:
+            raise ValueError(f"{self.display_name}: build the layer before set_hwio (its "
+                             "input size fixes the kernel shape)")
+        k = np.asarray(kernel)
+        want = self.params["W"].shape
+        hwio = (want[2], want[3], want[1], want[0])
+        if k.shape != hwio:
+            raise ValueError(f"{self.display_name}: expected an HWIO kernel of shape {hwio}; "
+                             f"received shape {k.shape}")
+        self.params["W"][...] = k.transpose(3, 2, 0, 1)
+        if self.mask is not None:
+            self.params["W"] *= self.mask
+        if bias is not None:
+            if not self.use_bias:
+                raise ValueError(f"{self.display_name}: use_bias=False; received a bias")
+            b = np.asarray(bias)
+            if b.shape != (self.out_channels,):
+                raise ValueError(f"{self.display_name}: expected a bias of shape "
+                                 f"({self.out_channels},); received shape {b.shape}")
+            self.params["b"][...] = b
+
+    def get_hwio(self) -> np.ndarray:
+        """The kernels in TensorFlow's layout (kh, kw, C/G, F): ``W.transpose(2, 3, 1, 0)``."""
+        return np.ascontiguousarray(self.params["W"].transpose(2, 3, 1, 0))
 
     def count_params(self) -> int:
         if self.connection_table is None or not self.trainable:
@@ -243,7 +294,8 @@ class Conv2D(Layer):
         return int(self.connection_table.sum()) * kh * kw + self.use_bias * self.out_channels
 
     def count_connections(self, input_shape: Shape) -> int | None:
-        F, Ho, Wo = self.output_shape(input_shape)
+        F, Ho, Wo = self._chw(self.output_shape(input_shape))
+        input_shape = self._chw(input_shape)
         if Ho is None or Wo is None:
             return None
         if self.connection_table is not None:
@@ -269,6 +321,7 @@ class Conv2D(Layer):
             cfg["groups"] = self.groups
         if self.padding_value != 0.0:
             cfg["padding_value"] = self.padding_value
+        self._data_format_config(cfg)
         if self.connection_table is not None:
             cfg["connection_table"] = self.connection_table.tolist()
         return cfg
@@ -325,11 +378,12 @@ def _conv_gn(layer: Conv2D, d2y: np.ndarray, call: Call):
     ``d2x = full_conv(d2y, rot180(W²))`` — the usual backward with every weight and input
     squared. Absent connections get ``h = 0``; with groups, each group's rule is its own.
     """
-    x, pads, _, crop = call.cache  # x padded with a non-zero padding_value already
+    x, pads, _, crop = call.cache  # x padded with a non-zero padding_value already; NCHW
+    d2y = layer._to_nchw(d2y)
     W = layer.params["W"]
     _, cache = conv2d_forward(x * x, W * W, None, layer.stride, pads, groups=layer.groups)
     d2x, hW, hb = conv2d_backward(d2y, cache, need_dx=call.need_dx, need_db=layer.use_bias)
     h = {"W": hW if layer.mask is None else hW * layer.mask}
     if layer.use_bias:
         h["b"] = hb
-    return _uncropped(d2x, crop), h
+    return layer._from_nchw(_uncropped(d2x, crop)), h

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..functional.geometry import check_data_format
 from .base import LAYERS, Call, Layer, check_dtype
 from .node import Node, Shape, SymbolicTensor
 
@@ -18,10 +19,17 @@ class InputLayer(Layer):
         shape: per-sample shape, e.g. ``(1, 28, 28)``; ``None`` for a free dimension.
         dtype: ``"float32"`` (default) or ``"float64"``.
         name: optional name.
+        data_format: the layout of the images this input receives, recorded (config,
+            ``summary``) and checked (a 3-D shape): ``"channels_first"`` (C, H, W) or
+            ``"channels_last"`` (H, W, C), TensorFlow's, for layers built with
+            ``data_format="channels_last"``. The arrays pass unchanged; to feed NHWC data
+            to NCHW layers put ``Permute((3, 1, 2))`` after the input.
     """
 
-    def __init__(self, shape: Any, dtype: Any = "float32", name: str | None = None, **kwargs: Any):
+    def __init__(self, shape: Any, dtype: Any = "float32", name: str | None = None,
+                 data_format: str = "channels_first", **kwargs: Any):
         super().__init__(name=name, dtype=check_dtype(dtype), **kwargs)
+        self.data_format = check_data_format(data_format)
         if isinstance(shape, (int, np.integer)):
             shape = (shape,)
         if not isinstance(shape, (tuple, list)) or not all(
@@ -30,6 +38,9 @@ class InputLayer(Layer):
             raise ValueError(f"shape must be a tuple of positive ints (or None); received "
                              f"shape={shape!r}")
         self.shape: Shape = tuple(None if d is None else int(d) for d in shape)
+        if self.data_format == "channels_last" and len(self.shape) != 3:
+            raise ValueError(f"data_format='channels_last' expects an image shape (H, W, C); "
+                             f"received shape={shape!r}")
         self.build(self.shape)
         node = Node(self, [], False, [self.shape], self.dtype)
         self._nodes.append(node)
@@ -43,7 +54,10 @@ class InputLayer(Layer):
         return dy if call.need_dx else None
 
     def get_config(self) -> dict[str, Any]:
-        return {"shape": [d for d in self.shape], "dtype": self.dtype.name, "name": self.name}
+        cfg = {"shape": [d for d in self.shape], "dtype": self.dtype.name, "name": self.name}
+        if self.data_format != "channels_first":
+            cfg["data_format"] = self.data_format
+        return cfg
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> InputLayer:
@@ -52,8 +66,10 @@ class InputLayer(Layer):
         return cls(**config)
 
 
-def Input(shape: Any, dtype: Any = "float32", name: str | None = None) -> SymbolicTensor:
-    """A symbolic input of per-sample ``shape`` (no batch axis) to build a graph on.
+def Input(shape: Any, dtype: Any = "float32", name: str | None = None,
+          data_format: str = "channels_first") -> SymbolicTensor:
+    """A symbolic input of per-sample ``shape`` (no batch axis) to build a graph on;
+    ``data_format`` as :class:`InputLayer` (``"channels_last"``: ``shape`` is (H, W, C)).
 
     >>> import numcnn
     >>> from numcnn.layers import Dense
@@ -62,4 +78,4 @@ def Input(shape: Any, dtype: Any = "float32", name: str | None = None) -> Symbol
     >>> numcnn.Model(x, y).count_params()
     10
     """
-    return InputLayer(shape, dtype=dtype, name=name).tensor
+    return InputLayer(shape, dtype=dtype, name=name, data_format=data_format).tensor

@@ -12,7 +12,13 @@ from ..functional import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from ..functional.geometry import check_padding, conv_output_hw, pair, resolve_padding
+from ..functional.geometry import (
+    check_padding,
+    conv_output_hw,
+    from_tf_padding,
+    pair,
+    resolve_padding,
+)
 from ..functional.pool import (
     gaussian_pool_weights,
     global_avg_pool2d_backward,
@@ -26,6 +32,7 @@ from ..functional.pool import (
 )
 from .base import LAYERS, Call, Layer
 from .conv import _spatial_out
+from .data_format import DataFormat
 from .node import Shape
 
 
@@ -36,23 +43,44 @@ def check_flag(value: Any, what: str) -> bool:
     return bool(value)
 
 
-class _Pool2D(Layer):
+class _Pool2D(DataFormat, Layer):
     """Shared arguments of the window pooling layers.
 
     Args:
         pool_size: int or (kh, kw).
         stride: int or (sh, sw); defaults to ``pool_size`` (non-overlapping windows).
-        padding: an int, ``(ph, pw)``, ``(top, bottom, left, right)``, ``"valid"`` or ``"same"``.
+        padding: an int, ``(ph, pw)``, ``(top, bottom, left, right)``, ``"valid"``, ``"same"``
+            or TensorFlow's ``[[0, 0], [t, b], [l, r], [0, 0]]`` (channels last).
+        data_format: ``"channels_first"`` (NCHW, default) or ``"channels_last"`` (NHWC):
+            arrays and shapes in that layout, transposed to NCHW at the layer's boundary
+            (:mod:`numcnn.layers.data_format`).
+
+    Subclasses write ``_fprop`` and ``_bprop`` on NCHW arrays.
     """
 
     #: round the output size up (MaxPool2D and AvgPool2D take it as an argument)
     ceil_mode = False
 
-    def __init__(self, pool_size: Any = 2, stride: Any = None, padding: Any = 0, **kwargs: Any):
+    def __init__(self, pool_size: Any = 2, stride: Any = None, padding: Any = 0,
+                 data_format: str = "channels_first", **kwargs: Any):
         super().__init__(**kwargs)
+        self._set_data_format(data_format)
         self.pool_size = pair(pool_size, "pool_size")
         self.stride = self.pool_size if stride is None else pair(stride, "stride")
-        self.padding = check_padding(padding)
+        self.padding = check_padding(from_tf_padding(padding, self.data_format))
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        return self._from_nchw(self._fprop(self._to_nchw(x), call))
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        return self._from_nchw(self._bprop(self._to_nchw(dy), call))
+
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        raise NotImplementedError
+
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
+        raise NotImplementedError
 
     @property
     def kernel_size(self) -> tuple[int, int]:
@@ -61,7 +89,7 @@ class _Pool2D(Layer):
     @property
     def pads(self) -> tuple[int, int, int, int]:
         """Explicit ``(top, bottom, left, right)`` padding for the built input size."""
-        return self._pads(tuple(self.input_shape[1:3]))
+        return self._pads(tuple(self._chw(self.input_shape)[1:3]))
 
     def _pads(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
         cache = self.__dict__.setdefault("_pads_of", {})
@@ -79,17 +107,19 @@ class _Pool2D(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
+            what = "(H, W, C)" if self.channels_last else "(C, H, W)"
             raise ValueError(
-                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
+                f"{self.display_name}: expected a {what} input shape; received {input_shape}"
             )
+        input_shape = self._chw(input_shape)
         hw = tuple(input_shape[1:3])
         if not self.ceil_mode or None in hw:  # ceil_mode changes no free ('same') size
-            return (input_shape[0],) + _spatial_out(self, hw)
+            return self._own((input_shape[0],) + _spatial_out(self, hw))
         try:
             out = conv_output_hw(hw, self.pool_size, self.stride, self._pads(hw), True)
         except ValueError as e:
             raise ValueError(f"{self.display_name}: input {hw} is too small: {e}") from None
-        return (input_shape[0],) + out
+        return self._own((input_shape[0],) + out)
 
     def get_config(self) -> dict[str, Any]:
         cfg = super().get_config()
@@ -98,7 +128,7 @@ class _Pool2D(Layer):
             stride=list(self.stride),
             padding=self.padding if isinstance(self.padding, (str, int)) else list(self.padding),
         )
-        return cfg
+        return self._data_format_config(cfg)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
@@ -140,15 +170,14 @@ class MaxPool2D(_Pool2D):
         super().__init__(pool_size, stride, padding, **kwargs)
         self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = max_pool2d_forward(x, self.pool_size, self.stride,
                                            self._pads(x.shape[2:]), call.ws,
                                            winners=call.training and bool(call.need_dx),
                                            ceil_mode=self.ceil_mode)
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         if not call.need_dx:
             return None
         # fused with the ReLU before it: apply ReLU's derivative here, at pooled resolution
@@ -180,14 +209,13 @@ class AvgPool2D(_Pool2D):
         self.count_include_pad = bool(count_include_pad)
         self.ceil_mode = check_flag(ceil_mode, "ceil_mode")
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = avg_pool2d_forward(x, self.pool_size, self.stride,
                                            self._pads(x.shape[2:]), self.count_include_pad,
                                            call.ws, ceil_mode=self.ceil_mode)
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         if not call.need_dx:
             return None
         return avg_pool2d_backward(dy, call.cache)
@@ -238,14 +266,13 @@ class LpPool2D(_Pool2D):
         self.mode = mode
         self.abs_input = bool(abs_input)
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = lp_pool2d_forward(x, self.p, self.pool_size, self.stride,
                                           self._pads(x.shape[2:]), self.mode == "mean",
                                           self.abs_input)
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         if not call.need_dx:
             return None
         return lp_pool2d_backward(dy, call.cache)
@@ -287,13 +314,12 @@ class WeightedPool2D(_Pool2D):
         self.sigma = float(sigma)
         self.weights = gaussian_pool_weights(self.pool_size, self.sigma)
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = weighted_pool2d_forward(x, self.weights, self.stride,
                                                 self._pads(x.shape[2:]))
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         if not call.need_dx:
             return None
         return weighted_pool2d_backward(dy, call.cache)
@@ -304,15 +330,31 @@ class WeightedPool2D(_Pool2D):
         return cfg
 
 
-class _GlobalPool2D(Layer):
-    """(N, C, H, W) → (N, C): one number per feature map."""
+class _GlobalPool2D(DataFormat, Layer):
+    """(N, C, H, W) → (N, C): one number per feature map; (N, H, W, C) → (N, C) with
+    ``data_format="channels_last"``. Subclasses write ``_fprop``/``_bprop`` on NCHW."""
+
+    def __init__(self, data_format: str = "channels_first", **kwargs: Any):
+        super().__init__(**kwargs)
+        self._set_data_format(data_format)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
+            what = "(H, W, C)" if self.channels_last else "(C, H, W)"
             raise ValueError(
-                f"{self.display_name}: expected a (C, H, W) input shape; received {input_shape}"
+                f"{self.display_name}: expected a {what} input shape; received {input_shape}"
             )
-        return (int(input_shape[0]),)
+        return (int(self._chw(input_shape)[0]),)
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        return self._fprop(self._to_nchw(x), call)
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        return self._from_nchw(self._bprop(dy, call)) if call.need_dx else None
+
+    def get_config(self) -> dict[str, Any]:
+        return self._data_format_config(super().get_config())
 
 
 @LAYERS.register("GlobalAvgPool2D", "GlobalAveragePooling2D")
@@ -326,14 +368,11 @@ class GlobalAvgPool2D(_GlobalPool2D):
     (16,)
     """
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = global_avg_pool2d_forward(x)
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
-        if not call.need_dx:
-            return None
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         return global_avg_pool2d_backward(dy, call.cache)
 
 
@@ -348,12 +387,9 @@ class GlobalMaxPool2D(_GlobalPool2D):
     (16,)
     """
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = global_max_pool2d_forward(x)
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
-        if not call.need_dx:
-            return None
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         return global_max_pool2d_backward(dy, call.cache)

@@ -209,6 +209,7 @@ def graph_macs(graph: Any) -> int | None:
 @register_macs(Conv2D)
 def _conv2d(layer: Conv2D, input_shape: Any, output_shape: Any) -> int | None:
     """``F·Ho·Wo·(C/groups)·kh·kw``; with a connection table ``Ho·Wo·|table|·kh·kw``."""
+    input_shape, output_shape = layer._chw(input_shape), layer._chw(output_shape)
     F, Ho, Wo = output_shape
     kh, kw = layer.kernel_size
     table = getattr(layer, "connection_table", None)

@@ -111,7 +111,8 @@ def fold_bn_into_conv(graph: Any, marks: dict[int, str] | None = None
             continue
         slot = st.in_slots[0]
         conv = producer_of.get(slot)
-        if (conv is None or type(conv.layer) is not Conv2D or slot in outputs
+        if (conv is None or type(conv.layer) is not Conv2D or conv.layer.channels_last
+                or slot in outputs
                 or len(graph.consumers.get(slot, [])) != 1 or conv.index in marks):
             continue
         relu = {"relu_after": "forward", "relu_fwd": "forward"}.get(marks.get(st.index, ""))

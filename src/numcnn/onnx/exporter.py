@@ -108,7 +108,10 @@ def _emit(g: GraphBuilder, model: Model, inputs: list[str], prefix: str) -> list
             outs = [g.value_name(label if n == 1 else f"{label}_{j}") for j in range(n)]
             ctx = LayerContext(g, layer, label, base, ins, [t.shape for t in st.node.inputs],
                                [t.shape for t in st.node.outputs], outs)
-            conv.convert(ctx)
+            if getattr(layer, "channels_last", False):
+                _channels_last(ctx, conv)
+            else:
+                conv.convert(ctx)
             missing = [o for o in outs if o not in g.produced]
             if missing:
                 raise RuntimeError(f"internal error: the converter of {type(layer).__name__} "
@@ -116,6 +119,24 @@ def _emit(g: GraphBuilder, model: Model, inputs: list[str], prefix: str) -> list
         for s, v in zip(st.out_slots, outs):
             vals[s] = v
     return [vals[s] for s in graph.output_slots]
+
+
+def _channels_last(ctx: LayerContext, conv: Any) -> None:
+    """A layer built with ``data_format="channels_last"`` (NHWC) written as numcnn runs it:
+    ``Transpose(perm=[0, 3, 1, 2])`` of its input, its NCHW converter, and
+    ``Transpose(perm=[0, 2, 3, 1])`` of a 4-D output (a global pooling's (N, C) output needs
+    none)."""
+    layer = ctx.layer
+    x = ctx.op("Transpose", [ctx.inputs[0]], perm=[0, 3, 1, 2])
+    in_chw = [layer._chw(s) for s in ctx.in_shapes]
+    out_chw = [layer._chw(s) for s in ctx.out_shapes]
+    four_d = len(out_chw[0]) == 3
+    inner_out = [ctx.g.value_name(f"{ctx.name}/nchw")] if four_d else ctx.outputs
+    inner = LayerContext(ctx.g, layer, ctx.name, ctx.param_prefix, [x], in_chw, out_chw,
+                         inner_out)
+    conv.convert(inner)
+    if four_d:
+        ctx.op("Transpose", inner_out, ctx.outputs[0], perm=[0, 2, 3, 1])
 
 
 def _dims(shape: tuple, batch: Any, name: str) -> list[Any]:
