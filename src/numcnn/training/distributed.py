@@ -101,6 +101,7 @@ def fail(comm: Any, message: str) -> None:
     """Print ``message`` for this rank on stderr and abort every rank."""
     print(f"numcnn: MPI rank {comm.rank} of {comm.size}: {message}; stopping every rank",
           file=sys.stderr, flush=True)
+    time.sleep(0.25)  # let mpiexec forward the line before the abort tears the job down
     comm.abort(1)
 
 
@@ -250,6 +251,7 @@ class GradientSync:
         self.sizes = [g.size for g in self.grads]
         self.count = sum(self.sizes)
         self.enabled = True  # tests switch the allreduce off (the negative control)
+        self.pending: str | None = None  # a stop requested on this rank, not yet agreed
 
     def shard(self, m: int) -> tuple[int, int]:
         sizes = split_sizes(m, self.comm.size)
@@ -330,8 +332,14 @@ def sync_step(trainer: Any, xb: list[np.ndarray], yb: list[Any], sums: Any,
         local.add(hi - lo, total, parts, outs, ys, trainer.last_masks, trainer.last_terms)
     finally:
         set_shard(model, None)
-    delta = sync.reduce((hi - lo) / m, local.state())
-    merge_sums(sums, delta)
+    # the last number: how many ranks were asked to stop (a signal, a callback), so every
+    # rank stops after the same batch
+    reason = sync.pending
+    delta = sync.reduce((hi - lo) / m, np.append(local.state(), float(reason is not None)))
+    if delta[-1] > 0:
+        trainer._stop = reason or "a stop requested on another MPI rank"
+        sync.pending = None
+    merge_sums(sums, delta[:-1])
     return float(delta[1]) / m, sums.logs()
 
 

@@ -412,8 +412,12 @@ class Trainer:
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Stop ``fit`` at the next batch boundary (a signal handler may call this); the
-        trainer's state then says exactly where to continue."""
-        self._stop = reason
+        trainer's state then says exactly where to continue. Over MPI the request waits for
+        the next allreduce, which tells every rank, so all stop at the same batch."""
+        if self.sync is not None:
+            self.sync.pending = reason
+        else:
+            self._stop = reason
 
     def _start(self, initial_epoch: int, shuffle: bool, n: int) -> tuple[int, int]:
         """Where training starts, ``(epoch, step)``, with ``self.rng`` set accordingly.
