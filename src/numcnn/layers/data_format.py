@@ -8,10 +8,13 @@ and describes its shapes as ``(H, W, C)``; it transposes at its boundary:
   2, 3, 1)``;
 * backward: ``dy`` to NCHW, the NCHW backward pass, ``dx`` back to NHWC.
 
-Each transposition is one contiguous copy of the tensor, so a channels-last layer costs two
-copies more per pass than its channels-first twin — correct first; a model that keeps its
-data NCHW pays nothing. The parameters keep numcnn's layout (a kernel stays (F, C/G, kh,
-kw)); :meth:`numcnn.layers.Conv2D.set_hwio` loads TensorFlow's (kh, kw, C, F) kernels.
+The transpositions are views (no copy): the kernels read any strides and lay the data out
+as they need it, as they do for an NCHW array in another memory order, and the layer after
+receives the NHWC view of the kernels' output. Forcing C-contiguous copies at the boundary
+made a 3×3 convolution's forward + backward 1.9× its NCHW twin's; with views it is 1.0-1.2×
+(``benchmarks/channels_last_cost.py``). A model that keeps its data NCHW pays nothing.
+The parameters keep numcnn's layout (a kernel stays (F, C/G, kh, kw));
+:meth:`numcnn.layers.Conv2D.set_hwio` loads TensorFlow's (kh, kw, C, F) kernels.
 """
 
 from __future__ import annotations
@@ -51,16 +54,16 @@ class DataFormat:
         return shape
 
     def _to_nchw(self, a: np.ndarray | None) -> np.ndarray | None:
-        """An array in the layer's layout as a C-contiguous NCHW array."""
+        """An array in the layer's layout as NCHW (a transposed view)."""
         if a is None or not self.channels_last:
             return a
-        return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+        return a.transpose(0, 3, 1, 2)
 
     def _from_nchw(self, a: np.ndarray | None) -> np.ndarray | None:
-        """An NCHW array in the layer's layout (C-contiguous NHWC when channels last)."""
+        """An NCHW array in the layer's layout (an NHWC view when channels last)."""
         if a is None or not self.channels_last:
             return a
-        return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+        return a.transpose(0, 2, 3, 1)
 
     def _data_format_config(self, cfg: dict[str, Any]) -> dict[str, Any]:
         if self.channels_last:
