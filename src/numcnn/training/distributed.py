@@ -52,13 +52,13 @@ import numpy as np
 from .._random import generator_state, set_generator_state
 from .parallel import split_sizes
 
-_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
 
 
 def launched_size() -> int:
     """The number of ranks ``mpiexec`` started this process among (1 when not started by
     an MPI launcher), read from the launcher's environment variables."""
-    for name in _SIZE_VARS[:3]:
+    for name in _SIZE_VARS:
         raw = os.environ.get(name, "").strip()
         if raw.isdigit():
             return int(raw)
