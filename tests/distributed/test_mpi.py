@@ -121,3 +121,21 @@ def test_cli_under_mpiexec_writes_one_model_equal_to_one_process(tmp_path):
             assert np.abs(a[key] - b[key]).max() <= 1e-5 * scale, key
         else:
             assert np.array_equal(a[key], b[key]), key
+
+
+@pytest.mark.skipif(not (MNIST_DIR and os.path.isdir(MNIST_DIR)),
+                    reason="MNIST not available: set NUMCNN_DATA_DIR to the folder with the "
+                           "IDX files")
+@pytest.mark.mnist
+def test_a_sweep_as_one_mpmd_job_runs_independent_trainings(tmp_path):
+    """docs/distributed.md's sweep recipe: `mpiexec -n 1 A : -n 1 B`, each run with
+    --distribute local:1 so the two do not form one data-parallel job."""
+    base = [sys.executable, "-m", "numcnn.cli", "train", "--model", "lenet5", "--epochs", "1",
+            "--train-size", "400", "--validation-size", "100", "--batch-size", "50",
+            "--distribute", "local:1", "--verbose", "0"]
+    proc = launch(1, *base, "--lr", "0.02", "--output", "lr0.02.npz", ":", "-n", "1", *base,
+                  "--lr", "0.05", "--output", "lr0.05.npz", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Saved model to") == 2
+    a, b = np.load(tmp_path / "lr0.02.npz"), np.load(tmp_path / "lr0.05.npz")
+    assert any(a[k].dtype.kind == "f" and not np.array_equal(a[k], b[k]) for k in a.files)
