@@ -107,7 +107,8 @@ LAYER_EXAMPLES: dict[str, list[tuple[Any, ...]]] = {
     # --- ceil_mode above; adaptive pooling (issue 11): uneven, upsampling, None entries
     "AdaptiveAvgPool2D": [({"output_size": (3, 2)}, (2, 7, 5)), ({"output_size": 4}, (1, 2, 3)),
                           ({"output_size": (None, 1)}, (2, 3, 4))],
-    "AdaptiveMaxPool2D": [({"output_size": (2, 3)}, (2, 5, 7)), ({"output_size": 3}, (1, 2, 2))],
+    "AdaptiveMaxPool2D": [({"output_size": (2, 3)}, (2, 5, 7)), ({"output_size": 3}, (1, 2, 2)),
+                          ({"output_size": (2, 3), "data_format": "channels_last"}, (5, 7, 2))],
     "BatchNorm2D": [({"momentum": 0.2}, (3, 4, 5)), ({"affine": False}, (2, 3, 3))],
     "BatchNorm1D": [({}, (6,)), ({"eps": 1e-3}, (3, 4))],
     "SyncBatchNorm2D": [({"momentum": 0.2}, (3, 4, 5))],

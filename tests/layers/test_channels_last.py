@@ -13,6 +13,8 @@ import pytest
 import numcnn
 from numcnn.layers import (
     LAYERS,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool2D,
     AvgPool2D,
     Conv2D,
     Dense,
@@ -37,6 +39,8 @@ LAYER_CASES = [
                  id="avgpool"),
     pytest.param(LpPool2D, {"p": 2, "pool_size": 2}, id="lppool"),
     pytest.param(WeightedPool2D, {"pool_size": 3, "stride": 1, "padding": 1}, id="weighted"),
+    pytest.param(AdaptiveAvgPool2D, {"output_size": (3, 4)}, id="adaptive-avg"),
+    pytest.param(AdaptiveMaxPool2D, {"output_size": (None, 4)}, id="adaptive-max"),
     pytest.param(GlobalAvgPool2D, {}, id="global-avg"),
     pytest.param(GlobalMaxPool2D, {}, id="global-max"),
 ]

@@ -20,6 +20,7 @@ from ..functional import (
     adaptive_max_pool2d_forward,
 )
 from .base import LAYERS, Call, Layer
+from .data_format import DataFormat
 from .node import Shape
 
 
@@ -42,17 +43,32 @@ def _output_size(value: Any) -> tuple[int | None, int | None]:
             None if pair_[1] is None else int(pair_[1]))
 
 
-class _AdaptivePool2D(Layer):
+class _AdaptivePool2D(DataFormat, Layer):
     """Shared arguments and shapes of the adaptive pooling layers.
 
     Args:
         output_size: ``Ho`` for a square output, or ``(Ho, Wo)``; an entry ``None`` keeps
             that size of the input.
+        data_format: ``"channels_first"`` (NCHW, default) or ``"channels_last"`` (NHWC,
+            shapes (H, W, C)), viewed as NCHW at the layer's boundary
+            (:mod:`numcnn.layers.data_format`).
+
+    Subclasses write ``_fprop`` and ``_bprop`` on NCHW arrays.
     """
 
-    def __init__(self, output_size: Any, **kwargs: Any):
+    def __init__(self, output_size: Any, data_format: str = "channels_first", **kwargs: Any):
         super().__init__(**kwargs)
+        self._set_data_format(data_format)
         self.output_size = _output_size(output_size)
+
+    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
+        self.check_input(x)
+        return self._from_nchw(self._fprop(self._to_nchw(x), call))
+
+    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
+        if not call.need_dx:
+            return None
+        return self._from_nchw(self._bprop(self._to_nchw(dy), call))
 
     def _out_hw(self, hw: tuple) -> tuple:
         """``(Ho, Wo)`` for an input ``(H, W)``: the given sizes, the input's where None."""
@@ -60,12 +76,15 @@ class _AdaptivePool2D(Layer):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
-            raise ValueError(f"{self.display_name}: expected a (C, H, W) input shape; "
+            what = "(H, W, C)" if self.channels_last else "(C, H, W)"
+            raise ValueError(f"{self.display_name}: expected a {what} input shape; "
                              f"received {tuple(input_shape)}")
-        return (input_shape[0],) + self._out_hw(tuple(input_shape[1:3]))
+        input_shape = self._chw(input_shape)
+        return self._own((input_shape[0],) + self._out_hw(tuple(input_shape[1:3])))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "output_size": list(self.output_size)}
+        return self._data_format_config({**super().get_config(),
+                                         "output_size": list(self.output_size)})
 
 
 @LAYERS.register("AdaptiveAvgPool2D", "AdaptiveAveragePooling2D")
@@ -91,14 +110,11 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
     (8, 5, 1)
     """
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = adaptive_avg_pool2d_forward(x, self._out_hw(x.shape[2:]), call.ws)
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
-        if not call.need_dx:
-            return None
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         return adaptive_avg_pool2d_backward(dy, call.cache)
 
 
@@ -121,13 +137,10 @@ class AdaptiveMaxPool2D(_AdaptivePool2D):
     (3, 2, 2)
     """
 
-    def fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
-        self.check_input(x)
+    def _fprop(self, x: np.ndarray, call: Call) -> np.ndarray:
         y, call.cache = adaptive_max_pool2d_forward(x, self._out_hw(x.shape[2:]), call.ws,
                                                     winners=call.training and bool(call.need_dx))
         return y
 
-    def bprop(self, dy: np.ndarray, call: Call, accumulate: bool = False) -> np.ndarray | None:
-        if not call.need_dx:
-            return None
+    def _bprop(self, dy: np.ndarray, call: Call) -> np.ndarray | None:
         return adaptive_max_pool2d_backward(dy, call.cache)
