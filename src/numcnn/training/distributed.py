@@ -35,7 +35,8 @@ Other rules:
 ``fit(distribute="mpi")`` chooses this backend, ``distribute=None`` chooses it when the
 process was started by ``mpiexec`` with more than one rank (``PMI_SIZE``,
 ``OMPI_COMM_WORLD_SIZE`` or ``PMIX_SIZE`` in the environment, read without importing MPI),
-and ``distribute="local:k"`` the forked local workers of :mod:`.parallel`.
+and ``distribute="local:k"`` k symmetric forked processes with the same step over shared
+memory (:mod:`.local_sync`).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def wait(req: Any, what: str, comm: Any) -> None:
 
 def fail(comm: Any, message: str) -> None:
     """Print ``message`` for this rank on stderr and abort every rank."""
-    print(f"numcnn: MPI rank {comm.rank} of {comm.size}: {message}; stopping every rank",
+    kind = "MPI" if isinstance(comm, MPIComm) else "local"
+    print(f"numcnn: {kind} rank {comm.rank} of {comm.size}: {message}; stopping every rank",
           file=sys.stderr, flush=True)
     time.sleep(0.25)  # let mpiexec forward the line before the abort tears the job down
     comm.abort(1)
@@ -188,11 +190,19 @@ def resolve(distribute: Any, processes: int | None) -> tuple[int | None, Communi
         return 1, comm if comm.size > 1 else None
     if spec.startswith("local:") and spec[6:].isdigit() and int(spec[6:]) >= 1:
         k = int(spec[6:])
-        if processes is not None and processes != k:
-            raise ValueError(f"distribute={distribute!r} and processes={processes} disagree")
-        return k, None
+        if processes not in (None, 1):
+            raise ValueError(f"distribute={distribute!r} forks its own processes; received "
+                             f"processes={processes} as well")
+        return 1, (LocalPending(k) if k > 1 else None)
     raise ValueError(f"distribute must be 'mpi', 'local:K' (K >= 1) or None; received "
                      f"{distribute!r}")
+
+
+class LocalPending:
+    """``distribute="local:K"`` before ``fit`` forks (see :mod:`.local_sync`)."""
+
+    def __init__(self, size: int):
+        self.size = size
 
 
 def random_layers(model: Any) -> list[Any]:

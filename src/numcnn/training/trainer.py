@@ -31,7 +31,7 @@ from .. import optimizers as optimizers_mod
 from .._random import generator_state, set_generator_state
 from ..layers.masking import compute_mask
 from ..threads import blas_threads, get_num_threads
-from . import distributed, penalties
+from . import distributed, local_sync, penalties
 from .callbacks import Callback, CallbackList, History
 from .data import as_inputs, batches, check_batch_size, check_targets
 from .parallel import MIN_PART, DataParallel, parallel_problem
@@ -270,14 +270,18 @@ class Trainer:
         processes, comm = distributed.resolve(distribute, processes)
         processes = self._processes(processes, threads, bs)
         self.sync = None
-        self.rank = 0 if comm is None else comm.rank
+        self.rank = getattr(comm, "rank", 0)
         if comm is not None:
             why = distributed.problem(model, self.losses) or (
                 "an optimizer that needs a closure (L-BFGS) is not supported"
                 if getattr(self.optimizer, "needs_closure", False) else None)
             if why:
-                raise ValueError(f"fit(distribute='mpi'): {why}")
+                raise ValueError(f"fit(distribute={distribute!r}): {why}")
             distributed.check_batches(n, bs, comm.size)
+            if isinstance(comm, distributed.LocalPending):  # fork the local ranks now
+                comm = local_sync.make(comm.size, model)
+                comm.start()
+                self.rank = comm.rank
             self.sync = distributed.GradientSync(comm, model)
             distributed.broadcast_model(comm, model)
             if comm.rank != 0:
@@ -301,7 +305,8 @@ class Trainer:
         terms = penalties.term_names(model)
         model.stop_training = False
         params, grads = model.trainable_params(), model.trainable_grads()
-        with blas_threads(1 if processes > 1 else threads), \
+        local = self.sync is not None and hasattr(self.sync.comm, "finish")
+        with blas_threads(1 if processes > 1 or local else threads), \
                 (DataParallel(self, xs, ys, processes) if processes > 1
                  else contextlib.nullcontext()) as parallel, distributed.guard(self.sync):
             bufs = [np.empty((bs,) + a.shape[1:], dtype=a.dtype) for a in xs]
@@ -368,6 +373,8 @@ class Trainer:
                 if model.stop_training or self._stop is not None:
                     break
             cbs.on_train_end()
+        if self.sync is not None and hasattr(self.sync.comm, "finish"):
+            self.sync.comm.finish()  # local ranks: the children leave here
         self.sync = None
         self.history = history
         model.history = history
