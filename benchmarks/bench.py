@@ -15,11 +15,12 @@ Measures:
     * ``latency``: one image, milliseconds (median of many calls);
     * ``memory``: peak resident memory of a child process that trains ``steps`` batches,
       one child per framework so that neither pollutes the other, and the peak PSS summed
-      over that child and its data-parallel workers (``memory.py`` beside this file).
+      over that child and any process it forked (``memory.py`` beside this file).
 
-At ``n ≥ 2`` threads numcnn's ``fit`` trains data-parallel in ``n`` processes of one BLAS
-thread each (:mod:`numcnn.training.parallel`), the way it runs for users after
-``numcnn.set_num_threads(n)``; PyTorch runs ``n`` intra-op threads. Both use ``n`` cores.
+At ``n ≥ 2`` threads numcnn runs ``n`` BLAS threads in one process, the way it runs for
+users after ``numcnn.set_num_threads(n)``; PyTorch runs ``n`` intra-op threads. (numcnn's
+data-parallel processes, ``fit(distribute="local:n")``, are timed against one process by
+``two_cores.py`` beside this file.)
 
 PyTorch is imported lazily; without it numcnn is timed alone. numcnn itself never needs it:
 this file and its neighbours (``torch_twins.py``, ``memory.py``) live in ``benchmarks/`` of
@@ -359,9 +360,8 @@ def _header(tch, threads, model, steps, repeats) -> str:
     return (f"model {model}; numcnn {ver}, NumPy {np.__version__}, PyTorch {tv}, "
             f"Python {platform.python_version()}; CPU {cpu} ({os.cpu_count()} logical); "
             f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}"
-            + ("; numcnn at n ≥ 2 threads: fit in n data-parallel processes of 1 BLAS thread "
-               "(where the model allows), predict with n BLAS threads"
-               if max(threads, default=1) >= 2 else ""))
+            + ("; numcnn at n ≥ 2 threads: fit and predict with n BLAS threads in one "
+               "process" if max(threads, default=1) >= 2 else ""))
 
 
 #: labels of the memory rows in the summary line (the others use their first word)

@@ -260,4 +260,4 @@ def test_fit_refuses_none_and_data_parallel_sums():
         model.compile(loss=losses.get("mse", reduction="none"))
     model.compile(loss=losses.get("mse", reduction="sum"), metrics=[])
     with pytest.raises(ValueError, match="does not declare itself a mean over samples"):
-        model.fit(x, y, batch_size=8, processes=2, verbose=0)
+        model.fit(x, y, batch_size=8, distribute="local:2", verbose=0)

@@ -261,13 +261,13 @@ def test_masking_layer_mask_travels_through_per_step_layers_to_the_loss():
 
 
 def test_masked_outputs_do_not_train_data_parallel():
-    from numcnn.training.parallel import parallel_problem
+    from numcnn.training.distributed import problem
     model = _tagger(5, 2, 3, 2, masking=True)
     model.compile(optimizer="sgd", loss="softmax_cross_entropy")
-    assert "padding mask" in parallel_problem(model, model.trainer.losses)
+    assert "padding mask" in problem(model, model.trainer.losses)
     with pytest.raises(ValueError, match="padding mask"):
-        model.fit(np.ones((8, 3)), np.zeros((8, 3), int), batch_size=8, processes=2,
-                  verbose=0)
+        model.fit(np.ones((8, 3)), np.zeros((8, 3), int), batch_size=8,
+                  distribute="local:2", verbose=0)
 
 
 def test_a_saved_tagger_keeps_its_masked_loss(tmp_path):

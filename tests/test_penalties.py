@@ -194,7 +194,7 @@ def test_a_sparsity_penalty_keeps_fit_in_one_process():
     model = _net()
     model.compile(optimizer="sgd", loss="mse", metrics=[])
     with pytest.raises(ValueError, match="mixes the samples of a batch"):
-        model.fit(np.zeros((64, 4)), np.zeros((64, 2)), processes=2, verbose=0)
+        model.fit(np.zeros((64, 4)), np.zeros((64, 2)), distribute="local:2", verbose=0)
 
 
 def test_sums_state_round_trips_with_terms():

@@ -62,11 +62,11 @@ def test_fit_runs_with_the_configured_count(two_threads):
     m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()])
     assert seen == [1, 1]  # the default: one BLAS thread
     with threads.num_threads(2):
-        seen.clear()  # one process whose BLAS uses both threads
-        m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()], processes=1)
+        seen.clear()  # one process whose BLAS uses both threads (never forks)
+        m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()])
         assert seen == [2, 2]
         seen.clear()  # two data-parallel processes of one BLAS thread each
-        m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()])
+        m.fit(x, y, batch_size=64, verbose=0, callbacks=[Probe()], distribute="local:2")
         assert seen == [1, 1]
     assert threads.get_num_threads() == 1
     assert blas_count() == 2  # restored after fit

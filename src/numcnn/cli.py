@@ -101,12 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     t.add_argument("--output", default=None, help="save the trained model here (.npz)")
     t.add_argument("--threads", type=_number(int, "--threads"), default=1,
-                   help="cores to use (default 1): n >= 2 trains in n data-parallel "
-                        "processes of one BLAS thread (see fit(processes=...))")
+                   help="BLAS threads of the training process (default 1); for "
+                        "data-parallel processes use --distribute")
     t.add_argument("--distribute", default=None,
                    help="mpi: every rank of `mpiexec -n K numcnn train ...` trains a shard of "
                         "each batch (the default when started by mpiexec with K > 1); "
-                        "local:K: K forked local processes (as --threads K)")
+                        "local:K: K forked local processes of one BLAS thread each, every "
+                        "one training a shard of each batch (equal to one process)")
     t.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     t.add_argument("--dropout", type=_number(float, "--dropout", allow_zero=True), default=0.0,
@@ -196,7 +197,7 @@ def _check_threads(n: int) -> None:
 
     if n > cores():
         _warn(f"--threads {n} is more than the {cores()} core(s) this process may use; BLAS "
-              "and data-parallel processes then compete for them and run slower")
+              "threads then compete for them and run slower")
 
 
 def _mpi_rank(distribute: str | None) -> int:

@@ -5,16 +5,15 @@ The design notes measured that two OpenBLAS threads collapse when the other core
 ``predict`` run their loops inside :func:`blas_threads` with the count set here, and restore
 the previous setting afterwards — like ``torch.set_num_threads``.
 
-With ``n ≥ 2``, ``predict`` and ``evaluate`` give BLAS ``n`` threads, and ``fit`` trains in
-``n`` data-parallel processes of one BLAS thread each (each takes a part of every batch; see
-:mod:`numcnn.training.parallel`) when the model and loss allow it — NumPy's own loops
-(im2col, pooling, activations) run on one core, so only whole processes use all cores.
-Otherwise (BatchNorm, a custom loss that is not a mean, not Linux) ``fit`` uses one process
-with ``n`` BLAS threads. ``fit(processes=...)`` overrides the choice.
+The count means BLAS threads, nothing more: ``fit`` (in one process), ``evaluate`` and
+``predict`` give BLAS ``n`` threads. NumPy's own loops (im2col, pooling, activations) stay
+on one core, so for training on several cores use data-parallel processes instead, chosen
+explicitly: ``fit(distribute="local:K")`` (K forked processes of one BLAS thread each),
+``fit(distribute="mpi")`` or ``mpiexec -n K`` (see :mod:`numcnn.training.distributed`).
 
 >>> import numcnn
->>> numcnn.set_num_threads(2)     # use 2 cores inside fit/evaluate/predict
->>> numcnn.set_num_threads(None)  # leave BLAS alone (and train in one process)
+>>> numcnn.set_num_threads(2)     # 2 BLAS threads inside fit/evaluate/predict
+>>> numcnn.set_num_threads(None)  # leave BLAS alone
 >>> numcnn.set_num_threads(1)     # the default (or $NUMCNN_NUM_THREADS)
 
 The limit is applied with ``threadpoolctl`` when it is installed, and otherwise by calling

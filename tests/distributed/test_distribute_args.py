@@ -5,20 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import numcnn
-from numcnn.layers import Dense, Dropout, Flatten
+from numcnn.layers import Dropout
 from numcnn.training import distributed
 
 
-def test_local_k_is_processes_k_and_none_is_one_process(monkeypatch):
+def test_local_k_forks_and_none_is_one_process(monkeypatch):
     for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    processes, pending = distributed.resolve("local:2", None)
-    assert processes == 1 and pending.size == 2  # forked by fit itself
-    assert distributed.resolve("local:1", None) == (1, None)
-    assert distributed.resolve(None, 3) == (3, None)
+    pending = distributed.resolve("local:2")
+    assert pending.size == 2  # forked by fit itself
+    assert distributed.resolve("local:1") is None
+    assert distributed.resolve(None) is None
+    assert distributed.resolve(None, 1) is None  # processes=1: nothing changes
+    with pytest.warns(DeprecationWarning, match="use distribute='local:3'"):
+        assert distributed.resolve(None, 3).size == 3
     monkeypatch.setenv("PMI_SIZE", "1")  # mpiexec -n 1: one process, no MPI needed
-    assert distributed.resolve(None, None) == (None, None)
+    assert distributed.resolve(None) is None
 
 
 @pytest.mark.parametrize("bad", ["mpi:2", "local", "local:0", "local:x", 2, "gpu"])
@@ -28,7 +30,8 @@ def test_bad_choices_name_what_is_accepted(bad):
 
 
 def test_local_and_processes_are_not_given_together():
-    with pytest.raises(ValueError, match="forks its own processes; received processes=3"):
+    with pytest.raises(ValueError, match="processes=3. is distribute='local:3'; received "
+                                         "distribute='local:2'"):
         distributed.resolve("local:2", 3)
 
 
@@ -53,13 +56,3 @@ def test_dropout_shard_keeps_the_rows_of_the_global_mask():
     part.batch_shard = (0, 3, 7)
     with pytest.raises(ValueError, match="expects 3 rows; received 4"):
         part.forward(x[:4], training=True)
-
-
-def test_fit_processes_still_runs_the_master_worker_path():
-    rng = np.random.default_rng(0)
-    x, y = rng.random((64, 1, 4, 4)), rng.integers(0, 3, 64)
-    m = numcnn.Sequential([Flatten(), Dense(3)], input_shape=(1, 4, 4), seed=0,
-                          dtype="float64")
-    m.compile(optimizer="sgd", loss="softmax_cross_entropy")
-    m.fit(x, y, batch_size=32, epochs=1, verbose=0, seed=1, processes=2)
-    assert m.trainer.sync is None and m.trainer.rank == 0

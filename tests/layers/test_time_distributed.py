@@ -324,13 +324,14 @@ def test_data_parallel_training_equals_one_process():
     rng = np.random.default_rng(8)
     x, y = rng.standard_normal((64, 3, 1, 6, 6)), rng.integers(0, 3, 64)
     weights = []
-    for processes in (1, 2):
+    for processes in (1, 2):  # distribute="local:K"
         inp = Input((None, 1, 6, 6), dtype="float64")
         h = TimeDistributed(Flatten())(TimeDistributed(Conv2D(2, 3))(inp))
         model = numcnn.Model(inp, Dense(3)(numcnn.layers.LSTM(4)(h)), seed=0)
         model.compile(optimizer=numcnn.optimizers.SGD(lr=0.1, clipnorm=0.5),
                       loss="softmax_cross_entropy")
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0, processes=processes)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0,
+                  distribute=f"local:{processes}")
         weights.append(model.get_weights())
     for k, v in weights[0].items():
         np.testing.assert_allclose(weights[1][k], v, rtol=1e-10, atol=1e-13, err_msg=k)

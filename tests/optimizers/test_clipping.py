@@ -226,7 +226,8 @@ def test_data_parallel_training_clips_the_summed_gradient():
         model = _mlp()
         model.compile(optimizer=optimizers.SGD(lr=0.5, momentum=0.9, clipnorm=clip),
                       loss="softmax_cross_entropy")
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0, processes=processes)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, seed=0,
+                  distribute=f"local:{processes}")
         runs[key] = model.get_weights()
     for k, v in runs["one"].items():
         np.testing.assert_allclose(runs["two"][k], v, rtol=1e-9, atol=1e-12, err_msg=k)

@@ -1,6 +1,7 @@
 """Kill -9 a training run at any moment, resume it, and end with the same weights, bit for
 bit, as a run never interrupted — through the command line, with shuffling, Dropout, the
-per-batch cosine schedule, checkpoints every few batches, in two data-parallel processes;
+per-batch cosine schedule, checkpoints every few batches, in two data-parallel processes
+(``--distribute local:2``);
 the faithful LeNet-5 too."""
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
                  id="lenet5-dropout-cosine"),
     pytest.param(["--train-size", "1400", "--validation-size", "100", "--epochs", "2",
                   "--batch-size", "64", "--dropout", "0.3", "--checkpoint-every", "3",
-                  "--threads", "2"],
-                 id="lenet5-dropout-cosine-threads2"),
+                  "--distribute", "local:2"],
+                 id="lenet5-dropout-cosine-local2"),
     pytest.param(["--model", "lenet5-1998", "--train-size", "250", "--epochs", "2",
                   "--augment", "affine", "--checkpoint-every", "60"],
                  id="lenet5-1998-affine"),

@@ -98,7 +98,7 @@ class Layer:
         need_input_grad: whether ``backward`` (the single-call convenience) returns dL/dx.
         per_sample: class attribute; True when each sample's output depends on that sample
             alone and training updates no state shared across batches, so a batch may be
-            split between processes (``fit(processes=...)``). BatchNorm sets it False.
+            split between processes (``fit(distribute=...)``). BatchNorm sets it False.
         keeps_mask: class attribute; True for the layers that act on each time step alone
             (element-wise activations, Dropout, TimeDistributed): called on a sequence that
             carries a padding mask, their output carries the same mask, so the recurrent

@@ -16,7 +16,8 @@ of a forward pass to the batch's loss and reports them under the layer's ``log_n
 (``sparsity_loss``, ``activity_regularization_loss``); ``bprop`` returns ``dy + ∂P/∂a``, so
 the gradient reaches every layer before it. (The gradient flows back only along a path to
 an output that has a loss, as any gradient does.) Both terms depend on the whole batch
-(ρ̂ is a batch mean), so a model holding one trains in one process (``per_sample`` False).
+(ρ̂ is a batch mean), so a model holding one trains in one process (``per_sample`` False:
+``fit(distribute=...)`` refuses it).
 """
 
 from __future__ import annotations

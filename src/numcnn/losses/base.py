@@ -60,7 +60,7 @@ class Loss:
     Class attributes:
         sample_mean: True when the ``"mean"`` of a batch is the mean over its samples of a
             per-sample quantity, so the gradient of a batch is the size-weighted mean of its
-            parts' gradients — what data-parallel ``fit(processes=...)`` relies on. The
+            parts' gradients — what data-parallel ``fit(distribute=...)`` relies on. The
             property ``batch_mean`` is True only with ``reduction="mean"``; a custom loss is
             assumed not to be such a mean until it says so (``batch_mean = True`` on the class
             overrides the property, as before reductions existed).

@@ -3,7 +3,7 @@
 The seam is between backward and the optimizer step (Horovod's and PyTorch DDP's design).
 With ``K`` ranks, a global batch of ``m`` samples — the same batch, in the same order, as
 one process draws (every rank holds the data and the same data-order generator) — is cut
-into ``K`` contiguous shards of ``m_r`` samples by :func:`numcnn.training.parallel.split_sizes`
+into ``K`` contiguous shards of ``m_r`` samples by :func:`split_sizes`
 (sizes differ by at most one, the first ones larger). Rank ``r`` runs forward, loss and
 backward on its shard, giving the gradient ``g_r`` of its shard's mean loss. One allreduce
 over a flat float64 buffer then forms on every rank
@@ -36,7 +36,10 @@ Other rules:
 process was started by ``mpiexec`` with more than one rank (``PMI_SIZE``,
 ``OMPI_COMM_WORLD_SIZE`` or ``PMIX_SIZE`` in the environment, read without importing MPI),
 and ``distribute="local:k"`` k symmetric forked processes with the same step over shared
-memory (:mod:`.local_sync`).
+memory (:mod:`.local_sync`). The choice is never made from the thread count:
+:func:`numcnn.set_num_threads` sets BLAS threads only. ``fit(processes=k)`` is a deprecated
+alias of ``distribute="local:k"``. :func:`sweep_groups` splits one MPI job into groups that
+each train a run of a hyper-parameter sweep.
 """
 
 from __future__ import annotations
@@ -45,15 +48,21 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .._random import generator_state, set_generator_state
-from .parallel import split_sizes
 
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+
+
+def split_sizes(m: int, parts: int) -> list[int]:
+    """``parts`` sizes summing to ``m``, the first ones one larger when it does not divide."""
+    q, r = divmod(m, parts)
+    return [q + (k < r) for k in range(parts)]
 
 
 def launched_size() -> int:
@@ -100,10 +109,11 @@ def wait(req: Any, what: str, comm: Any) -> None:
 
 def fail(comm: Any, message: str) -> None:
     """Print ``message`` for this rank on stderr and abort every rank."""
-    kind = "MPI" if isinstance(comm, MPIComm) else "local"
-    print(f"numcnn: {kind} rank {comm.rank} of {comm.size}: {message}; stopping every rank",
-          file=sys.stderr, flush=True)
-    time.sleep(0.25)  # let mpiexec forward the line before the abort tears the job down
+    mpi = isinstance(comm, MPIComm)
+    print(f"numcnn: {'MPI' if mpi else 'local'} rank {comm.rank} of {comm.size}: {message}; "
+          "stopping every rank", file=sys.stderr, flush=True)
+    if mpi:
+        time.sleep(0.25)  # let mpiexec forward the line before the abort tears the job down
     comm.abort(1)
 
 
@@ -130,6 +140,25 @@ class Communicator:
 
     def allreduce_sum(self, buf: np.ndarray) -> None:
         """Replace ``buf`` (contiguous) by the element-wise sum of every rank's ``buf``."""
+
+    def allreduce_weighted(self, arrays: list[np.ndarray], weight: float,
+                           extra: np.ndarray) -> np.ndarray:
+        """Replace each array ``a`` of ``arrays`` by the sum over ranks of ``weight · a``
+        (formed in float64, written back in ``a``'s dtype) and return the sum over ranks of
+        ``extra`` — one allreduce of a flat float64 buffer."""
+        count = sum(a.size for a in arrays)
+        flat = np.empty(count + extra.size, np.float64)
+        start = 0
+        for a in arrays:
+            np.multiply(a.ravel(), weight, out=flat[start:start + a.size])
+            start += a.size
+        flat[start:] = extra
+        self.allreduce_sum(flat)
+        start = 0
+        for a in arrays:
+            a[...] = flat[start:start + a.size].reshape(a.shape)
+            start += a.size
+        return flat[start:]
 
     def bcast(self, buf: np.ndarray) -> None:
         """Replace ``buf`` (contiguous) on every rank by rank 0's."""
@@ -167,33 +196,43 @@ class MPIComm(Communicator):
         self.comm.Abort(code)
 
 
-def resolve(distribute: Any, processes: int | None) -> tuple[int | None, Communicator | None]:
-    """``fit``'s ``distribute`` and ``processes`` as ``(processes, communicator)``.
+def resolve(distribute: Any, processes: Any = None) -> Any:
+    """``fit``'s ``distribute`` (and the deprecated ``processes``) as a communicator: an
+    :class:`MPIComm`, a :class:`LocalPending` (``"local:K"``, forked by ``fit``), or None
+    for one process.
 
     ``"local:k"``: ``k`` forked local processes. ``"mpi"``: the MPI communicator.
-    ``None``: MPI when started by ``mpiexec`` with more than one rank, else ``processes``
-    as given."""
+    ``None``: MPI when started by ``mpiexec`` with more than one rank, else one process.
+    ``processes=k`` (k ≥ 2) is ``distribute="local:k"`` with a ``DeprecationWarning``;
+    ``processes=1`` changes nothing."""
+    if processes is not None:
+        if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) \
+                or processes < 1:
+            raise ValueError(f"processes must be a positive int or None; received "
+                             f"processes={processes!r}")
+        if processes > 1:
+            alias = f"local:{int(processes)}"
+            if distribute is not None and distribute != alias:
+                raise ValueError(f"fit(processes={processes}) is distribute={alias!r}; "
+                                 f"received distribute={distribute!r} as well")
+            warnings.warn(f"fit(processes={processes}) is deprecated: use "
+                          f"distribute={alias!r} (the same {processes} symmetric local "
+                          "processes)", DeprecationWarning, stacklevel=4)
+            distribute = alias
     if distribute is None:
-        if launched_size() > 1:
-            distribute = "mpi"
-        else:
-            return processes, None
+        if launched_size() <= 1:
+            return None
+        distribute = "mpi"
     if not isinstance(distribute, str):
         raise ValueError(f"distribute must be 'mpi', 'local:K' or None; received "
                          f"{distribute!r}")
     spec = distribute.strip().lower()
     if spec == "mpi":
-        if processes not in (None, 1):
-            raise ValueError(f"distribute='mpi' takes its processes from mpiexec; received "
-                             f"processes={processes!r} as well")
         comm = MPIComm()
-        return 1, comm if comm.size > 1 else None
+        return comm if comm.size > 1 else None
     if spec.startswith("local:") and spec[6:].isdigit() and int(spec[6:]) >= 1:
         k = int(spec[6:])
-        if processes not in (None, 1):
-            raise ValueError(f"distribute={distribute!r} forks its own processes; received "
-                             f"processes={processes} as well")
-        return 1, (LocalPending(k) if k > 1 else None)
+        return LocalPending(k) if k > 1 else None
     raise ValueError(f"distribute must be 'mpi', 'local:K' (K >= 1) or None; received "
                      f"{distribute!r}")
 
@@ -261,31 +300,34 @@ class GradientSync:
         self.sizes = [g.size for g in self.grads]
         self.count = sum(self.sizes)
         self.enabled = True  # tests switch the allreduce off (the negative control)
+        from ..layers.sync_norm import _SyncBatchNorm
+
+        leaves = getattr(model, "leaf_layers", None)
+        self.random = random_layers(model)
+        self.sync_norms = [lay for lay in (leaves() if leaves is not None else [model])
+                           if isinstance(lay, _SyncBatchNorm)]
         self.pending: str | None = None  # a stop requested on this rank, not yet agreed
+
+    def set_shard(self, shard: tuple[int, int, int] | None) -> None:
+        """:func:`set_shard` with the layers found once."""
+        for lay in self.random:
+            lay.batch_shard = shard
+        for lay in self.sync_norms:
+            lay.distributed = None if shard is None else (self.comm, *shard)
 
     def shard(self, m: int) -> tuple[int, int]:
         sizes = split_sizes(m, self.comm.size)
         start = sum(sizes[:self.comm.rank])
         return start, start + sizes[self.comm.rank]
 
-    def reduce(self, weight: float, sums: np.ndarray | None) -> np.ndarray:
-        """Allreduce ``weight · (this rank's gradients)`` followed by ``sums``; writes the
-        reduced gradients back into the layers and returns the reduced sums."""
-        extra = 0 if sums is None else len(sums)
-        flat = np.empty(self.count + extra, np.float64)
-        start = 0
-        for g, n in zip(self.grads, self.sizes):
-            np.multiply(g.ravel(), weight, out=flat[start:start + n])
-            start += n
-        if sums is not None:
-            flat[start:] = sums
+    def reduce(self, weight: float, sums: np.ndarray) -> np.ndarray:
+        """Allreduce ``weight · (this rank's gradients)`` and ``sums``; writes the reduced
+        gradients back into the layers and returns the reduced sums."""
         if self.enabled:
-            self.comm.allreduce_sum(flat)
-        start = 0
-        for g, n in zip(self.grads, self.sizes):
-            g[...] = flat[start:start + n].reshape(g.shape)
-            start += n
-        return flat[start:]
+            return self.comm.allreduce_weighted(self.grads, weight, sums)
+        for g in self.grads:  # the negative control: each rank keeps its own share
+            g *= g.dtype.type(weight)
+        return sums
 
     def reduce_sums(self, sums: np.ndarray) -> np.ndarray:
         out = np.ascontiguousarray(sums, np.float64).copy()
@@ -294,15 +336,27 @@ class GradientSync:
 
 
 def problem(model: Any, losses: list[Any]) -> str | None:
-    """Why ``model`` with ``losses`` cannot train over MPI, or None."""
+    """Why ``model`` with ``losses`` cannot train data-parallel (over MPI or local
+    processes), or None."""
+    from ..layers.norm import _BatchNorm
+
     for loss in losses:
         if loss is not None and not getattr(loss, "batch_mean", False):
+            red = getattr(loss, "reduction", "mean")
+            why = f" (its reduction is {red!r})" if red != "mean" else ""
             return (f"the loss {type(loss).__name__} does not declare itself a mean over "
-                    "samples (Loss.batch_mean), so shard gradients cannot be combined")
+                    f"samples (Loss.batch_mean){why}, so shard gradients cannot be combined")
     masks = getattr(getattr(model, "graph", None), "output_masks", [])
     if any(lo is not None and m is not None for lo, m in zip(losses, masks)):
         return ("an output with a loss carries a padding mask: its loss is a mean over the "
                 "real steps, which shards split unevenly")
+    leaves = getattr(model, "leaf_layers", None)
+    for lay in leaves() if leaves is not None else [model]:
+        # BatchNorm runs per replica (documented), SyncBatchNorm over the global batch
+        if not getattr(lay, "per_sample", True) and not isinstance(lay, _BatchNorm):
+            name = getattr(lay, "display_name", type(lay).__name__)
+            return (f"layer {name} mixes the samples of a batch (a batch statistic, a state "
+                    "carried between batches), so shards would compute something else")
     return None
 
 
@@ -323,31 +377,38 @@ def merge_sums(sums: Any, delta: np.ndarray) -> None:
     vars(sums).update(vars(merged))
 
 
-def sync_step(trainer: Any, xb: list[np.ndarray], yb: list[Any], sums: Any,
+def shard_of(idx: Any, m: int, sync: GradientSync) -> Any:
+    """This rank's positions in the training set among a batch's ``idx`` (an index array,
+    or a slice) of ``m`` samples: only those rows are gathered."""
+    lo, hi = sync.shard(m)
+    if isinstance(idx, slice):
+        first = idx.start or 0
+        return slice(first + lo, first + hi)
+    return idx[lo:hi]
+
+
+def sync_step(trainer: Any, xs: list[np.ndarray], ys: list[Any], m: int, sums: Any,
               sync: GradientSync) -> tuple[float, dict[str, float]]:
-    """Forward and backward on this rank's shard of the batch, then the allreduce of the
-    weighted gradients and the batch's sums; the optimizer step is the caller's. Returns
-    the global batch's loss and the epoch's running logs (the same on every rank)."""
+    """Forward and backward on this rank's shard ``(xs, ys)`` of a global batch of ``m``
+    samples, then the allreduce of the weighted gradients and the batch's sums; the
+    optimizer step is the caller's. Returns the global batch's loss and the epoch's running
+    logs (the same on every rank)."""
     from .sums import Sums
 
-    model = trainer.model
-    m = len(xb[0])
     lo, hi = sync.shard(m)
     local = Sums(sums.names, sums.losses, sums.metrics, sums.terms)
-    set_shard(model, (lo, hi, m), sync.comm)
+    sync.set_shard((lo, hi, m))
     try:
-        xs = [a[lo:hi] for a in xb]
-        ys = [None if t is None else t[lo:hi] for t in yb]
         total, parts, outs = trainer.train_step(xs, ys)
         local.add(hi - lo, total, parts, outs, ys, trainer.last_masks, trainer.last_terms)
     finally:
-        set_shard(model, None)
+        sync.set_shard(None)
     # the last number: how many ranks were asked to stop (a signal, a callback), so every
     # rank stops after the same batch
     reason = sync.pending
     delta = sync.reduce((hi - lo) / m, np.append(local.state(), float(reason is not None)))
     if delta[-1] > 0:
-        trainer._stop = reason or "a stop requested on another MPI rank"
+        trainer._stop = reason or "a stop requested on another rank"
         sync.pending = None
     merge_sums(sums, delta[:-1])
     return float(delta[1]) / m, sums.logs()

@@ -3,12 +3,30 @@
 The same data-parallel step as over MPI (:mod:`.distributed`): ``fit`` forks K − 1 copies of
 the process right before training; each, rank ``r``, trains its shard of every batch and
 takes the same optimizer step, and the parent (rank 0) returns from ``fit`` holding the
-model. The collectives go through shared memory: one slot of float64 numbers per rank, a
-barrier, and every rank summing the slots in rank order (so all get bitwise the same sum).
-A rank that fails aborts the barrier; one that dies or hangs leaves the others waiting at
-most ``NUMCNN_MPI_TIMEOUT`` seconds; either way the parent kills the children and raises.
-Children ask Linux to kill them when the parent dies and leave with ``os._exit`` when
-training ends, never returning into the caller's code. Needs Linux (fork).
+model. The collectives go through shared memory:
+
+- **Slots.** Two banks of one float64 slot per rank. An allreduce writes this rank's numbers
+  into its slot of the current bank, meets the others at a barrier, and sums the K slots in
+  rank order (so every rank gets bitwise the same sum, and the same as
+  :meth:`.distributed.Communicator.allreduce_sum` over MPI would give from a rank-order
+  sum). The next operation uses the other bank: a rank can write it only after passing that
+  operation's barrier, which every rank reaches only after reading this bank — so one
+  barrier per operation suffices.
+- **Barrier.** One POSIX semaphore per ordered pair of ranks: arriving, rank ``r`` posts to
+  every other rank's semaphore from ``r`` and takes one post from each of its own. It first
+  polls for a few microseconds (the other rank is usually about to arrive), then sleeps in
+  slices of :data:`SLICE` seconds, checking between them that no rank failed (a shared flag),
+  that the children are alive (parent) or the parent is (children), and that the wait has
+  not passed ``NUMCNN_MPI_TIMEOUT`` seconds.
+- **Gradients.** :meth:`LocalComm.allreduce_weighted` writes ``w·g`` straight into the slot
+  and sums the slots straight into the gradient arrays: one pass in, one out.
+
+A rank that fails sets the flag and wakes the others; one that dies is seen by the parent
+within a slice; one that hangs leaves the others waiting at most ``NUMCNN_MPI_TIMEOUT``
+seconds; in every case the parent kills the children and raises. Children ask Linux to kill
+them when the parent dies (``prctl(PR_SET_PDEATHSIG)``), ignore ``SIGINT``/``SIGTERM`` (a
+terminal or scheduler signals the whole process group: the parent decides) and leave with
+``os._exit`` when training ends, never returning into the caller's code. Needs Linux (fork).
 """
 
 from __future__ import annotations
@@ -17,12 +35,64 @@ import mmap
 import multiprocessing as mp
 import os
 import signal
-import threading
+import sys
+import time
 from typing import Any
 
 import numpy as np
 
 from . import distributed
+
+#: Seconds a waiting rank sleeps between its checks of the other ranks.
+SLICE = 0.05
+#: Polls of a semaphore before sleeping on it (a few microseconds).
+SPIN = 200
+
+
+def _prctl() -> Any:
+    """libc's ``prctl`` (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).prctl
+        fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+        fn.restype = ctypes.c_int
+        return fn
+    except (OSError, AttributeError, ImportError):
+        return None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int, prctl: Any) -> None:
+    """First thing in a child: be killed when the parent dies (Linux), and exit now if it
+    already has (then this process was re-parented before the request took effect)."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def fork_problem() -> str | None:
+    """Why this platform cannot fork local data-parallel processes, or None."""
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return f"local data-parallel processes need Linux (fork); this is {sys.platform}"
+    return None
+
+
+def _state(pid: int) -> str:
+    """How process ``pid`` is doing, from ``/proc/<pid>/stat``, in words."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            letter = f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return "in an unknown state"
+    names = {"R": "running", "S": "sleeping", "D": "in uninterruptible sleep",
+             "T": "stopped (a signal such as SIGSTOP)", "t": "stopped by a debugger"}
+    return names.get(letter, f"in state {letter}")
 
 
 class LocalComm(distributed.Communicator):
@@ -30,63 +100,138 @@ class LocalComm(distributed.Communicator):
 
     def __init__(self, size: int, capacity: int):
         self.size, self.rank, self.capacity = int(size), 0, int(capacity)
-        self.barrier = mp.get_context("fork").Barrier(self.size)
-        self._mem = mmap.mmap(-1, 8 * self.size * self.capacity)
-        self.slots = np.frombuffer(self._mem, np.float64).reshape(self.size, self.capacity)
+        ctx = mp.get_context("fork")
+        # sems[a][b]: rank a has arrived, for rank b to take
+        self.sems = [[ctx.Semaphore(0) if a != b else None for b in range(self.size)]
+                     for a in range(self.size)]
+        self._mem = mmap.mmap(-1, 8 * (8 + 2 * self.size * self.capacity))
+        words = np.frombuffer(self._mem, np.float64)
+        self.flag = np.frombuffer(self._mem, np.int64, count=1)  # 0, or 1 + a failed rank
+        self.banks = words[8:].reshape(2, self.size, self.capacity)
+        self.turn = 0
+        self.work = np.empty(self.capacity, np.float64)
         self.children: list[int] = []
+        self.dead: dict[int, int] = {}  # pid: wait status of a child collected early
+        self.parent = os.getpid()
 
     def start(self) -> None:
         """Fork ranks 1 … size − 1; each returns from here with its ``rank`` set."""
-        from .parallel import _die_with_parent
-
-        parent = os.getpid()
+        prctl = _prctl()
         for r in range(1, self.size):
             pid = os.fork()
             if pid == 0:
                 self.rank, self.children = r, []
-                _die_with_parent(parent)
+                die_with_parent(self.parent, prctl)
                 for sig in (signal.SIGINT, signal.SIGTERM):  # the parent decides
                     signal.signal(sig, signal.SIG_IGN)
                 return
             self.children.append(pid)
 
-    def _wait(self) -> None:
-        try:
-            self.barrier.wait(distributed.timeout())
-        except threading.BrokenBarrierError:
-            raise RuntimeError("another local data-parallel process failed, died or hangs "
-                               f"(bound: {distributed.TIMEOUT_ENV}="
-                               f"{distributed.timeout():g} s)") from None
+    # -- the barrier ------------------------------------------------------------------------
+    def _failed(self, why: str) -> RuntimeError:
+        return RuntimeError(f"another local data-parallel process {why} (bound: "
+                            f"{distributed.TIMEOUT_ENV}={distributed.timeout():g} s)")
 
-    def _check(self, buf: np.ndarray) -> None:
-        if buf.size > self.capacity:
-            raise ValueError(f"local allreduce of {buf.size} numbers; the shared slots hold "
+    def _check(self, start: float, limit: float) -> None:
+        """Between two sleeps of a wait: raise when a rank failed, died or hangs."""
+        if self.flag[0]:
+            raise self._failed(f"failed (rank {int(self.flag[0]) - 1})")
+        if self.rank == 0:
+            for r, pid in enumerate(self.children, 1):
+                if pid in self.dead:
+                    continue
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    self.dead[pid] = status
+                    how = (f"was killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+                           if os.WIFSIGNALED(status) else
+                           f"exited (code {os.waitstatus_to_exitcode(status)})")
+                    raise self._failed(f"died: rank {r} (pid {pid}) {how}")
+        elif os.getppid() != self.parent:
+            os._exit(1)  # the parent is gone: nobody wants this rank's result
+        elapsed = time.monotonic() - start
+        if elapsed > limit:
+            states = "".join(f"; rank {r} (pid {pid}) is {_state(pid)}"
+                             for r, pid in enumerate(self.children, 1))
+            raise self._failed(f"hangs: waited {elapsed:.0f} s{states}")
+
+    def _take(self, sem: Any) -> None:
+        for _ in range(SPIN):
+            if sem.acquire(False):
+                return
+        start, limit = time.monotonic(), distributed.timeout()
+        while not sem.acquire(True, SLICE):
+            self._check(start, limit)
+
+    def _wait(self) -> None:
+        me = self.rank
+        for r in range(self.size):
+            if r != me:
+                self.sems[me][r].release()
+        for r in range(self.size):
+            if r != me:
+                self._take(self.sems[r][me])
+        if self.flag[0]:
+            raise self._failed(f"failed (rank {int(self.flag[0]) - 1})")
+
+    def _bank(self, n: int) -> np.ndarray:
+        if n > self.capacity:
+            raise ValueError(f"local allreduce of {n} numbers; the shared slots hold "
                              f"{self.capacity}")
+        bank = self.banks[self.turn]
+        self.turn ^= 1
+        return bank
+
+    # -- collectives ------------------------------------------------------------------------
+    def _sum(self, bank: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """The slots' sum over ranks, in rank order, of positions lo … hi (a work view)."""
+        total = self.work[lo:hi]
+        np.add(bank[0, lo:hi], bank[1, lo:hi], out=total)
+        for r in range(2, self.size):
+            total += bank[r, lo:hi]
+        return total
 
     def allreduce_sum(self, buf: np.ndarray) -> None:
-        self._check(buf)
         n = buf.size
-        self.slots[self.rank, :n] = buf.ravel()
+        bank = self._bank(n)
+        bank[self.rank, :n] = buf.ravel()
         self._wait()
-        total = self.slots[0, :n].copy()
-        for r in range(1, self.size):
-            total += self.slots[r, :n]
-        self._wait()  # nobody writes its slot again before every rank has read
-        buf.ravel()[...] = total
+        buf.ravel()[...] = self._sum(bank, 0, n)
+
+    def allreduce_weighted(self, arrays: list[np.ndarray], weight: float,
+                           extra: np.ndarray) -> np.ndarray:
+        """Every rank's ``weight · a`` summed into each array of ``arrays`` in place, and
+        the sum of ``extra`` returned — one barrier, no packing buffer."""
+        n = sum(a.size for a in arrays) + extra.size
+        bank = self._bank(n)
+        mine, start = bank[self.rank], 0
+        for a in arrays:
+            np.multiply(a.ravel(), weight, out=mine[start:start + a.size])
+            start += a.size
+        mine[start:n] = extra
+        self._wait()
+        start = 0
+        for a in arrays:
+            a.ravel()[...] = self._sum(bank, start, start + a.size)
+            start += a.size
+        return self._sum(bank, start, n).copy()
 
     def bcast(self, buf: np.ndarray) -> None:
-        self._check(buf)
         n = buf.size
+        bank = self._bank(n)
         raw = buf.ravel().view(np.float64)  # 8-byte numbers (float64, uint64) bit for bit
         if self.rank == 0:
-            self.slots[0, :n] = raw
+            bank[0, :n] = raw
         self._wait()
         if self.rank != 0:
-            raw[...] = self.slots[0, :n]
-        self._wait()
+            raw[...] = bank[0, :n]
 
     def abort(self, code: int = 1) -> None:
-        self.barrier.abort()
+        self.flag[0] = 1 + self.rank
+        for row in self.sems:  # wake every waiting rank: it then sees the flag
+            for sem in row:
+                if sem is not None:
+                    sem.release()
         if self.rank != 0:
             os._exit(code)
         self._reap(kill=True)
@@ -99,6 +244,8 @@ class LocalComm(distributed.Communicator):
 
     def _reap(self, kill: bool) -> None:
         for pid in self.children:
+            if pid in self.dead:
+                continue
             if kill:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -108,7 +255,7 @@ class LocalComm(distributed.Communicator):
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-        self.children = []
+        self.children, self.dead = [], {}
 
 
 def make(size: int, model: Any) -> LocalComm:

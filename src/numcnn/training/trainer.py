@@ -18,7 +18,6 @@ generator; with such callbacks, resume from a saved state.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,7 +33,6 @@ from ..threads import blas_threads, get_num_threads
 from . import distributed, local_sync, penalties
 from .callbacks import Callback, CallbackList, History
 from .data import as_inputs, batches, check_batch_size, check_targets
-from .parallel import MIN_PART, DataParallel, parallel_problem
 from .progress import Progress, resolve_verbose
 from .sums import Sums
 
@@ -223,15 +221,17 @@ class Trainer:
             callbacks: extra :class:`numcnn.training.Callback` objects.
             initial_epoch: epoch to start from when resuming (see the module docstring).
             optimizer, loss: shortcuts that (re)compile the model first, keeping its metrics.
-            processes: how many processes share each batch (data-parallel, one BLAS thread
-                each; see :mod:`numcnn.training.parallel`). ``None`` (default): the count
-                :func:`numcnn.set_num_threads` set when the model and losses allow it and each
-                process gets at least ``MIN_PART`` samples, else 1 process whose BLAS uses
-                that many threads. ``1`` forces one process; ``k ≥ 2`` requires
-                data-parallel training and raises ``ValueError`` saying why it is impossible.
-            distribute: ``"local:K"`` (``processes=K``), ``"mpi"`` (every rank of ``mpiexec``
-                trains one shard of each batch; see :mod:`numcnn.training.distributed`), or
-                None: ``"mpi"`` when started by ``mpiexec`` with more than one rank.
+            processes: deprecated; ``processes=k`` (k ≥ 2) is ``distribute="local:k"``.
+            distribute: data-parallel training, where every process steps its own copy of
+                the model on its shard of each batch (see
+                :mod:`numcnn.training.distributed`): ``"local:K"``, K forked local processes
+                of one BLAS thread each; ``"mpi"``, every rank of ``mpiexec``; None (default):
+                ``"mpi"`` when started by ``mpiexec`` with more than one rank, else one
+                process, whose BLAS uses the threads :func:`numcnn.set_num_threads` set.
+                Refused with a ``ValueError`` saying why: losses that are not a mean over
+                samples, masked outputs, layers mixing the samples of a batch other than
+                BatchNorm (per replica) and SyncBatchNorm, closure optimizers (L-BFGS), a
+                batch with fewer samples than processes.
 
         Returns:
             A :class:`History`: ``history.history["loss"]`` and every metric and ``val_``
@@ -267,8 +267,9 @@ class Trainer:
                                  "pass validation_data=None for no validation")
             val = (xv, self._targets(validation_data[1], len(xv[0]), "fit(validation_data)"))
         threads = get_num_threads()
-        processes, comm = distributed.resolve(distribute, processes)
-        processes = self._processes(processes, threads, bs)
+        comm = distributed.resolve(distribute, processes)
+        if processes is not None and processes > 1:
+            distribute = f"local:{processes}"
         self.sync = None
         self.rank = getattr(comm, "rank", 0)
         if comm is not None:
@@ -279,6 +280,9 @@ class Trainer:
                 raise ValueError(f"fit(distribute={distribute!r}): {why}")
             distributed.check_batches(n, bs, comm.size)
             if isinstance(comm, distributed.LocalPending):  # fork the local ranks now
+                why = local_sync.fork_problem()
+                if why:
+                    raise ValueError(f"fit(distribute={distribute!r}): {why}")
                 comm = local_sync.make(comm.size, model)
                 comm.start()
                 self.rank = comm.rank
@@ -305,10 +309,9 @@ class Trainer:
         terms = penalties.term_names(model)
         model.stop_training = False
         params, grads = model.trainable_params(), model.trainable_grads()
-        local = self.sync is not None and hasattr(self.sync.comm, "finish")
-        with blas_threads(1 if processes > 1 or local else threads), \
-                (DataParallel(self, xs, ys, processes) if processes > 1
-                 else contextlib.nullcontext()) as parallel, distributed.guard(self.sync):
+        sync = self.sync
+        local = sync is not None and hasattr(sync.comm, "finish")
+        with blas_threads(1 if local else threads), distributed.guard(sync):
             bufs = [np.empty((bs,) + a.shape[1:], dtype=a.dtype) for a in xs]
             cbs.on_train_begin()
             if self._restored is not None:  # a callback restored a checkpoint (backup)
@@ -321,15 +324,9 @@ class Trainer:
                 self.resuming = resume_step  # callbacks may skip work already done
                 cbs.on_epoch_begin(epoch)
                 self.resuming = 0
-                if parallel is not None:
-                    parallel.reseed(epoch, self._epoch_words)
                 progress.epoch_begin(epoch)
-                xs = self.x  # a callback may have replaced the training inputs
-                if parallel is not None and any(a is not b for a, b in zip(xs, parallel.xs)):
-                    raise ValueError(
-                        "a callback replaced the training inputs (e.g. AffineDistortions), "
-                        "which data-parallel workers cannot see: they hold the inputs fit "
-                        "started with; train with processes=1 (or --threads 1)")
+                xs = self.x  # a callback may have replaced the training inputs (every rank
+                #              runs the callback on the same generator: the same inputs)
                 order = self.rng.permutation(n) if shuffle else None
                 sums = self._sums if resume_step else Sums(model.output_names, self.losses,
                                                             self.metrics, terms)
@@ -338,14 +335,16 @@ class Trainer:
                     if step < resume_step:
                         continue  # done before the checkpoint this run resumed from
                     cbs.on_batch_begin(step)
+                    m = len(range(n)[idx]) if order is None else len(idx)
+                    if sync is not None:  # gather this rank's shard of the batch only
+                        idx = distributed.shard_of(idx, m, sync)
                     if order is None:
                         xb = [a[idx] for a in xs]
                     else:
                         xb = [np.take(a, idx, axis=0, out=b[: len(idx)]) for a, b in
                               zip(xs, bufs)]
                     yb = [None if t is None else t[idx] for t in ys]
-                    loss_value, logs = self._update(idx, xb, yb, step, sums, parallel,
-                                                    params, grads)
+                    loss_value, logs = self._update(m, xb, yb, sums, params, grads)
                     self.step = step + 1
                     progress.batch_end(step, sums.seen, logs)
                     cbs.on_batch_end(step, logs)
@@ -380,25 +379,21 @@ class Trainer:
         model.history = history
         return history
 
-    def _update(self, idx: Any, xb: list[np.ndarray], yb: list[Any], step: int, sums: Sums,
-                parallel: Any, params: dict, grads: dict) -> tuple[float, dict[str, float]]:
-        """One optimizer step on the batch ``xb``: forward, backward, update; the batch is
-        added to ``sums``. Returns the batch's loss and the running logs. A closure
-        optimizer (``needs_closure``, L-BFGS) evaluates the batch as often as it needs;
-        the logs are those of its first evaluation, where the step began."""
-        m = len(xb[0])
+    def _update(self, m: int, xb: list[np.ndarray], yb: list[Any], sums: Sums,
+                params: dict, grads: dict) -> tuple[float, dict[str, float]]:
+        """One optimizer step on a batch of ``m`` samples: forward, backward, update; the
+        batch is added to ``sums``. ``xb``, ``yb`` hold the batch, or in data-parallel
+        training this process's shard of it. Returns the batch's loss and the running logs.
+        A closure optimizer (``needs_closure``, L-BFGS) evaluates the batch as often as it
+        needs; the logs are those of its first evaluation, where the step began."""
         if getattr(self, "sync", None) is not None:
-            loss_value, logs = distributed.sync_step(self, xb, yb, sums, self.sync)
+            loss_value, logs = distributed.sync_step(self, xb, yb, m, sums, self.sync)
             self.optimizer.step(params, grads)
             return loss_value, logs
 
         def evaluate() -> tuple[float, list[float], list[np.ndarray], Any]:
-            if parallel is None:
-                loss_value, parts, outs = self.train_step(xb, yb)
-                return loss_value, parts, outs, self.last_masks
-            # (no masked outputs in data-parallel training: see parallel_problem)
-            loss_value, parts, outs = parallel.forward_backward(idx, xb, yb, step)
-            return loss_value, parts, outs, None
+            loss_value, parts, outs = self.train_step(xb, yb)
+            return loss_value, parts, outs, self.last_masks
 
         if not getattr(self.optimizer, "needs_closure", False):
             loss_value, parts, outs, masks = evaluate()
@@ -447,23 +442,6 @@ class Trainer:
             for _ in range(initial_epoch):  # the permutations of the epochs already run
                 self.rng.permutation(n)
         return initial_epoch, 0
-
-    def _processes(self, processes: int | None, threads: int | None, batch: int) -> int:
-        """The process count ``fit`` uses (see its ``processes`` argument)."""
-        if processes is None:
-            usable = min(threads or 1, int(batch) // MIN_PART)
-            if usable < 2 or parallel_problem(self.model, self.losses) is not None:
-                return 1
-            return usable
-        if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) \
-                or processes < 1:
-            raise ValueError(f"processes must be a positive int or None; received "
-                             f"processes={processes!r}")
-        if processes > 1:
-            problem = parallel_problem(self.model, self.losses)
-            if problem is not None:
-                raise ValueError(f"fit(processes={processes}): {problem}")
-        return int(processes)
 
     # ---------------------------------------------------------------- evaluate
     def evaluate(self, x: Any, y: Any, batch_size: int | None = 1000) -> dict[str, float]:
