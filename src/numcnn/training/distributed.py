@@ -170,7 +170,7 @@ class Communicator:
 class MPIComm(Communicator):
     """:class:`Communicator` over ``mpi4py``'s ``COMM_WORLD`` (imported only here)."""
 
-    def __init__(self) -> None:
+    def __init__(self, comm: Any = None) -> None:
         try:
             from mpi4py import MPI
         except ImportError as e:
@@ -179,7 +179,7 @@ class MPIComm(Communicator):
                 "'numcnn[mpi]' (mpi4py and the mpich wheel), or mpi4py over a system MPI"
             ) from e
         self.MPI = MPI
-        self.comm = MPI.COMM_WORLD
+        self.comm = MPI.COMM_WORLD if comm is None else comm
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
 
@@ -219,13 +219,15 @@ def resolve(distribute: Any, processes: Any = None) -> Any:
                           f"distribute={alias!r} (the same {processes} symmetric local "
                           "processes)", DeprecationWarning, stacklevel=4)
             distribute = alias
+    if isinstance(distribute, Communicator):  # e.g. a group of sweep_groups
+        return distribute if distribute.size > 1 else None
     if distribute is None:
         if launched_size() <= 1:
             return None
         distribute = "mpi"
     if not isinstance(distribute, str):
-        raise ValueError(f"distribute must be 'mpi', 'local:K' or None; received "
-                         f"{distribute!r}")
+        raise ValueError(f"distribute must be 'mpi', 'local:K', a Communicator or None; "
+                         f"received {distribute!r}")
     spec = distribute.strip().lower()
     if spec == "mpi":
         comm = MPIComm()
@@ -235,6 +237,33 @@ def resolve(distribute: Any, processes: Any = None) -> Any:
         return LocalPending(k) if k > 1 else None
     raise ValueError(f"distribute must be 'mpi', 'local:K' (K >= 1) or None; received "
                      f"{distribute!r}")
+
+
+def sweep_groups(groups: int) -> tuple[int, MPIComm]:
+    """Split an ``mpiexec`` job into ``groups`` data-parallel groups for a sweep.
+
+    The ranks ``0 … K − 1`` of ``COMM_WORLD`` are cut into ``groups`` contiguous groups whose
+    sizes differ by at most one (:func:`split_sizes`; ``mpiexec -n 4`` and 2 groups: ranks
+    0–1 and 2–3) with MPI's own ``MPI_Comm_split``. Returns this rank's group index ``g`` and
+    an :class:`MPIComm` over its group; ``fit(..., distribute=comm)`` then trains one
+    data-parallel run per group, each equal to the same run alone (the groups never talk to
+    each other), and rank 0 of each group alone prints and writes. Pick the run's
+    hyper-parameters from ``g``::
+
+        g, comm = sweep_groups(2)
+        lr = [0.01, 0.05][g]
+        model.fit(x, y, distribute=comm, optimizer=SGD(lr=lr))
+        if comm.rank == 0:
+            numcnn.save_model(model, f"lr{lr}.npz")
+    """
+    world = MPIComm()
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
+            or not 1 <= groups <= world.size:
+        raise ValueError(f"sweep_groups: groups must be an int from 1 to the {world.size} "
+                         f"rank(s) of this job; received {groups!r}")
+    bounds = np.cumsum(split_sizes(world.size, int(groups)))
+    g = int(np.searchsorted(bounds, world.rank, side="right"))
+    return g, MPIComm(world.comm.Split(g, world.rank))
 
 
 class LocalPending:
