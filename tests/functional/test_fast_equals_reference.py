@@ -162,6 +162,7 @@ def _set_blocks(monkeypatch, mode, K, Wo, N, itemsize):
         monkeypatch.setattr(FC, "MAX_COLS", 3 * N)
     elif mode == "fields":
         monkeypatch.setattr(FC, "MIN_FIELD_COLS", 1)
+        monkeypatch.setattr(FC.tuning, "KEEP_FIELD_BYTES", 0)  # built again for dW
     else:
         assert mode == "one"
 
@@ -261,14 +262,20 @@ def test_conv_gradient_subsets_equal_reference(case, mode, need, spy, monkeypatc
     assert_conv_paths_agree(res, need)
 
 
-def test_conv_row_fields_at_a_real_batch_size_equal_reference(spy):
-    """No patched threshold: 64 samples × 8 output columns = 512 columns per row."""
+@pytest.mark.parametrize("keep", [True, False])
+def test_conv_row_fields_at_a_real_batch_size_equal_reference(spy, monkeypatch, keep):
+    """No patched threshold: 64 samples × 8 output columns = 512 columns per row. The
+    fields (123 kB, 3 kernels) stay in the cache for dW; above ``KEEP_FIELD_BYTES`` the
+    backward pass builds them again."""
+    if not keep:
+        monkeypatch.setattr(FC.tuning, "KEEP_FIELD_BYTES", 0)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((64, 2, 10, 10)).astype(np.float32)
     Wt = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
     b = rng.standard_normal(3).astype(np.float32)
     res = run_conv_both(x, Wt, b, (1, 1), (0, 0, 0, 0), "chwn")
-    assert spy["fields"] == 2 and not spy["blocks"]  # forward, then again for dW
+    # forward, then again for dW unless kept
+    assert spy["fields"] == (1 if keep else 2) and not spy["blocks"]
     assert_conv_paths_agree(res)
 
 

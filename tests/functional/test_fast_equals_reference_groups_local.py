@@ -148,6 +148,7 @@ def _set_mode(monkeypatch, mode, K, Wo, N, itemsize):
         monkeypatch.setattr(FC, "MAX_COLS", 3 * N)
     elif mode == "fields":
         monkeypatch.setattr(FC, "MIN_FIELD_COLS", 1)
+        monkeypatch.setattr(FC.tuning, "KEEP_FIELD_BYTES", 0)  # built again for dW
     else:
         assert mode == "one"
 

@@ -20,11 +20,13 @@ The same arithmetic as the readable :mod:`numcnn.functional.conv`, re-ordered fo
 
 Scratch buffers and outputs come from the caller's :class:`Workspace`. The padded input, the
 row fields and the im2col blocks are *fresh* arrays of its pool, shared by all call sites of
-a model. The cache holds only the unpadded input (kept anyway: the previous layer's output);
-the backward pass builds the row fields (or pads it) again where it needs them (one copy
-each, against keeping 3× every layer's input until the backward pass), so no cache can go
-stale, and every buffer — all of them in an inference pass — is re-used by the next layer
-instead of being kept per layer.
+a model. The cache holds the unpadded input (kept anyway: the previous layer's output) and,
+for a layer with few kernels, small row fields (:data:`tuning.KEEP_FIELD_BYTES`: LeNet-5's);
+otherwise the backward pass builds the row fields (or pads the input) again where it needs
+them (one copy each, against keeping 3× every layer's input until the backward pass). A
+kept array is referenced by the cache, so no later call can take it and no cache can go
+stale, and every other buffer — all of them in an inference pass — is re-used by the next
+layer instead of being kept per layer.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..conv import group_sizes
 from ..geometry import conv_output_hw
+from . import tuning
 from .conv_rows import (
     dx_by_rows,
     fields_forward,
@@ -215,7 +218,10 @@ def conv2d_forward(
             "whole"]:
         fields = _row_fields(x, kh, kw, Wo, stride, pads, ws, G)
         fields_forward(fields, fields_order(W, G), b, y4, kh, stride[0], G, bool(relu))
-        cache["fields"] = True  # rebuilt by the backward pass
+        # small fields of a layer with few kernels stay for dW (a fresh array: nothing else
+        # can take it while the cache holds it); others are built again by the backward pass
+        keep = fields.nbytes <= tuning.KEEP_FIELD_BYTES and F * kh <= tuning.KEEP_FIELD_MACS
+        cache["fields"] = fields if keep else True
         return _nchw(y4), cache
     xp = _padded_input(x, pads, ws)  # (C, Hp, Wp, N)
     if cache["whole"]:
@@ -316,7 +322,9 @@ def conv2d_backward(
     padded = pt or pb or pl or pr
     fields = None
     xp = None
-    if need_dW and cache.get("fields"):
+    if need_dW and isinstance(cache.get("fields"), np.ndarray):
+        fields = cache["fields"]  # kept by the forward pass
+    elif need_dW and cache.get("fields"):
         fields = _row_fields(cache["x"], kh, kw, Wo, stride, cache["pads"], ws, G)
     elif cache.get("whole") or need_dW:
         xp = _padded_input(cache["x"], cache["pads"], ws)

@@ -31,6 +31,14 @@ MIN_FIELD_COLS = 512
 #: 64–256-channel layers take up to 16 MB, ResNet-18's 64-channel 56×56 layers at batch 16
 #: 40 MB: its inference 2 % faster than on the blocks, at the same peak memory).
 MAX_FIELD_BYTES = 64_000_000
+#: row fields at most this large stay in the convolution's cache for the backward pass
+#: (its weight gradient reads them again) when the layer has few kernels, ``F·kh`` at most
+#: :data:`KEEP_FIELD_MACS`: the products then do few multiply-adds per field value and
+#: building the fields again is a noticeable part of the step (LeNet-5's C1 and C3 at batch
+#: 128: 2.3 and 2.2 MB, F·kh = 30 and 80); larger ones are built again (issue 11: kept, the
+#: fields of resnet20's layers took ~65 MB).
+KEEP_FIELD_BYTES = 2_500_000
+KEEP_FIELD_MACS = 100
 #: max-pooling inputs at least this large keep the 2×2 winner comparisons in training (the
 #: backward pass then need not re-read the input, by then out of the L2 cache); for smaller
 #: inputs the three extra comparisons cost about what they save.
