@@ -10,19 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from _cli import MNIST_DIR, needs_mnist, run_cli
 from numcnn import cli
-
-MNIST_DIR = os.environ.get("NUMCNN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not (MNIST_DIR and os.path.isdir(MNIST_DIR)),
-    reason="MNIST not available: set NUMCNN_DATA_DIR to the folder with the IDX files",
-)
-
-
-def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_summary_lenet5_counts_parameters(capsys):

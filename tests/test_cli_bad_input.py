@@ -12,29 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from numcnn import cli
-
-MNIST_DIR = os.environ.get("NUMCNN_DATA_DIR")
-needs_mnist = pytest.mark.skipif(
-    not (MNIST_DIR and os.path.isdir(MNIST_DIR)),
-    reason="MNIST not available: set NUMCNN_DATA_DIR to the folder with the IDX files",
-)
-QUICK = ("--train-size", "300", "--validation-size", "100", "--verbose", "0")
-
-
-def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("numcnn: error:"), lines[0]
-    assert "Traceback" not in err
-    return lines[0]
-
+from _cli import MNIST_DIR, QUICK, needs_mnist, one_error_line, run_cli
 
 # -- output paths: checked before training, never replaced ---------------------------------
 

@@ -10,25 +10,13 @@ import pytest
 from export_harness import run_onnx
 
 import numcnn
-from numcnn import cli
+from _cli import one_error_line, run_cli
 from numcnn.layers import LSTM, Input
 from numcnn.models import lenet5
 
 onnx = pytest.importorskip("onnx")
 
 
-def run_cli(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("numcnn: error:"), lines[0]
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture
