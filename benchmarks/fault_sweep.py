@@ -2105,9 +2105,11 @@ def fault_cases(fx_cores: int) -> list[Case]:
 
 
 def catalogue(cores: int) -> list[Case]:
+    from fault_cases_newer import newer_cases  # the newer commands (a sibling module)
+
     cases = (flag_cases() + output_cases() + checkpoint_cases() + data_cases()
              + model_file_cases() + api_cases() + env_cases() + ignored_cases()
-             + fault_cases(cores))
+             + newer_cases() + fault_cases(cores))
     seen = set()
     for case in cases:
         if case.id in seen:
@@ -2213,7 +2215,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="numcnn-fault-sweep-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMCNN_")}
     env.update(NUMCNN_DATA_DIR=str(data), NUMCNN_HOME=str(root / "home"),
-               NUMCNN_MNIST_MIRROR=MIRROR, OPENBLAS_NUM_THREADS="1",
+               NUMCNN_MNIST_MIRROR=MIRROR, NUMCNN_FASHION_MNIST_MIRROR=MIRROR,
+               NUMCNN_CIFAR10_MIRROR=MIRROR, OPENBLAS_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore::DeprecationWarning")
     t0 = time.monotonic()
     print(f"fault sweep: {len(cases)} cases; fixtures in {root}", file=sys.stderr, flush=True)
@@ -2274,4 +2277,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.modules.setdefault("fault_sweep", sys.modules["__main__"])  # for fault_cases_newer
     sys.exit(main())

@@ -22,6 +22,19 @@ from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
+#: subpackages imported on first use (``numcnn.onnx.load`` after ``import numcnn``): they
+#: pull in optional extras (onnx, matplotlib, Flask) or data files only when used
+_LAZY = ("benchmark", "datasets", "onnx", "serve", "utils", "viz")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Input",
     "Model",

@@ -364,7 +364,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise CLIError("--weights is for zoo models; a saved .npz model holds its own")
         model = load_model(name, compile=False)
     else:
-        model = get(name, weights=args.weights)
+        model = get(name, **_weights_option(name, args.weights))
     spec = preprocessing_of(model, name)
     results = []
     for path in images:
@@ -385,6 +385,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps({"model": name, "preprocessing": spec, "predictions": results},
                          indent=2))
     return 0
+
+
+def _weights_option(name: str, weights: str | None) -> dict[str, Any]:
+    """``get``'s keyword for ``--weights``: none without it; refused for a zoo model that
+    has no torchvision twin to take a state_dict from (naming those that do)."""
+    import inspect
+
+    from .models import ZOO
+
+    def takes(factory: Any) -> bool:
+        params = inspect.signature(factory).parameters.values()
+        return any(p.name == "weights" or p.kind is p.VAR_KEYWORD for p in params)
+
+    if weights is None:
+        return {}
+    factory = ZOO.get(name.lower())
+    if factory is not None and not takes(factory):
+        takers = sorted(n for n, f in ZOO.items() if takes(f))
+        raise CLIError(f"--weights: {name} takes no torchvision weights; expected one of: "
+                       f"{', '.join(takers)}")
+    return {"weights": weights}
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
@@ -425,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(e)
         return 1
-    except (FileNotFoundError, ValueError, TypeError, RuntimeError, OSError) as e:
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError, OSError,
+            ImportError) as e:  # ImportError: an extra that is not installed (says which)
         if os.environ.get("NUMCNN_DEBUG"):
             raise
         _error(e)

@@ -209,10 +209,11 @@ def hostile_files():
     frames[0].save(apng, "PNG", save_all=True, append_images=frames[1:])
     return [
         ("text", b"hello, I am not a picture\n", "not a readable image (not a format"),
-        ("empty file", b"", "not a readable image"),
+        ("empty file", b"", "empty (0 bytes); expected an image"),
         ("truncated PNG", whole[: len(whole) // 2], "not a readable image"),
         ("truncated JPEG", jpeg.getvalue()[:300], "not a readable image"),
-        ("bomb 100000²", png_declaring(100_000, 100_000), "declares more pixels than the"),
+        ("bomb 100000²", png_declaring(100_000, 100_000),
+         "declares 100000×100000 pixels, more than the"),
         ("bomb 9000²", png_declaring(9000, 9000), "declares 9000×9000 pixels, more than"),
         ("zero width", png_declaring(0, 10), "an empty image (0×10 pixels)"),
         ("blank", png_bytes(np.full((30, 30), 250, np.uint8)), "no ink: the image is blank"),

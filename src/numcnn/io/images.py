@@ -68,13 +68,20 @@ def _opened(source: Any) -> Iterator[Any]:
     else:
         fp = name
         if not os.path.isfile(name):
-            raise FileNotFoundError(f"no image file at {name}")
+            from .paths import missing_file
+
+            raise missing_file(name, "image file")
         with open(name, "rb") as f:
             head = f.read(24)
+    if not head:
+        raise ValueError(f"{name}: empty (0 bytes); expected an image")
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":  # Pillow: "unknown format"
         w, h = struct.unpack(">II", head[16:24])
         if w == 0 or h == 0:
             raise ValueError(f"{name}: an empty image ({w}×{h} pixels)")
+        if w * h > MAX_PIXELS:  # before Pillow, whose own bomb error does not say the size
+            raise ValueError(f"{name}: the image declares {w}×{h} pixels, more than the "
+                             f"{MAX_PIXELS:,} numcnn decodes")
     try:
         with Image.open(fp) as img:
             w, h = img.size

@@ -11,6 +11,7 @@ that was killed are removed by the next write to the same place
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import stat
@@ -78,6 +79,32 @@ def check_output_file(path: str | os.PathLike, what: str = "the output",
     if parent == (p.parent if str(p.parent) else Path(".")):
         _probe(parent, p.name, what)
     return p
+
+
+def what_is_at(path: str | os.PathLike) -> str:
+    """What is at ``path`` when it is not a regular file to read: ``"a folder"``, ``"a
+    FIFO"``, ``"a character device"``, ``"a broken symbolic link"``, … — or ``""`` (a regular
+    file, or nothing at all)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if os.path.islink(path):
+            return "a symbolic link loop" if e.errno == errno.ELOOP else \
+                "a broken symbolic link"
+        return ""
+    mode = st.st_mode
+    return ("" if stat.S_ISREG(mode) else "a folder" if stat.S_ISDIR(mode) else
+            "a character device" if stat.S_ISCHR(mode) else
+            "a block device" if stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
+def missing_file(path: str | os.PathLike, what: str) -> FileNotFoundError:
+    """The error for a file to read that is not a regular file: ``no <what> at <path>``, and
+    what is there instead (a folder, a FIFO, a device — never opened: a FIFO would block)."""
+    kind = what_is_at(path)
+    more = f" ({os.fspath(path)} is {kind}; expected a regular file)" if kind else ""
+    return FileNotFoundError(f"no {what} at {os.fspath(path)}{more}")
 
 
 def _probe(folder: Path, name: str, what: str) -> None:

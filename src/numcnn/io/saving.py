@@ -37,7 +37,7 @@ import numpy as np
 from .config import check_config
 from .entries import check_entries, check_values, names_list
 from .npzfile import ModelFileError, NpzArchive, clip, max_model_bytes, show
-from .paths import atomic_write
+from .paths import atomic_write, missing_file
 from .plan import plan_model
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "atomic_write", "load_model", "save_model"]
@@ -168,7 +168,7 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
+        raise missing_file(path, "model file")
     budget = max_model_bytes()
     with NpzArchive(path, budget) as npz:
         error = npz.error

@@ -4,10 +4,10 @@ file (:func:`numcnn.onnx.exporter.export`).
     numcnn export model.npz model.onnx               # opset 17, free batch size
     numcnn export model.npz model.onnx --opset 9     # for an old runtime
 
-The output path is checked before any work (never a folder, a device, or the model file
-itself); the model file is read as untrusted input (:func:`numcnn.io.load_model`); errors —
-a missing file, not a model, an opset out of range, a layer that cannot be exported — are
-one line.
+The output path is checked before any work (never a folder, a device, the model file
+itself, or an existing file that is not an ONNX file); the model file is read as untrusted
+input (:func:`numcnn.io.load_model`); errors — a missing file, not a model, an opset out of
+range, a layer that cannot be exported — are one line.
 """
 
 from __future__ import annotations
@@ -44,6 +44,21 @@ def add_parser(sub: Any, number: Callable[..., Any]) -> None:
                    help="a batch size of 1 instead of a free one")
 
 
+def _check_replaceable(out: Any) -> None:
+    """An existing file at the output is replaced only when it is empty or an ONNX file (an
+    earlier export): a typo must not overwrite someone's notes or picture. An ONNX file is a
+    ``ModelProto`` whose first field is ``ir_version`` (tag ``0x08``, a small varint)."""
+    try:
+        with open(out, "rb") as f:
+            head = f.read(2)
+    except FileNotFoundError:
+        return
+    if head and not (head[:1] == b"\x08" and len(head) == 2 and 0 < head[1] < 0x40):
+        raise ValueError(f"the ONNX file {out} exists and is not an ONNX file (it begins "
+                         f"with {head!r}); numcnn replaces only an earlier ONNX export: give "
+                         "another name, or remove the file first")
+
+
 def _shape(t: Any, batch: str) -> str:
     dims = [batch] + ["?" if d is None else str(d) for d in t.shape]
     return "(" + ", ".join(dims) + ")"
@@ -57,6 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if os.path.exists(args.path) and out.exists() and os.path.samefile(args.path, out):
         raise ValueError(f"the ONNX file {out} would replace the model file itself; give "
                          "another name")
+    _check_replaceable(out)
     try:
         opset = check_opset(args.opset)
     except ImportError as e:

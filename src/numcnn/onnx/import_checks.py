@@ -59,29 +59,41 @@ def read_model(path: str | os.PathLike, max_bytes: int | None = None) -> Any:
     try:
         size = p.stat().st_size
         if not p.is_file():
-            raise OnnxImportError(f"{show(str(path))} is not a regular file")
+            raise OnnxImportError(f"{_shown(path)} is not a regular file")
         if size > budget:
-            raise OnnxImportError(f"{show(str(path))}: the file holds {format_bytes(size)}, "
+            raise OnnxImportError(f"{_shown(path)}: the file holds {format_bytes(size)}, "
                                   f"more than the budget of {format_bytes(budget)} (set "
                                   f"$NUMCNN_MAX_MODEL_BYTES to allow more)")
         with open(p, "rb") as f:  # read() of n bytes allocates n first: ask for the size
             data = f.read(size + 1)
         if len(data) > budget:  # the file grew since stat()
-            raise OnnxImportError(f"{show(str(path))}: the file holds more than the budget "
+            raise OnnxImportError(f"{_shown(path)}: the file holds more than the budget "
                                   f"of {format_bytes(budget)}")
     except OSError as e:
-        raise OnnxImportError(f"cannot read the ONNX file {show(str(path))}: "
+        raise OnnxImportError(f"cannot read the ONNX file {_shown(path)}: "
                               f"{e.strerror or e}") from None
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
     except Exception as e:  # protobuf's DecodeError and friends
-        raise OnnxImportError(f"{show(str(path))} is not a valid ONNX file (truncated or "
+        raise OnnxImportError(f"{_shown(path)} is not a valid ONNX file (truncated or "
                               f"corrupt protobuf: {type(e).__name__})") from None
     if not model.HasField("graph") or not model.graph.output:
-        raise OnnxImportError(f"{show(str(path))} holds no ONNX graph with outputs (an empty, "
+        raise OnnxImportError(f"{_shown(path)} holds no ONNX graph with outputs (an empty, "
                               f"truncated or foreign file)")
+    newest = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx") and not 1 <= o.version <= newest:
+            raise OnnxImportError(f"{_shown(path)}: the graph declares opset {o.version} of "
+                                  f"the ONNX operators; expected 1 to {newest} (the newest "
+                                  f"the installed onnx package knows)")
     return model
+
+
+def _shown(path: str | os.PathLike) -> str:
+    """The caller's path in a message, whole (it is not the file's untrusted text; a file
+    name cut in the middle would hide which file is meant)."""
+    return repr(os.fspath(path))
 
 
 def _onnx() -> Any:

@@ -44,7 +44,14 @@ import numpy as np
 from ..io.npzfile import max_model_bytes, show
 from ..layers import Input
 from ..models import Model
-from .import_checks import DTYPES, OnnxImportError, read_model, tensor_to_array, topological_order
+from .import_checks import (
+    DTYPES,
+    OnnxImportError,
+    _shown,
+    read_model,
+    tensor_to_array,
+    topological_order,
+)
 from .import_values import (
     BATCH,
     CONVERTERS,
@@ -253,11 +260,11 @@ def load(path: str | os.PathLike, dtype: Any = None, allow_external_data: bool =
     result = convert(proto, dtype, base_dir=base, allow_external_data=allow_external_data,
                      name=name, constant_outputs=True)
     if result.model is None or any(isinstance(v, Const) for _, v in result.outputs):
-        raise OnnxImportError(f"{show(str(path))}: the graph has no input that its outputs "
+        raise OnnxImportError(f"{_shown(path)}: the graph has no input that its outputs "
                               f"depend on; there is no model to run")
     if batch_first and not result.batch_first:
         raise OnnxImportError(
-            f"{show(str(path))}: axis 0 of the graph's inputs and outputs is not one batch "
+            f"{_shown(path)}: axis 0 of the graph's inputs and outputs is not one batch "
             f"axis (a time-major recurrent input (T, N, F), say), so predict() and fit(), "
             f"which split the data along axis 0, would mix samples; load(path, "
             f"batch_first=False) imports it for model.forward(x) on whole arrays")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 from typing import Any, Callable
 
@@ -18,6 +19,8 @@ LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1"]
 #: waitress reads bodies up to this much beyond ``max_body``, so that Flask answers them
 #: with a JSON 413; waitress refuses larger ones itself (413, plain text) before reading
 SLACK = 1024 * 1024
+#: the most server threads ``--threads`` may ask for (each is an OS thread with its stack)
+MAX_THREADS = 256
 
 
 def add_parser(sub: Any, number: Callable[..., Any]) -> None:
@@ -31,15 +34,52 @@ def add_parser(sub: Any, number: Callable[..., Any]) -> None:
     v.add_argument("path", help="model file written by `numcnn train --output`")
     v.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    v.add_argument("--port", type=number(int, "--port", allow_zero=True), default=8000,
+    v.add_argument("--port", type=_port(number(int, "--port", allow_zero=True)), default=8000,
                    help="port (default 8000; 0 picks a free one)")
     v.add_argument("--rate-limit", type=number(float, "--rate-limit", allow_zero=True),
                    default=RATE, help=f"API requests per second per client (default {RATE:g}, "
                                       f"bursts of {BURST}; 0 = no limit)")
     v.add_argument("--max-body", type=number(int, "--max-body"), default=MAX_BODY,
                    help=f"largest request body in bytes (default {MAX_BODY:,})")
-    v.add_argument("--threads", type=number(int, "--threads"), default=4,
-                   help="server threads (default 4; forward passes run one at a time)")
+    v.add_argument("--threads", type=_at_most(number(int, "--threads"), "--threads",
+                                              MAX_THREADS), default=4,
+                   help=f"server threads (default 4, at most {MAX_THREADS}; forward passes run "
+                        "one at a time)")
+
+
+def _port(parse: Callable[[str], int]) -> Callable[[str], int]:
+    """``--port``: ``parse`` (a non-negative int), then at most 65535."""
+
+    def port(text: str) -> int:
+        value = parse(text)
+        if value > 65535:
+            raise argparse.ArgumentTypeError(f"--port must be an int from 0 to 65535; "
+                                             f"received {text!r}")
+        return value
+    return port
+
+
+def _at_most(parse: Callable[[str], int], name: str, top: int) -> Callable[[str], int]:
+    def bounded(text: str) -> int:
+        value = parse(text)
+        if value > top:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {top}; received {text!r}")
+        return value
+    return bounded
+
+
+def _check_host(host: str) -> None:
+    """Refuse an empty host (waitress would listen on every interface) and a name that does
+    not resolve, naming it, before the model is loaded."""
+    if not host.strip():
+        raise ValueError("--host is empty; expected an address such as 127.0.0.1 (this "
+                         "machine only) or 0.0.0.0 (every interface)")
+    try:
+        socket.getaddrinfo(host.strip("[]"), None)
+    except (socket.gaierror, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ValueError(f"--host {host!r}: not an address or a name this machine can "
+                         f"resolve ({reason})") from None
 
 
 def _loopback(host: str) -> bool:
@@ -64,9 +104,13 @@ def make_server(engine: Any, host: str = "127.0.0.1", port: int = 0, threads: in
             from None
     hosts = LOOPBACK_NAMES if _loopback(host) else None
     app = create_app(engine, max_body=max_body, rate=rate, burst=burst, hosts=hosts)
-    server = create_server(app, host=host, port=port, threads=threads,
-                           max_request_body_size=max_body + SLACK, ident="numcnn",
-                           clear_untrusted_proxy_headers=True)
+    try:
+        server = create_server(app, host=host, port=port, threads=threads,
+                               max_request_body_size=max_body + SLACK, ident="numcnn",
+                               clear_untrusted_proxy_headers=True)
+    except (OSError, ValueError) as e:  # a port in use, an address not of this machine, …
+        reason = getattr(e, "strerror", None) or str(e)
+        raise OSError(f"cannot listen on {host} port {port}: {reason}") from None
     bound = server.effective_port
     shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
@@ -78,12 +122,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Load the model, print the address, serve until Ctrl-C."""
     from .engine import Engine
 
+    _check_host(args.host)
     engine = Engine.from_file(args.path)
-    if not _loopback(args.host):
-        print(f"numcnn: warning: serving on {args.host}: anyone who can reach this machine "
-              "can use the page and its API (no authentication, no TLS)", file=sys.stderr)
     server = make_server(engine, args.host, args.port, args.threads, args.max_body,
                          args.rate_limit)
+    if not _loopback(args.host):  # listening: the warning is true now
+        print(f"numcnn: warning: serving on {args.host}: anyone who can reach this machine "
+              "can use the page and its API (no authentication, no TLS)", file=sys.stderr)
     print(f"numcnn: serving {engine.name} ({len(engine.layers)} layers) at {server.url} "
           "(Ctrl-C stops)", flush=True)
     try:

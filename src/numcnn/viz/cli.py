@@ -26,6 +26,10 @@ from typing import Any
 import numpy as np
 
 KINDS = ("history", "maps", "filters", "gabor", "confusion", "errors", "saliency", "deconv")
+#: the largest picture written (pixels: about 270 MB of RGBA while it is rendered)
+MAX_CANVAS = 1 << 26
+#: the most Gabor kernel values computed for ``plot gabor`` (filters × size²)
+MAX_GABOR_VALUES = 1 << 22
 
 
 def add_parser(sub: Any, number: Any) -> None:
@@ -142,6 +146,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
         fig = _DRAW[args.kind](args)
     except ImportError as e:
         raise CLIError(str(e)) from None
+    w, h = (float(v) * args.dpi for v in fig.get_size_inches())
+    if w * h > MAX_CANVAS:
+        raise ValueError(f"--dpi {args.dpi:g}: the picture would be {w:,.0f}×{h:,.0f} pixels, "
+                         f"more than the {MAX_CANVAS:,} numcnn draws; use a smaller --dpi")
     path = _mpl.save(fig, output, dpi=args.dpi)
     print(f"Saved {path}")
     return 0
@@ -178,6 +186,11 @@ def _filters(args: argparse.Namespace) -> Any:
 def _gabor(args: argparse.Namespace) -> Any:
     from .kernels import plot_gabor_bank
 
+    values = args.filters * args.size ** 2
+    if values > MAX_GABOR_VALUES:
+        raise ValueError(f"--filters × --size² must be at most {MAX_GABOR_VALUES:,} kernel "
+                         f"values (the picture shows 64 kernels); received {args.filters} × "
+                         f"{args.size}² = {values:,}")
     fig = plot_gabor_bank(args.filters, args.size, n_orientations=args.orientations,
                           n_scales=args.scales)
     if args.title:

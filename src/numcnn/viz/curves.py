@@ -38,7 +38,9 @@ def read_csv_log(path: str | os.PathLike, separator: str | None = None) -> dict[
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no training log at {path}")
+        from ..io.paths import missing_file
+
+        raise missing_file(path, "training log")
     size = os.path.getsize(path)
     if size > MAX_LOG_BYTES:
         raise ValueError(f"{path}: {size:,} bytes; a training log of more than "
