@@ -75,6 +75,9 @@ def launched_size() -> int:
     return 1
 
 
+#: Polls of an MPI request before a waiting rank starts to sleep between polls.
+SPIN = 50
+
 #: Seconds a rank waits for the others in one collective operation before it stops every
 #: rank (``NUMCNN_MPI_TIMEOUT`` overrides it).
 MPI_TIMEOUT = 120.0
@@ -95,16 +98,19 @@ def timeout() -> float:
 def wait(req: Any, what: str, comm: Any) -> None:
     """Wait for the MPI request ``req``; past :func:`timeout` seconds, say so on stderr and
     abort every rank (``MPI_Abort``), so no rank waits forever on one that died."""
+    for _ in range(SPIN):  # a step's allreduce takes microseconds when both ranks are there
+        if req.Test():
+            return
     limit = timeout()
     start = time.monotonic()
-    pause = 0.0
+    pause = 2e-5
     while not req.Test():
         elapsed = time.monotonic() - start
         if elapsed > limit:
             fail(comm, f"waited {elapsed:.0f} s for {what}: another rank died or hangs "
                        f"(the bound is {TIMEOUT_ENV}={limit:g} s)")
         time.sleep(pause)
-        pause = min(0.001, pause + 1e-5)  # spin first: a step's allreduce takes microseconds
+        pause = min(5e-4, pause * 1.5)  # then back off: few polls while the other computes
 
 
 def fail(comm: Any, message: str) -> None:
