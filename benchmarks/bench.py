@@ -62,8 +62,20 @@ from numcnn.benchmark import (
 )
 from torch_twins import torch_twin
 
-
 # ---------------------------------------------------------------------------- helpers
+#: the clock of every timing: the wall clock, or the process's CPU time (``--clock cpu``:
+#: at 1 thread, the other jobs of a shared host then do not count)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_now = time.perf_counter
+
+
+def _timed(fn, *args) -> float:
+    """Seconds of ``fn(*args)`` by the benchmark's clock."""
+    t = _now()
+    fn(*args)
+    return _now() - t
+
+
 def _torch():
     """PyTorch if importable, else None (numcnn is then timed alone)."""
     try:
@@ -111,7 +123,7 @@ def time_torch_train(module, opt, xt, yt, bs: int, steps: int) -> float:
     torch = _torch()
     loss_fn = torch.nn.CrossEntropyLoss()
     module.train()
-    t = time.perf_counter()
+    t = _now()
     for s in range(steps):
         xb, yb = xt[s * bs : (s + 1) * bs], yt[s * bs : (s + 1) * bs]
         opt.zero_grad(set_to_none=True)
@@ -119,17 +131,17 @@ def time_torch_train(module, opt, xt, yt, bs: int, steps: int) -> float:
         loss.backward()
         opt.step()
         loss.item()
-    return time.perf_counter() - t
+    return _now() - t
 
 
 def time_torch_infer(module, xt, bs: int) -> float:
     torch = _torch()
     module.eval()
-    t = time.perf_counter()
+    t = _now()
     with torch.inference_mode():
         for s in range(0, len(xt), bs):
             module(xt[s : s + bs]).numpy()
-    return time.perf_counter() - t
+    return _now() - t
 
 
 def time_latency(fn, calls: int = 200) -> float:
@@ -137,9 +149,9 @@ def time_latency(fn, calls: int = 200) -> float:
     fn()
     ts = []
     for _ in range(calls):
-        t = time.perf_counter()
+        t = _now()
         fn()
-        ts.append(time.perf_counter() - t)
+        ts.append(_now() - t)
     return statistics.median(ts)
 
 
@@ -201,6 +213,7 @@ def run_bench(
     momentum: float = 0.9,
     seed: int = 0,
     print_fn=print,
+    clock: str = "wall",
 ) -> list[dict]:
     """Time numcnn (and PyTorch when installed) and print one table; return its rows.
 
@@ -221,12 +234,19 @@ def run_bench(
         torch: compare with PyTorch (when importable).
         lr, momentum, seed: optimizer and initial weights (the same for both frameworks).
         print_fn: where the table goes.
+        clock: ``"wall"`` (default) or ``"cpu"``: the process's CPU time, for 1 thread on a
+            shared host (at more threads it would add up the threads' times).
 
     Returns:
         One dict per row: ``measure``, ``threads``, ``batch``, ``unit``, ``numcnn`` and
         ``torch`` (lists of per-repeat values), ``ratio`` (median numcnn / median torch, in
         time, or None).
     """
+    global _now
+    if clock not in CLOCKS or (clock == "cpu" and max(threads, default=1) > 1):
+        raise ValueError(f"clock must be 'wall', or 'cpu' at 1 thread; received {clock!r} at "
+                         f"threads {tuple(threads)}")
+    _now = CLOCKS[clock]
     tch = _torch() if torch else None
     if torch and tch is None:
         print_fn("PyTorch is not installed: timing numcnn alone (pip install torch to compare)")
@@ -264,7 +284,7 @@ def run_bench(
                     first_torch = twin_ok and r % 2 == 1
                     if first_torch:
                         tt.append(time_torch_train(module, opt, xt, yt, bs, n_steps))
-                    tn.append(time_numcnn_train(net, x, y, bs, n_steps))
+                    tn.append(_timed(time_numcnn_train, net, x, y, bs, n_steps))
                     if twin_ok and not first_torch:
                         tt.append(time_torch_train(module, opt, xt, yt, bs, n_steps))
                 rows.append(_row("train s/epoch", th, bs, "s",
@@ -284,14 +304,14 @@ def run_bench(
                 for r in range(repeats):
                     if twin_ok and r % 2 == 1:
                         tt.append(time_torch_infer(module, xtet, 1000))
-                    tn.append(time_numcnn_infer(net, xte, 1000))
+                    tn.append(_timed(time_numcnn_infer, net, xte, 1000))
                     if twin_ok and r % 2 == 0:
                         tt.append(time_torch_infer(module, xtet, 1000))
                     if sess is not None:
-                        t = time.perf_counter()
+                        t = _now()
                         for s in range(0, len(xte), 1000):
                             sess.run(None, {"x": xte[s : s + 1000]})
-                        to.append(time.perf_counter() - t)
+                        to.append(_now() - t)
                 n = len(xte)
                 rows.append(_row("infer images/s (batch 1000)", th, 1000, "img/s",
                                  [n / t for t in tn], [n / t for t in tt], higher_better=True))
@@ -360,6 +380,7 @@ def _header(tch, threads, model, steps, repeats) -> str:
     return (f"model {model}; numcnn {ver}, NumPy {np.__version__}, PyTorch {tv}, "
             f"Python {platform.python_version()}; CPU {cpu} ({os.cpu_count()} logical); "
             f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}"
+            + ("; CPU time" if _now is time.process_time else "")
             + ("; numcnn at n ≥ 2 threads: fit and predict with n BLAS threads in one "
                "process" if max(threads, default=1) >= 2 else ""))
 
@@ -429,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall clock (default) or the process's CPU time (1 thread only: on a "
+                        "shared host other jobs then do not count)")
     return p
 
 
@@ -445,6 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: unknown model {a.model!r}; expected one of: "
               f"{', '.join(sorted(zoo.ZOO))}", file=sys.stderr)
         return 2
+    if a.clock == "cpu" and max(a.threads) > 1:
+        print(f"{parser.prog}: --clock cpu adds up the threads' times; use it with --threads 1",
+              file=sys.stderr)
+        return 2
     steps = None if a.epochs is not None else a.steps
     batch_sizes = a.batch_sizes
     if a.inference_only:
@@ -452,7 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_bench(threads=a.threads, batch_sizes=batch_sizes, steps=steps, epochs=a.epochs or 1,
               repeats=a.repeats, inference=a.inference or a.inference_only, latency=a.latency,
               memory=a.memory, onnx=a.onnx, model=a.model, data_dir=a.data_dir,
-              synthetic=a.synthetic, torch=a.torch, lr=a.lr, momentum=a.momentum, seed=a.seed)
+              synthetic=a.synthetic, torch=a.torch, lr=a.lr, momentum=a.momentum, seed=a.seed,
+              clock=a.clock)
     return 0
 
 
