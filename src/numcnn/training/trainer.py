@@ -29,6 +29,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .._random import generator_state, set_generator_state
 from ..layers.masking import compute_mask
+from ..models.inference import inference_plan
 from ..threads import blas_threads, get_num_threads
 from . import distributed, local_sync, penalties
 from .callbacks import Callback, CallbackList, History
@@ -489,6 +490,11 @@ class Trainer:
         xs = as_inputs(model, x, "predict")
         n = len(xs[0])
         bs = check_batch_size(batch_size, n)
+        plan = inference_plan(model)  # a chain it handles: the fused inference path
+        if plan is not None:
+            threads = get_num_threads()  # T threads of one BLAS thread each
+            with blas_threads(1 if threads else None):
+                return plan.predict(xs[0], bs, threads)
         outs = [np.empty((n,) + tuple(t.shape), dtype=model.dtype)
                 if all(d is not None for d in t.shape) else None for t in model.graph.outputs]
         parts: list[list[np.ndarray]] = [[] for _ in outs]
