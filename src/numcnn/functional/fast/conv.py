@@ -40,6 +40,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..conv import group_sizes
 from ..geometry import conv_output_hw
 from . import tuning
+from .conv_chunks import chunk_columns, chunked_forward
 from .conv_rows import (
     dx_by_rows,
     fields_forward,
@@ -216,6 +217,13 @@ def conv2d_forward(
              "relu_y": _nchw(y4) if relu == "grad" else None}
     if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize) and not cache[
             "whole"]:
+        nbytes = (H + pt + pb) * C * kw * Wo * N * x.itemsize
+        Q = chunk_columns(F, K, Wo, N) if G == 1 else 0
+        if Q and nbytes > tuning.KEEP_FIELD_BYTES:
+            # a few output columns at a time, in cache; the backward pass builds whole rows
+            chunked_forward(x, fields_order(W), b, y4, kh, kw, stride, pads, ws, Q, bool(relu))
+            cache["fields"] = True
+            return _nchw(y4), cache
         fields = _row_fields(x, kh, kw, Wo, stride, pads, ws, G)
         fields_forward(fields, fields_order(W, G), b, y4, kh, stride[0], G, bool(relu))
         # small fields of a layer with few kernels stay for dW (a fresh array: nothing else
