@@ -244,3 +244,19 @@ def test_bad_input_still_refused_clearly():
     with pytest.raises(ValueError, match="NaN"):
         model.predict(bad)
     assert model.predict(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)
+
+
+def test_evaluate_uses_the_fused_outputs():
+    """``evaluate``'s loss and accuracy equal torch's cross-entropy and argmax accuracy on
+    the twin's outputs (float64), with the fused path in use."""
+    model = lenet("lenet5", "float64")
+    model.compile(numcnn.optimizers.SGD(0.1), "softmax_cross_entropy", metrics=["accuracy"])
+    x = images(77, "lenet5")
+    y = np.random.default_rng(4).integers(0, 10, 77)
+    assert inference_plan(model) is not None
+    logs = model.evaluate(x, y, batch_size=20)
+    z = torch.tensor(torch_forward(model, x, torch.float64))
+    loss = float(F.cross_entropy(z, torch.tensor(y)))
+    acc = float((z.argmax(1).numpy() == y).mean())
+    assert logs["loss"] == pytest.approx(loss, rel=1e-10)
+    assert logs["accuracy"] == pytest.approx(acc)

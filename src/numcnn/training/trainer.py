@@ -470,10 +470,16 @@ class Trainer:
         sums = Sums(model.output_names, self.losses, self.metrics,
                     penalties.term_names(model))
         record = penalties.has_activity(model)  # the activity penalties are on the tape
-        with blas_threads(get_num_threads()):
+        # the fused inference path when no tape and no padding mask is needed
+        plan = None if record or any(model.graph.output_masks) else inference_plan(model)
+        threads = get_num_threads()
+        with blas_threads(1 if plan is not None and threads else threads):
             for idx in batches(n, bs):
-                outs, tape, masks = self.run([a[idx] for a in xs], training=False,
-                                             record=record)
+                if plan is not None:
+                    outs, tape, masks = [plan.predict(xs[0][idx], bs, threads)], None, [None]
+                else:
+                    outs, tape, masks = self.run([a[idx] for a in xs], training=False,
+                                                 record=record)
                 yb = [None if t is None else t[idx] for t in ys]
                 total, parts, _ = self.losses_and_grads(outs, yb, grads=False, masks=masks)
                 terms = penalties.activity_terms(model, tape)
