@@ -91,6 +91,28 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Bind (and close) a socket on every address ``host`` resolves to, as waitress will:
+    a port in use or an address that is not this machine's is an ``OSError`` naming host
+    and port — before waitress, which leaves its half-made sockets open when it fails."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise OSError(f"cannot listen on {host} port {port}: {reason}") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind(address)
+            except OSError as e:
+                raise OSError(f"cannot listen on {host} port {port}: {e.strerror or e}") \
+                    from None
+
+
 def make_server(engine: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 4,
                 max_body: int = MAX_BODY, rate: float = RATE, burst: int = BURST) -> Any:
     """A waitress server for ``engine`` (not started: call ``.run()``; ``.close()`` stops
@@ -102,6 +124,7 @@ def make_server(engine: Any, host: str = "127.0.0.1", port: int = 0, threads: in
     except ImportError:
         raise RuntimeError("numcnn serve needs Flask and waitress: pip install 'numcnn[web]'") \
             from None
+    _check_bindable(host, port)
     hosts = LOOPBACK_NAMES if _loopback(host) else None
     app = create_app(engine, max_body=max_body, rate=rate, burst=burst, hosts=hosts)
     try:
