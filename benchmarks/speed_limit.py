@@ -103,9 +103,9 @@ class Peers:
         net, bs = self.net, self.args.batch_size
 
         def train():
-            t = time.perf_counter()
+            t = _now()
             self.train_net.fit(self.x, self.y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
-            return time.perf_counter() - t
+            return _now() - t
         return {"train": train, "infer": lambda: _timed(net.predict, self.xi, 1000),
                 "latency": lambda: _latency(lambda: net.predict(self.x1, batch_size=1),
                                             self.args.calls)}
@@ -128,14 +128,14 @@ class Peers:
 
         def train():
             train_mod.train()
-            t = time.perf_counter()
+            t = _now()
             for s in range(0, len(xt), bs):
                 train_opt.zero_grad(set_to_none=True)
                 loss = loss_fn(train_mod(xt[s : s + bs]), yt[s : s + bs])
                 loss.backward()
                 train_opt.step()
             loss.item()
-            return time.perf_counter() - t
+            return _now() - t
 
         def infer_all():
             with torch.no_grad():
@@ -199,12 +199,12 @@ class Peers:
 
         def train():
             state = holder[0]
-            t = time.perf_counter()
+            t = _now()
             for s in range(0, len(self.x), bs):
                 state, loss = step(state, self.x[s : s + bs], self.y[s : s + bs])
             jax.block_until_ready(loss)
             holder[0] = state
-            return time.perf_counter() - t
+            return _now() - t
 
         def infer_all():
             return [np.asarray(fwd(params, self.xi[s : s + 1000]))
@@ -215,10 +215,20 @@ class Peers:
                                             self.args.calls)}
 
 
+_now = time.perf_counter  # the child's clock (see --clock)
+
+
+def _clock(args, th: int) -> str:
+    """``"cpu"`` (the process's CPU time: other jobs on a shared host do not count) or
+    ``"wall"``; ``auto`` is CPU time at 1 thread, wall time at more (CPU time would add up
+    the threads)."""
+    return ("cpu" if th == 1 else "wall") if args.clock == "auto" else args.clock
+
+
 def _timed(fn, *args) -> float:
-    t = time.perf_counter()
+    t = _now()
     fn(*args)
-    return time.perf_counter() - t
+    return _now() - t
 
 
 def _latency(fn, calls: int) -> float:
@@ -226,9 +236,9 @@ def _latency(fn, calls: int) -> float:
     fn()
     ts = []
     for _ in range(calls):
-        t = time.perf_counter()
+        t = _now()
         fn()
-        ts.append(time.perf_counter() - t)
+        ts.append(_now() - t)
     return statistics.median(ts)
 
 
@@ -236,10 +246,11 @@ def child(args) -> dict:
     """Everything at ``args.child`` threads, in this (pinned) process: a JSON-able dict."""
     th = args.child
     notes = [f"{th} thread(s): {_pin(th)}"]
-    if "jax" in args.peers:  # JAX sizes its pools at import: set the flags first
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
-            if th == 1 else f"intra_op_parallelism_threads={th}"
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+    if "jax" in args.peers and th == 1:  # JAX sizes its pools at import: flags first
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_cpu_multi_thread_eigen=false").strip()
+    global _now
+    _now = time.process_time if _clock(args, th) == "cpu" else time.perf_counter
     from threadpoolctl import threadpool_limits
 
     import numcnn
@@ -376,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-floor", action="store_true", help="skip the GEMM probe")
+    p.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                   help="auto (default): process CPU time at 1 thread, wall time at more")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -419,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
           f"with each repeat; train = {args.steps} steps of {args.batch_size}, infer = "
           f"{args.infer_images} images in batches of 1000, latency = median of {args.calls} "
           "one-image calls; ratios are numcnn's time over the peer's (< 1: numcnn faster); "
-          "× floor = numcnn's time over the GEMM shape floor of floor.py")
+          "× floor = numcnn's time over the GEMM shape floor of floor.py; clock: "
+          + ", ".join(f"{th} thread(s) {_clock(args, th)}" for th in args.threads))
     print()
     for ln in table(results, args):
         print(ln)
