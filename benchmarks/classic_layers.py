@@ -6,7 +6,7 @@ Where ``classic_vs_torch.py`` gives the ratio of whole training steps, this show
 layers make it (issue 11's speed goal; docs/performance.md, "The classic networks")::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/classic_layers.py              # resnet20's layers
-    OPENBLAS_NUM_THREADS=1 python benchmarks/classic_layers.py --net resnet18
+    OPENBLAS_NUM_THREADS=1 python benchmarks/classic_layers.py --net vgg11      # or resnet18
     OPENBLAS_NUM_THREADS=1 python benchmarks/classic_layers.py --gemm
 
 Convolutions: numcnn's ``conv2d_forward`` (with the bias and a fused ReLU, as folded for
@@ -36,6 +36,10 @@ LAYERS = {
                  (16, 32, 32, 3, 2, 1, 64, 1),
                  (32, 32, 16, 3, 1, 1, 64, 5), (32, 64, 16, 3, 2, 1, 64, 1),
                  (64, 64, 8, 3, 1, 1, 64, 5)],
+    "vgg11": [(3, 64, 32, 3, 1, 1, 64, 1), (64, 128, 16, 3, 1, 1, 64, 1),
+              (128, 256, 8, 3, 1, 1, 64, 1), (256, 256, 8, 3, 1, 1, 64, 1),
+              (256, 512, 4, 3, 1, 1, 64, 1), (512, 512, 4, 3, 1, 1, 64, 1),
+              (512, 512, 2, 3, 1, 1, 64, 2)],
     "resnet18": [(3, 64, 224, 7, 2, 3, 16, 1), (64, 64, 56, 3, 1, 1, 16, 4),
                  (128, 128, 28, 3, 1, 1, 16, 3), (256, 256, 14, 3, 1, 1, 16, 3),
                  (512, 512, 7, 3, 1, 1, 16, 3)],
@@ -118,7 +122,7 @@ def layers(net: str, rounds: int) -> None:
     ws = Workspace()
     print(f"{'layer':<32} {'numcnn':>8} {'torch':>8} {'ratio':>6}   (ms, CPU time, medians)")
     for C, F, H, k, s, p, N, n in LAYERS[net]:
-        conv_layer(C, F, H, k, s, p, N, n, rounds, net == "resnet20", rng, ws)
+        conv_layer(C, F, H, k, s, p, N, n, rounds, net != "resnet18", rng, ws)
     if net == "resnet20":
         for C, H in ((16, 32), (32, 16), (64, 8)):
             bn_layer(C, H, 64, rounds, rng, ws)
