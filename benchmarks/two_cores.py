@@ -16,7 +16,12 @@ per repeat, the ratio to the one-process run of the same repeat.
 
 On a machine other jobs share, the wall-clock figures are shares of it; the CPU times are
 what the work costs. ``projected`` is the one-process CPU time per step over the slowest
-rank's: the speed-up the same work would give on two idle cores.
+rank's: the speed-up the same work would give on two idle cores, if nothing else slowed it.
+
+``--contention`` first times what limits that: forward + backward of a half batch (the
+shard of one rank) in a loop, in one process alone and in two independent processes at
+once (no communication at all), CPU ms per step, medians — how much the two cores slow each
+other down on the same work (shared caches and memory bandwidth).
 """
 
 from __future__ import annotations
@@ -109,6 +114,46 @@ def child(mode: str, args: argparse.Namespace, out_dir: str) -> None:
                       "ranks": ranks}), flush=True)
 
 
+def probe(args: argparse.Namespace) -> None:
+    """Forward + backward of a half batch in a loop: CPU ms per step (median of 15x10)."""
+    import numcnn
+    from numcnn.models import lenet5, resnet20
+
+    shape = (1, 28, 28) if args.model == "lenet5" else (3, 32, 32)
+    model = (lenet5 if args.model == "lenet5" else resnet20)(seed=0)
+    model.compile(optimizer=numcnn.optimizers.SGD(lr=0.01, momentum=0.9),
+                  loss="softmax_cross_entropy", metrics=["accuracy"])
+    m = args.batch // 2
+    rng = np.random.default_rng(0)
+    xs, ys = [rng.random((m,) + shape, dtype=np.float32)], [rng.integers(0, 10, m)]
+    for _ in range(5):
+        model.trainer.train_step(xs, ys)
+    times = []
+    for _ in range(15):
+        c = time.thread_time()
+        for _ in range(10):
+            model.trainer.train_step(xs, ys)
+        times.append(100 * (time.thread_time() - c))
+    print(json.dumps({"cpu_ms": statistics.median(times)}), flush=True)
+
+
+def contention(args: argparse.Namespace) -> None:
+    cmd = [sys.executable, __file__, "--probe", "--model", args.model, "--batch",
+           str(args.batch)]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    alone, pair = [], []
+    for _ in range(3):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+        alone.append(json.loads(out.stdout)["cpu_ms"])
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+        pair += [json.loads(p.communicate()[0])["cpu_ms"] for p in procs]
+    med = statistics.median
+    print(f"contention: forward + backward of {args.batch // 2} images, CPU ms per step: "
+          f"{med(alone):.2f} alone, {med(pair):.2f} with a second process doing the same "
+          f"(x{med(pair) / med(alone):.2f}); load {os.getloadavg()[0]:.1f}")
+
+
 def measure(mode: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as out_dir:
         cmd = [sys.executable, __file__, "--child", mode, "--out-dir", out_dir,
@@ -116,7 +161,8 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
         if mode == "mpi:2":
             cmd = ["mpiexec", "-n", "2", *cmd]
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800,
+                              start_new_session=True)  # each mode its own session
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
             raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
@@ -130,11 +176,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--modes", nargs="+", default=["1", "local:2", "mpi:2"])
+    p.add_argument("--contention", action="store_true",
+                   help="first time a half batch alone and two at once")
+    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--out-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.probe:
+        return probe(args)
     if args.child:
         return child(args.child, args, args.out_dir)
+    if args.contention:
+        contention(args)
     load = [os.getloadavg()[0]]
     runs: dict[str, list[dict]] = {m: [] for m in args.modes}
     for rep in range(args.repeats):

@@ -26,7 +26,10 @@ by the parent within a slice; one that hangs leaves the others waiting at most
 ``NUMCNN_MPI_TIMEOUT`` seconds; in every case the parent kills the children and raises.
 Children ask Linux to kill
 them when the parent dies (``prctl(PR_SET_PDEATHSIG)``), ignore ``SIGINT``/``SIGTERM`` (a
-terminal or scheduler signals the whole process group: the parent decides) and leave with
+terminal or scheduler signals the whole process group: the parent decides), start a session
+of their own (``setsid``, as MPI's launcher does for each rank: Linux's autogroup scheduler
+gives each session one share of a busy machine, so K processes in one session would get one
+core's worth between them) and leave with
 ``os._exit`` when training ends, never returning into the caller's code. Needs Linux (fork).
 """
 
@@ -123,6 +126,10 @@ class LocalComm(distributed.Communicator):
             if pid == 0:
                 self.rank, self.children = r, []
                 die_with_parent(self.parent, prctl)
+                try:  # a session of its own, as hydra gives each MPI rank: under Linux's
+                    os.setsid()  # autogroup scheduling each process then gets its own share
+                except OSError:
+                    pass
                 for sig in (signal.SIGINT, signal.SIGTERM):  # the parent decides
                     signal.signal(sig, signal.SIG_IGN)
                 return
