@@ -15,7 +15,9 @@ against ``torch.ops.aten.convolution_backward``; numcnn's input is batch-innermo
 layers hand it on), PyTorch's NCHW-contiguous (as its layers hand it on). BatchNorm (resnet20):
 a training forward with its fused ReLU and the backward through both, against
 ``batch_norm`` + ``relu`` and autograd. Before each timed call a 32 MB buffer is touched so
-the operands come from memory, as they do inside a network.
+the operands come from memory (``--hot``: not). numcnn's calls inside ``fit`` take about
+their cold time; PyTorch's training step takes about the sum of its hot times
+(docs/performance.md, "Third round").
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ LAYERS = {
                  (512, 512, 7, 3, 1, 1, 16, 3)],
 }
 _FLUSH = np.ones(8 << 20, np.float32)
+COLD = True
 clock = time.process_time
 
 
 def timed(f) -> float:
-    _FLUSH[::16] += 1  # every cache line of 32 MB: the operands are cold, as in a network
+    if COLD:
+        _FLUSH[::16] += 1  # every cache line of 32 MB: the operands come from memory
     t = clock()
     f()
     return clock() - t
@@ -165,7 +169,11 @@ def main(argv=None) -> int:
     p.add_argument("--net", choices=list(LAYERS), default="resnet20")
     p.add_argument("--gemm", action="store_true", help="the products' table instead")
     p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--hot", action="store_true",
+                   help="no 32 MB sweep before each call: operands stay in the cache")
     args = p.parse_args(argv)
+    global COLD
+    COLD = not args.hot
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
