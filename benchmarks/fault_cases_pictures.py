@@ -82,6 +82,9 @@ def predict_cases() -> list[Case]:
     # the model and its options
     good = _file("a.png", big)
     cases += [
+        cli(c, "model: lenet5, a zoo name without --weights (valid)", ["predict", "lenet5",
+                                                                     "a.png"],
+            expect="ok", verify=_ranks(3), setup=good),
         cli(c, "model: nosuch (a zoo name)", ["predict", "nosuch", "a.png"],
             r"unknown model 'nosuch'; expected one of", setup=good),
         cli(c, "model: missing .npz", ["predict", "missing.npz", "a.png"], r"missing\.npz",

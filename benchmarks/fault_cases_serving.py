@@ -207,6 +207,9 @@ def onnx_cases() -> list[Case]:
     good_relu = "p = save(relu())\n"
     return [
         load(good_relu, "", name="a valid Relu graph (loads)", expect="ok", verify=_ok_load),
+        api(c, "numcnn.onnx after a bare `import numcnn` (the README's form)",
+            "result = callable(numcnn.onnx.load) and callable(numcnn.onnx.export)",
+            expect="ok"),
         load("p = save(relu())\np.write_bytes(p.read_bytes()[:-7])", r"m\.onnx.*(truncated|"
              r"corrupt|not a valid|no ONNX graph)", name="truncated protobuf"),
         load("p = WORK / 'e.onnx'\np.write_bytes(b'')", r"e\.onnx.*(empty|no ONNX graph)",

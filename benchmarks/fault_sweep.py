@@ -7,8 +7,11 @@ cases — every option of ``numcnn train/evaluate/summary/bench`` with bad value
 targets that are not ours to replace, checkpoint-folder misuse, damaged MNIST files, damaged
 and hostile model and checkpoint files, bad environment variables, misuse of the Python API,
 and faults (``kill -9``, SIGTERM, SIGINT during training, then ``--resume``; killed and
-stopped data-parallel workers) — each in its own subprocess with a timeout, in its own
-temporary folder, and classifies the outcome:
+stopped data-parallel workers); and the newer commands (``fault_cases_newer.py``,
+``fault_cases_pictures.py``, ``fault_cases_serving.py``): ``train --dataset``, clipping and
+``--distribute``, ``predict``, ``plot``, ``serve``, ``export`` and ``numcnn.onnx.load`` —
+each in its own subprocess with a timeout, in its own temporary folder, and classifies the
+outcome:
 
 * **clear** — a clear error: non-zero exit, exactly one line on stderr starting
   ``numcnn: error:`` (the command line) or the documented exception type (the API), no
@@ -2177,7 +2180,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", action="append", default=[], metavar="CLASS",
                    help="run only the classes whose name contains CLASS (repeatable), e.g. "
-                        "faults, checkpoint, 'model files', data, API, options, output")
+                        "faults, checkpoint, 'model files', data, API, options, output, "
+                        "datasets, clipping, predict, plot, serve, export, 'ONNX import'")
     p.add_argument("--case", action="append", default=[], metavar="TEXT",
                    help="run only the cases whose class/name contains TEXT (repeatable)")
     p.add_argument("--quick", action="store_true",
