@@ -228,7 +228,8 @@ class Trainer:
                 :mod:`numcnn.training.distributed`): ``"local:K"``, K forked local processes
                 of one BLAS thread each; ``"mpi"``, every rank of ``mpiexec``; None (default):
                 ``"mpi"`` when started by ``mpiexec`` with more than one rank, else one
-                process, whose BLAS uses the threads :func:`numcnn.set_num_threads` set.
+                process, whose BLAS uses the threads :func:`numcnn.set_num_threads` set;
+                or a ``Communicator`` (a group of :func:`.distributed.sweep_groups`).
                 Refused with a ``ValueError`` saying why: losses that are not a mean over
                 samples, masked outputs, layers mixing the samples of a batch other than
                 BatchNorm (per replica) and SyncBatchNorm, closure optimizers (L-BFGS), a
