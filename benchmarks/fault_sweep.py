@@ -1674,8 +1674,8 @@ def api_cases() -> list[Case]:
             r"NUMCNN_NUM_THREADS.*abc", env={"NUMCNN_NUM_THREADS": "abc"}),
         api(c, "$NUMCNN_NUM_THREADS=-2", "numcnn.get_num_threads()", "ValueError",
             r"NUMCNN_NUM_THREADS|-2", env={"NUMCNN_NUM_THREADS": "-2"}),
-        api(c, "$NUMCNN_WORKER_TIMEOUT=abc", f(bs="32", more=", processes=2"), "ValueError",
-            r"NUMCNN_WORKER_TIMEOUT.*abc", env={"NUMCNN_WORKER_TIMEOUT": "abc"}),
+        api(c, "$NUMCNN_MPI_TIMEOUT=abc", f(bs="32", more=", distribute='local:2'"),
+            "ValueError", r"NUMCNN_MPI_TIMEOUT.*abc", env={"NUMCNN_MPI_TIMEOUT": "abc"}),
         api(c, "$NUMCNN_MAX_MODEL_BYTES=abc", "numcnn.load_model(MODEL)", "ValueError",
             r"NUMCNN_MAX_MODEL_BYTES.*abc", env={"NUMCNN_MAX_MODEL_BYTES": "abc"}),
         api(c, "$NUMCNN_MAX_MODEL_BYTES=1K", "numcnn.load_model(MODEL)", "ModelFileError",
@@ -1708,17 +1708,17 @@ def env_cases() -> list[Case]:
     """Bad environment variables through the command line."""
     c = "environment variables"
     train = ["train", *QUICK]
-    two = [*train, "--threads", "2", "--batch-size", "200"]
+    two = [*train, "--distribute", "local:2", "--batch-size", "200"]
     cases = []
     for v in ["abc", "0", "-1", "nan", "inf", ""]:
-        match = rf"NUMCNN_WORKER_TIMEOUT={re.escape(repr(v))}: expected a positive number"
+        match = rf"NUMCNN_MPI_TIMEOUT={re.escape(repr(v))}: expected a positive number"
         if v == "":
-            cases.append(cli(c, "NUMCNN_WORKER_TIMEOUT=''", two, expect="ok",
-                             env={"NUMCNN_WORKER_TIMEOUT": v},
+            cases.append(cli(c, "NUMCNN_MPI_TIMEOUT=''", two, expect="ok",
+                             env={"NUMCNN_MPI_TIMEOUT": v},
                              verify=lambda w, fx, o, e: None if "Test loss" in o else "no test"))
             continue
-        cases.append(cli(c, f"NUMCNN_WORKER_TIMEOUT={v}", two, match,
-                         env={"NUMCNN_WORKER_TIMEOUT": v}))
+        cases.append(cli(c, f"NUMCNN_MPI_TIMEOUT={v}", two, match,
+                         env={"NUMCNN_MPI_TIMEOUT": v}))
     for v in ["abc", "0", "-1", "1.5X"]:
         cases.append(cli(c, f"NUMCNN_MAX_MODEL_BYTES={v}", ["evaluate", "{model}"],
                          rf"NUMCNN_MAX_MODEL_BYTES must be a positive number.*{re.escape(v)}",
@@ -1762,7 +1762,7 @@ FAULT_ARGS = ["--train-size", "4100", "--validation-size", "100", "--epochs", "2
 FAULT_ARGS_PLAIN = [a for a in FAULT_ARGS if a not in ("--checkpoint-every", "10")]
 FAULT_ARGS_T2 = ["--train-size", "4100", "--validation-size", "100", "--epochs", "2",
                  "--batch-size", "64", "--dropout", "0.3", "--checkpoint-every", "5",
-                 "--threads", "2", "--verbose", "0"]
+                 "--distribute", "local:2", "--verbose", "0"]
 FAULT_ARGS_1998 = ["--model", "lenet5-1998", "--train-size", "400", "--epochs", "2",
                    "--augment", "affine", "--checkpoint-every", "60", "--verbose", "0"]
 
@@ -1890,11 +1890,13 @@ def kill_and_resume(args: list[str], plan: list[tuple[str, tuple]], checkpoints:
 
 
 def orphan_runner(sig: str) -> Callable:
-    """Kill the main process of a --threads 2 run: its workers must be gone within 5 s."""
+    """Kill the main process of a --distribute local:2 run: its child must be gone within
+    5 s."""
 
     def runner(case: Case, work: Path, fx: Fixtures, rn: Runner, box: Path) -> dict:
         env = rn.case_env(case, work)
-        args = [*FAULT_ARGS_T2[:-6], "--threads", "2", "--verbose", "0", "--epochs", "50"]
+        args = [*FAULT_ARGS_T2[:-6], "--distribute", "local:2", "--verbose", "0", "--epochs",
+                "50"]
         cmd = [sys.executable, "-m", "numcnn", "train", *args]
         proc, _, err_path = rn.spawn(cmd, work, box, env)
         issues: list[str] = []
@@ -1928,19 +1930,19 @@ def orphan_runner(sig: str) -> Callable:
 
 
 def worker_fault_runner(sig: str, expect: str) -> Callable:
-    """Kill or stop a data-parallel worker (NUMCNN_WORKER_TIMEOUT=3): the run must stop
-    with a clear error naming the worker within the bound, leaving no process; SIGTERM to a
-    worker alone is ignored and the run ends with the uninterrupted run's weights."""
+    """Kill or stop a data-parallel child process (NUMCNN_MPI_TIMEOUT=3): the run must stop
+    with a clear error naming it within the bound, leaving no process; SIGTERM to a child
+    alone is ignored and the run ends with the uninterrupted run's weights."""
 
     def runner(case: Case, work: Path, fx: Fixtures, rn: Runner, box: Path) -> dict:
         env = rn.case_env(case, work)
-        env["NUMCNN_WORKER_TIMEOUT"] = "3"
-        args = FAULT_ARGS_T2[:-6] + ["--threads", "2", "--verbose", "0"]
+        env["NUMCNN_MPI_TIMEOUT"] = "3"
+        args = FAULT_ARGS_T2[:-6] + ["--distribute", "local:2", "--verbose", "0"]
         cmd = [sys.executable, "-m", "numcnn", "train", *args, "--output", "final.npz"]
         ref = fx.reference(args) if expect == "survive" else None
         proc, _, err_path = rn.spawn(cmd, work, box, env)
         issues: list[str] = []
-        shown = f"NUMCNN_WORKER_TIMEOUT=3 numcnn train {' '.join(args)}; kill -{sig[3:]} <worker>"
+        shown = f"NUMCNN_MPI_TIMEOUT=3 numcnn train {' '.join(args)}; kill -{sig[3:]} <child>"
         if not wait_trigger(proc, ("workers", 0.3), work, box, time.monotonic()):
             rn.finish(proc, 60)
             return {"outcome": "unclear", "issues": ["unclear: no worker was seen"],
@@ -2051,29 +2053,29 @@ def fault_cases(fx_cores: int) -> list[Case]:
         Case(c, "SIGTERM without --checkpoint-dir, then run again",
              runner=kill_and_resume(FAULT_ARGS_PLAIN, [("SIGTERM", ("start", 1.5))],
                                     checkpoints=False)),
-        Case(c, "--threads 2: SIGKILL (process group), then resume",
+        Case(c, "--distribute local:2: SIGKILL (process group), then resume",
              runner=kill_and_resume(FAULT_ARGS_T2, [("SIGKILL", ("ckpt", 2, 0.03))])),
-        Case(c, "--threads 2: SIGKILL three times, resuming each time",
+        Case(c, "--distribute local:2: SIGKILL three times, resuming each time",
              runner=kill_and_resume(FAULT_ARGS_T2, [("SIGKILL", ("ckpt", 1, d))
                                                     for d in (0.0, 0.08, 0.02)])),
-        Case(c, "--threads 2: SIGTERM to the main process, then resume",
+        Case(c, "--distribute local:2: SIGTERM to the main process, then resume",
              runner=kill_and_resume(FAULT_ARGS_T2, [("SIGTERM", ("ckpt", 2, 0.03))])),
-        Case(c, "--threads 2: SIGINT (Ctrl-C) to the process group, then resume",
+        Case(c, "--distribute local:2: SIGINT (Ctrl-C) to the process group, then resume",
              runner=kill_and_resume(FAULT_ARGS_T2, [("SIGINT", ("ckpt", 2, 0.03))],
                                     group=True)),
         Case(c, "lenet5-1998 with distortions: SIGKILL, then resume",
              runner=kill_and_resume(FAULT_ARGS_1998, [("SIGKILL", ("ckpt", 2, 0.05))])),
-        Case(c, "--threads 2: SIGKILL of the main process (orphaned workers)",
+        Case(c, "--distribute local:2: SIGKILL of the main process (orphaned workers)",
              runner=orphan_runner("SIGKILL")),
-        Case(c, "--threads 2: SIGTERM of the main process (workers end with it)",
+        Case(c, "--distribute local:2: SIGTERM of the main process (workers end with it)",
              runner=orphan_runner("SIGTERM")),
-        Case(c, "--threads 2: SIGKILL of a worker", expect="error",
-             runner=worker_fault_runner("SIGKILL", r"data-parallel worker 1 was killed by "
-                                                   r"signal SIGKILL")),
-        Case(c, "--threads 2: SIGSTOP of a worker (timeout 3 s)", expect="error",
-             runner=worker_fault_runner("SIGSTOP", r"data-parallel worker 1 was stopped by "
-                                                   r"signal SIGSTOP and sent no result")),
-        Case(c, "--threads 2: SIGTERM to a worker alone (ignored)",
+        Case(c, "--distribute local:2: SIGKILL of a worker", expect="error",
+             runner=worker_fault_runner("SIGKILL", r"data-parallel process died: rank 1 "
+                                                   r"\(pid \d+\) was killed by signal SIGKILL")),
+        Case(c, "--distribute local:2: SIGSTOP of a worker (timeout 3 s)", expect="error",
+             runner=worker_fault_runner("SIGSTOP", r"data-parallel process hangs: waited "
+                                                   r"\d+ s; rank 1 \(pid \d+\) is stopped")),
+        Case(c, "--distribute local:2: SIGTERM to a worker alone (ignored)",
              runner=worker_fault_runner("SIGTERM", "survive")),
         Case(c, "SIGKILL while --output is written over an older model",
              runner=output_kill_runner),

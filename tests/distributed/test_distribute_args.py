@@ -56,3 +56,20 @@ def test_dropout_shard_keeps_the_rows_of_the_global_mask():
     part.batch_shard = (0, 3, 7)
     with pytest.raises(ValueError, match="expects 3 rows; received 4"):
         part.forward(x[:4], training=True)
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-1", "nan", "inf"])
+def test_a_bad_timeout_is_refused_before_forking(bad, monkeypatch):
+    import os
+
+    import numcnn
+    from numcnn.layers import Dense, Flatten
+
+    monkeypatch.setenv("NUMCNN_MPI_TIMEOUT", bad)
+    m = numcnn.Sequential([Flatten(), Dense(3)], input_shape=(1, 4, 4), seed=0)
+    m.compile(optimizer="sgd", loss="softmax_cross_entropy")
+    with pytest.raises(ValueError, match=f"NUMCNN_MPI_TIMEOUT='{bad}': expected a positive"):
+        m.fit(np.zeros((8, 1, 4, 4)), np.zeros(8, np.int64), batch_size=4, verbose=0,
+              distribute="local:2")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)

@@ -113,7 +113,7 @@ def test_ctrl_c_for_the_process_group_is_the_parent_s_alone():
     finally:
         err = clean_up(proc, child)
     assert err.rstrip().endswith("KeyboardInterrupt"), err
-    assert "numcnn: local rank 0 of 2: KeyboardInterrupt" in err, err
+    assert "numcnn:" not in err, err  # the parent's own interrupt, no other process's
 
 
 class InChild(Layer):

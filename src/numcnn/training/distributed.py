@@ -90,7 +90,7 @@ def timeout() -> float:
         value = float(raw) if raw else MPI_TIMEOUT
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not (value > 0 and np.isfinite(value)):
         raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
     return value
 
@@ -114,11 +114,14 @@ def wait(req: Any, what: str, comm: Any) -> None:
 
 
 def fail(comm: Any, message: str) -> None:
-    """Print ``message`` for this rank on stderr and abort every rank."""
-    mpi = isinstance(comm, MPIComm)
-    print(f"numcnn: {'MPI' if mpi else 'local'} rank {comm.rank} of {comm.size}: {message}; "
-          "stopping every rank", file=sys.stderr, flush=True)
-    if mpi:
+    """Print ``message`` for this rank on stderr (MPI; local processes leave it for the
+    parent's error) and abort every rank."""
+    note = getattr(comm, "note", None)
+    if note is not None:  # local processes: the parent raises it (no line of its own)
+        note(message)
+    else:
+        print(f"numcnn: MPI rank {comm.rank} of {comm.size}: {message}; stopping every rank",
+              file=sys.stderr, flush=True)
         time.sleep(0.25)  # let mpiexec forward the line before the abort tears the job down
     comm.abort(1)
 

@@ -51,6 +51,7 @@ from . import distributed
 SLICE = 0.05
 #: Polls of a semaphore before sleeping on it (a few microseconds).
 SPIN = 200
+_NOTE = 1024  # bytes kept of a failing rank's message
 
 
 def _prctl() -> Any:
@@ -108,10 +109,12 @@ class LocalComm(distributed.Communicator):
         # sems[a][b]: rank a has arrived, for rank b to take
         self.sems = [[ctx.Semaphore(0) if a != b else None for b in range(self.size)]
                      for a in range(self.size)]
-        self._mem = mmap.mmap(-1, 8 * (8 + 2 * self.size * self.capacity))
+        head = 8 + _NOTE // 8  # the flag, the note's length, the note, then the slots
+        self._mem = mmap.mmap(-1, 8 * (head + 2 * self.size * self.capacity))
         words = np.frombuffer(self._mem, np.float64)
-        self.flag = np.frombuffer(self._mem, np.int64, count=1)  # 0, or 1 + a failed rank
-        self.banks = words[8:].reshape(2, self.size, self.capacity)
+        self.flag = np.frombuffer(self._mem, np.int64, count=2)  # 1 + a failed rank; length
+        self.note_bytes = np.frombuffer(self._mem, np.uint8, count=_NOTE, offset=64)
+        self.banks = words[head:].reshape(2, self.size, self.capacity)
         self.turn = 0
         self.work = np.empty(self.capacity, np.float64)
         self.children: list[int] = []
@@ -137,13 +140,22 @@ class LocalComm(distributed.Communicator):
 
     # -- the barrier ------------------------------------------------------------------------
     def _failed(self, why: str) -> RuntimeError:
-        return RuntimeError(f"another local data-parallel process {why} (bound: "
-                            f"{distributed.TIMEOUT_ENV}={distributed.timeout():g} s)")
+        return RuntimeError(f"another local data-parallel process {why}")
+
+    def note(self, message: str) -> None:
+        """Leave ``message`` (why this rank fails) for the others' error."""
+        raw = message.encode("utf-8", "replace")[:_NOTE]
+        self.note_bytes[:len(raw)] = np.frombuffer(raw, np.uint8)
+        self.flag[1] = len(raw)
+
+    def _failure(self) -> RuntimeError:
+        raw = self.note_bytes[:int(self.flag[1])].tobytes().decode("utf-8", "replace")
+        return self._failed(f"failed: rank {int(self.flag[0]) - 1}: {raw or 'an error'}")
 
     def _check(self, start: float, limit: float) -> None:
         """Between two sleeps of a wait: raise when a rank failed, died or hangs."""
         if self.flag[0]:
-            raise self._failed(f"failed (rank {int(self.flag[0]) - 1})")
+            raise self._failure()
         if self.rank == 0:
             for r, pid in enumerate(self.children, 1):
                 if pid in self.dead:
@@ -161,7 +173,8 @@ class LocalComm(distributed.Communicator):
         if elapsed > limit:
             states = "".join(f"; rank {r} (pid {pid}) is {_state(pid)}"
                              for r, pid in enumerate(self.children, 1))
-            raise self._failed(f"hangs: waited {elapsed:.0f} s{states}")
+            raise self._failed(f"hangs: waited {elapsed:.0f} s{states} (bound: "
+                               f"{distributed.TIMEOUT_ENV}={limit:g} s)")
 
     def _take(self, sem: Any) -> None:
         for _ in range(SPIN):

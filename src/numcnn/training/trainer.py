@@ -281,6 +281,7 @@ class Trainer:
             if why:
                 raise ValueError(f"fit(distribute={distribute!r}): {why}")
             distributed.check_batches(n, bs, comm.size)
+            distributed.timeout()  # a bad NUMCNN_MPI_TIMEOUT fails here, before any fork
             if isinstance(comm, distributed.LocalPending):  # fork the local ranks now
                 why = local_sync.fork_problem()
                 if why:
