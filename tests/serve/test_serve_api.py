@@ -146,7 +146,10 @@ def test_image_answer_is_the_model_on_its_preprocessed_input(client, lenet5):
     x = model_input(lenet5.model, buf.getvalue())  # MNIST-style, as `numcnn predict`
     np.testing.assert_allclose(decode(answer["input"]), x[0], atol=1 / 510 + 1e-7)
     z = lenet5.model.predict(x)[0]
-    np.testing.assert_allclose(answer["output"], z, rtol=1e-6, atol=1e-7)
+    # the page runs the layers one by one (it shows them), predict the fused inference
+    # path: the same float32 sums in another order, a few roundings of the largest logit
+    np.testing.assert_allclose(answer["output"], z, rtol=1e-6,
+                               atol=8 * np.finfo(np.float32).eps * np.abs(z).max())
     # the ink became bright on black, fitted into 20×20 (one more for the filter's reach)
     inp = decode(answer["input"])[0]
     rows, cols = np.nonzero(inp > 0)
