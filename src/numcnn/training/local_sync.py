@@ -41,6 +41,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -125,7 +126,11 @@ class LocalComm(distributed.Communicator):
         """Fork ranks 1 … size − 1; each returns from here with its ``rank`` set."""
         prctl = _prctl()
         for r in range(1, self.size):
-            pid = os.fork()
+            with warnings.catch_warnings():
+                # Python >= 3.12 and libraries with thread pools (JAX) warn about fork() in
+                # a process with threads; the child only runs NumPy on its copy of the model
+                warnings.filterwarnings("ignore", message=r".*fork\(\)", category=Warning)
+                pid = os.fork()
             if pid == 0:
                 self.rank, self.children = r, []
                 die_with_parent(self.parent, prctl)
