@@ -100,12 +100,20 @@ class Peers:
                                f"{err:.3g} at scale {scale:.3g}")
 
     def _numcnn(self):
+        from numcnn.threads import num_threads
+
         net, bs = self.net, self.args.batch_size
+        # n cores for training: numcnn's data-parallel processes of one BLAS thread each
+        # (fit(distribute="local:n")), or --numcnn-train blas: one process, n BLAS threads
+        local = self.th > 1 and self.args.numcnn_train == "local"
+        kw = {"distribute": f"local:{self.th}"} if local else {}
 
         def train():
-            t = _now()
-            self.train_net.fit(self.x, self.y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
-            return _now() - t
+            with num_threads(1 if local else self.th):
+                t = _now()
+                self.train_net.fit(self.x, self.y, batch_size=bs, epochs=1, shuffle=False,
+                                   verbose=0, **kw)
+                return _now() - t
         return {"train": train, "infer": lambda: _timed(net.predict, self.xi, 1000),
                 "latency": lambda: _latency(lambda: net.predict(self.x1, batch_size=1),
                                             self.args.calls)}
@@ -387,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-floor", action="store_true", help="skip the GEMM probe")
+    p.add_argument("--numcnn-train", choices=("local", "blas"), default="local",
+                   help="numcnn's training at n >= 2 threads: local (default) = "
+                   "fit(distribute='local:n'), n processes of 1 BLAS thread; blas = one "
+                   "process with n BLAS threads (numcnn.set_num_threads(n))")
     p.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
                    help="auto (default): process CPU time at 1 thread, wall time at more")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -432,7 +444,10 @@ def main(argv: list[str] | None = None) -> int:
           f"with each repeat; train = {args.steps} steps of {args.batch_size}, infer = "
           f"{args.infer_images} images in batches of 1000, latency = median of {args.calls} "
           "one-image calls; ratios are numcnn's time over the peer's (< 1: numcnn faster); "
-          "× floor = numcnn's time over the GEMM shape floor of floor.py; clock: "
+          "× floor = numcnn's time over the GEMM shape floor of floor.py; numcnn trains "
+          + ("at n ≥ 2 threads in n processes (fit(distribute='local:n'))"
+             if args.numcnn_train == "local" else "in one process with n BLAS threads")
+          + "; clock: "
           + ", ".join(f"{th} thread(s) {_clock(args, th)}" for th in args.threads))
     print()
     for ln in table(results, args):
