@@ -381,8 +381,8 @@ def _header(tch, threads, model, steps, repeats) -> str:
             f"Python {platform.python_version()}; CPU {cpu} ({os.cpu_count()} logical); "
             f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}"
             + ("; CPU time" if _now is time.process_time else "")
-            + ("; numcnn at n ≥ 2 threads: fit and predict with n BLAS threads in one "
-               "process" if max(threads, default=1) >= 2 else ""))
+            + ("; numcnn at n ≥ 2 threads: fit with n BLAS threads, predict with n threads "
+               "of one BLAS thread, in one process" if max(threads, default=1) >= 2 else ""))
 
 
 #: labels of the memory rows in the summary line (the others use their first word)

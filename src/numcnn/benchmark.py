@@ -12,9 +12,10 @@ Measures, each the median of ``repeats`` runs with the min–max range:
   batches when ``steps`` is given) and ``train images/s``;
 * ``infer images/s (batch 1000)``: ``predict`` on the 10,000 test images at batch 1,000.
 
-At ``n ≥ 2`` threads ``fit`` and ``predict`` run in one process with ``n`` BLAS threads, as
-after ``numcnn.set_num_threads(n)``. Training in ``n`` data-parallel processes is
-``fit(distribute="local:n")``, timed against one process by ``benchmarks/two_cores.py``.
+At ``n ≥ 2`` threads ``fit`` runs in one process with ``n`` BLAS threads and ``predict``
+with ``n`` threads of one BLAS thread each, as after ``numcnn.set_num_threads(n)``. Training
+in ``n`` data-parallel processes is ``fit(distribute="local:n")``, timed against one process
+by ``benchmarks/two_cores.py``.
 
 >>> rows = run_benchmark(threads=(1,), batch_sizes=(128,), steps=20)  # doctest: +SKIP
 """
@@ -185,8 +186,8 @@ def header(model: str, threads: Sequence[int], steps: int | None, repeats: int) 
     return (f"model {model}; numcnn {__version__}, NumPy {np.__version__}, "
             f"Python {platform.python_version()}; CPU {cpu} ({os.cpu_count()} logical); "
             f"threads {', '.join(map(str, threads))}; {repeats} repeats, {mode}"
-            + ("; at n ≥ 2 threads: fit and predict with n BLAS threads in one process "
-               "(data-parallel processes: fit(distribute='local:n'))"
+            + ("; at n ≥ 2 threads: fit with n BLAS threads, predict with n threads, in one "
+               "process (data-parallel processes: fit(distribute='local:n'))"
                if max(threads, default=1) >= 2 else ""))
 
 
