@@ -226,3 +226,21 @@ def test_what_cannot_be_sharded_is_refused_before_forking():
               distribute="local:2")
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_threaded_predict_before_local_training_does_not_hang_the_children(monkeypatch):
+    """predict at 2 threads makes a process-wide thread pool; the forked ranks have none of
+    its threads, so their sharded validation must not queue work on the inherited pool (it
+    hung until NUMCNN_MPI_TIMEOUT). The validation figures equal one process's evaluate."""
+    monkeypatch.setenv("NUMCNN_MPI_TIMEOUT", "20")
+    rng = np.random.default_rng(4)
+    x, y = rng.random((1536, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1536)
+    model = lenet5(seed=1)
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy", metrics=["accuracy"])
+    with threads.num_threads(2):
+        model.predict(x[:1024])  # the parent's pool is made and used
+        hist = model.fit(x[:512], y[:512], validation_data=(x[512:], y[512:]), epochs=1,
+                         batch_size=128, verbose=0, distribute="local:2")
+        scores = model.evaluate(x[512:], y[512:])
+    assert hist.history["val_accuracy"][0] == pytest.approx(scores["accuracy"], abs=1e-12)
+    assert hist.history["val_loss"][0] == pytest.approx(scores["loss"], rel=1e-5)

@@ -32,6 +32,7 @@ within float rounding (the folds and the order of the sums differ).
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -365,6 +366,20 @@ def build_stages(model: Any) -> list[Any]:
 # ------------------------------------------------------------------------------- threads
 _POOL: list[ThreadPoolExecutor] = []
 _POOL_LOCK = threading.Lock()
+#: guards the growth of every plan's list of per-thread buffers
+_BUFS_LOCK = threading.Lock()
+
+
+def _forget_threads_in_child() -> None:
+    """After ``fork`` (``fit(distribute="local:K")``): the child has none of the parent's
+    pool threads, so a pool inherited from the parent would queue work that never runs."""
+    global _POOL_LOCK, _BUFS_LOCK
+    _POOL.clear()
+    _POOL_LOCK, _BUFS_LOCK = threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_in_child)
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
@@ -387,7 +402,6 @@ class InferencePlan:
         self.out_shape = tuple(model.graph.outputs[0].shape)
         self.dtype = model.dtype
         self._bufs: list[Buffers] = []
-        self._lock = threading.Lock()
 
     def weights(self, n_total: int) -> list[Any]:
         """Every stage's arrays for this call (live parameters, folds recomputed)."""
@@ -400,7 +414,7 @@ class InferencePlan:
         return out
 
     def _buffers(self, k: int) -> Buffers:
-        with self._lock:
+        with _BUFS_LOCK:
             while len(self._bufs) <= k:
                 self._bufs.append(Buffers())
             b = self._bufs[k]
