@@ -5,14 +5,17 @@ The design notes measured that two OpenBLAS threads collapse when the other core
 ``predict`` run their loops inside :func:`blas_threads` with the count set here, and restore
 the previous setting afterwards — like ``torch.set_num_threads``.
 
-The count means BLAS threads, nothing more: ``fit`` (in one process), ``evaluate`` and
-``predict`` give BLAS ``n`` threads. NumPy's own loops (im2col, pooling, activations) stay
+The count means threads, never processes: ``fit`` (in one process) gives BLAS ``n``
+threads; ``predict`` and ``evaluate`` of a model the fused inference path handles
+(:mod:`numcnn.models.inference`, the LeNet-5 chains) split each batch between ``n`` threads
+of one BLAS thread each — the same results as one thread, bit for bit — and other models
+give BLAS ``n`` threads. NumPy's own loops (im2col, pooling, activations) in training stay
 on one core, so for training on several cores use data-parallel processes instead, chosen
 explicitly: ``fit(distribute="local:K")`` (K forked processes of one BLAS thread each),
 ``fit(distribute="mpi")`` or ``mpiexec -n K`` (see :mod:`numcnn.training.distributed`).
 
 >>> import numcnn
->>> numcnn.set_num_threads(2)     # 2 BLAS threads inside fit/evaluate/predict
+>>> numcnn.set_num_threads(2)     # 2 threads inside fit/evaluate/predict
 >>> numcnn.set_num_threads(None)  # leave BLAS alone
 >>> numcnn.set_num_threads(1)     # the default (or $NUMCNN_NUM_THREADS)
 
