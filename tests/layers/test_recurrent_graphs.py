@@ -208,6 +208,10 @@ def test_bidirectional_arguments():
         Bidirectional(LSTM(3), merge_mode="max")
     with pytest.raises(ValueError, match="return_sequences"):
         Bidirectional(LSTM(3), backward_layer=LSTM(3, return_sequences=True))
+    # halves of different sizes built but declared twice the forward size (a Dense after
+    # them was built for 6 inputs and received 7): refused, one hidden size as torch's
+    with pytest.raises(ValueError, match="same units; received 3 and 4"):
+        Bidirectional(LSTM(3), backward_layer=LSTM(4, go_backwards=True))
     b = Bidirectional(LSTM(3, name="enc"))
     assert b.backward_layer.go_backwards and not b.forward_layer.go_backwards
     assert b.backward_layer.name == "backward_enc"

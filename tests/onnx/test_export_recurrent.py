@@ -160,13 +160,6 @@ def test_bidirectional_whose_halves_differ_is_two_nodes(seq):
     assert ops.count("LSTM") == 2 and ops.count("GRU") == 2
 
 
-def test_bidirectional_halves_of_different_sizes_are_refused():
-    x = Input((T, F))
-    layer = Bidirectional(LSTM(H), backward_layer=LSTM(H + 1, go_backwards=True), name="bi")
-    with pytest.raises(ExportError, match=r"'bi' \(Bidirectional\): .*4 and 5"):
-        to_onnx(numcnn.Model(x, layer(x)))
-
-
 def test_stateful_layer_is_refused_naming_it():
     x = Input((T, F))
     model = numcnn.Model(x, LSTM(H, stateful=True, batch_size=2, name="memory")(x))

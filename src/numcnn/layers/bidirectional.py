@@ -74,6 +74,9 @@ class Bidirectional(SequenceLayer):
         if layer.cell != backward_layer.cell:
             raise ValueError(f"layer and backward_layer must be the same kind of cell; received "
                              f"{type(layer).__name__} and {type(backward_layer).__name__}")
+        if layer.units != backward_layer.units:  # one hidden size, as torch's bidirectional
+            raise ValueError(f"layer and backward_layer must have the same units; received "
+                             f"{layer.units} and {backward_layer.units}")
         self.forward_layer: Recurrent = layer
         self.backward_layer: Recurrent = backward_layer
         self.merge_mode = merge_mode

@@ -201,9 +201,6 @@ def bidirectional(ctx: LayerContext) -> None:
     layer = ctx.layer
     fl, bl = layer.forward_layer, layer.backward_layer
     _check(ctx, [fl, bl])
-    if fl.units != bl.units:
-        raise ctx.fail(f"its halves have different sizes, {fl.units} and {bl.units}, which "
-                       "numcnn's own output shape (twice the forward size) does not allow for")
     n = fl.n_states
     x, states, src = _split(ctx, layer, 2 * n)
     seq = layer.return_sequences
