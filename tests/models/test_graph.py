@@ -387,3 +387,26 @@ def test_layers_listed_in_any_order_load_and_a_missing_tensor_is_named(tmp_path)
     config["layers"] = [s for s in config["layers"] if s["class_name"] != "ReLU"]
     with pytest.raises(ValueError, match="reads a tensor that no layer makes"):
         numcnn.Model.from_config(config)
+
+
+def test_a_shared_layer_giving_two_outputs_has_two_names_and_two_losses():
+    """The same Dense called on two inputs, both calls outputs: the names were both 'head',
+    so the second output's loss overwrote the first's in the history. Each per-output loss
+    must equal the mean squared error computed here from the initial weights (one batch:
+    the logged loss is the forward pass before the update)."""
+    a, b = Input((3,)), Input((3,))
+    head = Dense(2, name="head")
+    model = numcnn.Model([a, b], [head(a), head(b)], seed=3)
+    assert model.output_names == ["head", "head[1]"]
+    model.compile(optimizer=optimizers.SGD(lr=0.1), loss="mse", metrics=[])
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    ya, yb = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    W, bias = (np.array(head.params[k], np.float64) for k in ("W", "b"))
+    want = [np.mean((xa @ W + bias - ya) ** 2), np.mean((xb @ W + bias - yb) ** 2)]
+    hist = model.fit([xa.astype(np.float32), xb.astype(np.float32)],
+                     [ya.astype(np.float32), yb.astype(np.float32)], batch_size=4, epochs=1,
+                     shuffle=False, verbose=0)
+    assert hist.history["head_loss"][0] == pytest.approx(want[0], rel=1e-5)
+    assert hist.history["head[1]_loss"][0] == pytest.approx(want[1], rel=1e-5)
+    assert hist.history["loss"][0] == pytest.approx(sum(want), rel=1e-5)

@@ -205,11 +205,27 @@ class Model(Layer):
     @property
     def output_names(self) -> list[str]:
         """One name per output: the name of the layer producing it (``_k`` for the k-th
-        output of a multi-output layer)."""
-        names = []
+        output of a multi-output layer). Names are unique (losses, metrics and the history
+        are keyed by them): when a shared layer's calls give several outputs, the later ones
+        are named by their call, ``name[k]`` for the k-th (from 0), as the ONNX exporter
+        names the values of a layer's k-th call."""
+        call_of: dict[int, int] = {}
+        count: dict[int, int] = {}
+        for st in self.graph.steps:
+            call_of[id(st.node)] = count.get(id(st.layer), 0)
+            count[id(st.layer)] = call_of[id(st.node)] + 1
+        names: list[str] = []
         for t in self.outputs:
-            name = self.layer_name(t.layer)
-            names.append(name if len(t.node.outputs) == 1 else f"{name}_{t.index}")
+            base = self.layer_name(t.layer)
+            tail = "" if len(t.node.outputs) == 1 else f"_{t.index}"
+            name = base + tail
+            if name in names:
+                name = f"{base}[{call_of.get(id(t.node), 0)}]{tail}"
+            k = 0
+            while name in names:  # the same tensor given as two outputs
+                k += 1
+                name = f"{base}{tail}_{k}"
+            names.append(name)
         return names
 
     @property
