@@ -215,9 +215,8 @@ def conv2d_forward(
              "pads": pads, "ws": ws, "fields": None,
              "whole": (H + pt + pb, Wd + pl + pr) == (kh, kw), "groups": G,
              "relu_y": _nchw(y4) if relu == "grad" else None}
-    if _use_row_fields(Wo, N, (H + pt + pb) * C * kw * Wo * N * x.itemsize) and not cache[
-            "whole"]:
-        nbytes = (H + pt + pb) * C * kw * Wo * N * x.itemsize
+    nbytes = (H + pt + pb) * C * kw * Wo * N * x.itemsize  # the row fields' size
+    if _use_row_fields(Wo, N, nbytes) and not cache["whole"]:
         Q = chunk_columns(F, K, Wo, N) if G == 1 else 0
         if Q and nbytes > tuning.KEEP_FIELD_BYTES:
             # a few output columns at a time, in cache; the backward pass builds whole rows
